@@ -1,0 +1,1 @@
+"""ParkGate benchmarks: `make bench` runs `python -m bench`."""
