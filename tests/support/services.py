@@ -34,8 +34,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.02,
-             what: str = "condition") -> object:
+def wait_for(
+    predicate: Callable[[], object],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> object:
     """Poll ``predicate`` until it returns something truthy; raise TimeoutError after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
@@ -78,8 +82,9 @@ class MosquittoInstance:
     broker allows anonymous clients on 127.0.0.1:``port``.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_config: str = "",
-                 anonymous: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, extra_config: str = "", anonymous: bool = True
+    ) -> None:
         binary = _find_binary("mosquitto", ["/usr/sbin"])
         if binary is None:
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
@@ -115,7 +120,8 @@ class MosquittoInstance:
             return self
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.conf)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             wait_for_port(self.port, timeout=10)
@@ -193,16 +199,46 @@ class PostgresInstance:
             self.sockdir.mkdir(exist_ok=True)
             self._chown(self.sockdir)
             subprocess.run(
-                [*self._as_user, self.initdb, "-D", str(self.datadir), "-U", self.user,
-                 "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
-                check=True, capture_output=True,
+                [
+                    *self._as_user,
+                    self.initdb,
+                    "-D",
+                    str(self.datadir),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                    "--no-sync",
+                ],
+                check=True,
+                capture_output=True,
             )
         self.proc = subprocess.Popen(
-            [*self._as_user, self.postgres, "-D", str(self.datadir), "-p", str(self.port),
-             "-h", self.host, "-k", str(self.sockdir), "-c", "fsync=off",
-             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=300", "-c", "shared_buffers=128MB"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                *self._as_user,
+                self.postgres,
+                "-D",
+                str(self.datadir),
+                "-p",
+                str(self.port),
+                "-h",
+                self.host,
+                "-k",
+                str(self.sockdir),
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=128MB",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             wait_for(self._ready, timeout=30, what="postgres to accept queries")
