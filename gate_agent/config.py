@@ -1,0 +1,252 @@
+"""The gate agent's configuration: pydantic models read from TOML.
+
+Every model forbids unknown keys and describes every field, so a typo is reported with its path
+(``lanes.0.barrier.pin``) and what is allowed, instead of being silently ignored. Secrets (the
+operator API token, MQTT password) may come from the environment: a string value of the form
+``env:NAME`` is replaced by ``$NAME`` when the config is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gate_agent.domain import AntiPassback, Direction, LotRules
+
+__all__ = [
+    "AgentConfig",
+    "ConfigError",
+    "load_config",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RulesConfig(_Model):
+    early_grace_minutes: float = Field(15, ge=0, description="Entry may open this early.")
+    late_grace_minutes: float = Field(15, ge=0, description="Entry may open this late after end.")
+    anti_passback: AntiPassback = Field(
+        AntiPassback.HARD, description="hard: a plate inside can't enter again; soft: flagged; off."
+    )
+    min_confidence: float = Field(0.80, ge=0, le=1, description="Reads below this never open.")
+    fuzzy_min_confidence: float = Field(
+        0.90, ge=0, le=1, description="A fuzzy (one-edit) match needs a read at least this sure."
+    )
+
+    def to_rules(self) -> LotRules:
+        return LotRules(
+            early_grace=timedelta(minutes=self.early_grace_minutes),
+            late_grace=timedelta(minutes=self.late_grace_minutes),
+            anti_passback=self.anti_passback,
+            min_confidence=self.min_confidence,
+            fuzzy_min_confidence=self.fuzzy_min_confidence,
+        )
+
+
+class LotConfig(_Model):
+    id: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="The lot id the cloud knows this lot by (letters, digits, - and _).",
+    )
+    data_dir: Path = Field(
+        Path("/var/lib/parkgate"), description="Where the SQLite cache and journal live."
+    )
+    rules: RulesConfig = Field(default_factory=RulesConfig, description="Decision rules.")
+
+
+class RecognitionConfig(_Model):
+    models_dir: Path | None = Field(
+        None,
+        description="Directory with the detector and OCR ONNX files; default $PARKGATE_MODELS_DIR,"
+        " else fast-alpr downloads its models (networked Pi).",
+    )
+    detector: str = Field(
+        "yolo-v9-t-416-license-plates-end2end-int8-dequant-fp32.onnx",
+        description="Plate detector file name in models_dir.",
+    )
+    ocr: str = Field("cct_xs_v2_global", description="OCR model base name in models_dir.")
+    threads: int = Field(2, ge=1, le=16, description="onnxruntime intra-op threads.")
+    detection_threshold: float = Field(0.4, gt=0, lt=1, description="Plate detector threshold.")
+    min_plate_length: int = Field(4, ge=1, le=12, description="Shorter reads are dropped.")
+    plate_format: str | None = Field(
+        None, description="Optional regex a normalised plate must fully match (per lot)."
+    )
+
+    @field_validator("plate_format")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression ({exc})") from None
+        return value
+
+
+class PassConfig(_Model):
+    budget_seconds: float = Field(
+        1.5, gt=0, le=30, description="Decide at the latest this long after a pass starts."
+    )
+    gap_seconds: float = Field(
+        3.0, gt=0, le=120, description="No reads of a car for this long ends its pass."
+    )
+
+
+class OpenCVCameraConfig(_Model):
+    kind: Literal["opencv"] = Field(description="A USB camera index or an RTSP/HTTP URL.")
+    source: int | str = Field(..., description="USB index (0) or URL (rtsp://...).")
+
+
+class ReplayCameraConfig(_Model):
+    kind: Literal["replay"] = Field(description="Replay an image folder or a video file.")
+    path: Path = Field(..., description="Image folder or video file.")
+    fps: float = Field(2.0, ge=0, le=60, description="Frames per second (0: as fast as read).")
+    loop: bool = Field(True, description="Start again at the end.")
+
+
+CameraConfig = Annotated[OpenCVCameraConfig | ReplayCameraConfig, Field(discriminator="kind")]
+
+
+class GpioBarrierConfig(_Model):
+    kind: Literal["gpio"] = Field(description="A relay on a Raspberry Pi GPIO pin.")
+    pin: int | str = Field(..., description="BCM pin number (17) or gpiozero pin name ('GPIO17').")
+    active_high: bool = Field(True, description="False for relay boards that switch on low.")
+    pulse_seconds: float = Field(1.0, gt=0, le=30, description="How long the open pulse lasts.")
+    mock: bool = Field(False, description="Use gpiozero's MockFactory (demo/tests, no hardware).")
+
+
+class SerialBarrierConfig(_Model):
+    kind: Literal["serial"] = Field(description="A USB relay board (LCUS/CH340, A0 frames).")
+    port: str = Field(..., description="Serial device, e.g. /dev/ttyUSB0.")
+    channel: int = Field(1, ge=1, le=8, description="Relay channel on the board.")
+    baudrate: int = Field(9600, description="Serial speed of the board.")
+    pulse_seconds: float = Field(1.0, gt=0, le=30, description="How long the open pulse lasts.")
+
+
+class DryRunBarrierConfig(_Model):
+    kind: Literal["dry-run"] = Field(description="Log pulses only (commissioning).")
+    pulse_seconds: float = Field(1.0, gt=0, le=30, description="Recorded pulse length.")
+
+
+BarrierConfig = Annotated[
+    GpioBarrierConfig | SerialBarrierConfig | DryRunBarrierConfig, Field(discriminator="kind")
+]
+
+
+class PresenceConfig(_Model):
+    pin: int | str = Field(..., description="GPIO input of the induction loop or light beam.")
+    active_high: bool = Field(True, description="False when the detector pulls the line low.")
+    mock: bool = Field(False, description="Use gpiozero's MockFactory (demo/tests).")
+
+
+class LaneConfig(_Model):
+    id: str = Field(..., pattern=r"^[A-Za-z0-9_-]+$", description="Lane id, unique in the lot.")
+    direction: Direction = Field(..., description="entry or exit.")
+    camera: CameraConfig = Field(..., description="Where frames come from.")
+    barrier: BarrierConfig = Field(..., description="What opens the barrier.")
+    presence: PresenceConfig | None = Field(None, description="Optional vehicle presence sensor.")
+
+
+class PrivacyConfig(_Model):
+    keep_images: bool = Field(False, description="Keep an evidence image per event.")
+    image_dir: Path | None = Field(None, description="Where kept images go (default data_dir).")
+    retention_days: int = Field(30, ge=1, le=3650, description="Plate reads are purged after.")
+    hash_plates: bool = Field(False, description="Store plates hashed at the edge.")
+
+
+class AgentConfig(_Model):
+    lot: LotConfig = Field(..., description="This lot.")
+    recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
+    passes: PassConfig = Field(default_factory=PassConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    lanes: list[LaneConfig] = Field(..., min_length=1, description="One entry per lane.")
+
+    @model_validator(mode="after")
+    def _unique_lane_ids(self) -> AgentConfig:
+        ids = [lane.id for lane in self.lanes]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"lane ids must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+class ConfigError(ValueError):
+    """The config file cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _expand_env(value: Any, path: str, problems: list[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, f"{path}.{k}" if path else k, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, f"{path}.{i}", problems) for i, v in enumerate(value)]
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            problems.append(f"{path}: environment variable {name} is not set (value '{value}')")
+            return value
+        return os.environ[name]
+    return value
+
+
+# Parts pydantic adds to an error's location for union members; they mean nothing to an operator.
+_UNION_TAGS = {"opencv", "replay", "gpio", "serial", "dry-run", "int", "str"}
+_KINDS = {"camera": "'opencv', 'replay'", "barrier": "'gpio', 'serial', 'dry-run'"}
+
+
+def _describe(errors: list[Any]) -> list[str]:
+    """One line per field: ``path: what is wrong (allowed: ...)``; union alternatives merged."""
+    by_field: dict[str, list[str]] = {}
+    for error in errors:
+        parts = [str(p) for p in error["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)]
+        loc = ".".join(parts) or "(top level)"
+        msg = error["msg"]
+        if error["type"] == "extra_forbidden":
+            msg = "unknown field; remove it or check the spelling"
+        elif error["type"] == "missing":
+            msg = "required field is missing"
+        elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            allowed = _KINDS.get(parts[-1], "")
+            msg = f"'kind' must be one of {allowed}"
+        msgs = by_field.setdefault(loc, [])
+        if msg not in msgs:
+            msgs.append(msg)
+    return [f"{loc}: {' or '.join(msgs)}" for loc, msgs in by_field.items()]
+
+
+def parse_config(data: dict[str, Any]) -> AgentConfig:
+    problems: list[str] = []
+    data = _expand_env(data, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors())) from None
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    return parse_config(data)
