@@ -1,0 +1,224 @@
+"""Whether a lane opens: a pure function of the cached facts, the time and the lot's rules.
+
+``decide(direction, candidates, now, rules)`` judges every detected plate (one
+:class:`~gate_agent.domain.CandidateFacts` each) on its own, then combines the verdicts:
+
+1. A *usable* candidate (confident enough, see below) that matches a deny-list entry valid now
+   denies the whole frame with ``denylisted`` — even if another plate in the frame would open.
+   A deny-listed car must not get in behind a sticker or a neighbour's plate; the operator can
+   still open by hand.
+2. Otherwise, if any candidate opens, the best opening candidate wins: an exact match before a
+   fuzzy one, a clean opening before a ``soft_passback`` one, then the higher confidence.
+3. Otherwise the most informative denial wins, in :data:`DENIAL_PRIORITY` order
+   (``denylisted > payment_due > already_inside > not_paid > too_early > expired > cancelled >
+   ambiguous_match > low_confidence > no_reservation > no_plate``), ties to the higher confidence.
+   No candidates at all is ``no_plate``.
+
+One candidate:
+
+- ``AMBIGUOUS`` match → ``ambiguous_match``. ``NONE`` → ``low_confidence`` if the read is below
+  ``rules.min_confidence`` (an unsure read proves no absence), else ``no_reservation``.
+- A read below ``rules.min_confidence``, or a fuzzy match below ``rules.fuzzy_min_confidence``,
+  never opens: ``low_confidence``. A fuzzy opening carries ``fuzzy=True``.
+- Entry: a CONFIRMED reservation whose window widened by the grace contains now opens with
+  ``reservation_valid``; an allow-list entry valid now opens with ``allowlisted``. Windows are
+  half-open like :meth:`ListEntry.valid_at`: ``starts_at - early_grace <= now < ends_at +
+  late_grace``. Anti-passback applies to both kinds when the plate is recorded inside: ``hard``
+  denies ``already_inside``; ``soft`` opens with reason ``soft_passback`` (the reservation id kept,
+  flag ``"passback"``) so the event stands out in the journal; ``off`` ignores presence.
+  Without an opening, each reservation says why not — ``cancelled``; ``expired`` (status
+  EXPIRED/COMPLETED or after the widened window); ``too_early``; ``not_paid`` (PENDING inside the
+  window) — and the most informative of those is given; no reservation is ``no_reservation``.
+- Exit never traps a car for lack of presence. An allow-listed plate exits with ``allowlisted``.
+  The visit's reservation is the one presence recorded, else the latest non-cancelled one that has
+  begun (with the early grace), else the next one. If it owes money the exit denies with
+  ``payment_due`` and the amount; otherwise ``exit_paid``. A car recorded inside with no usable
+  reservation (allow-list or manual entry) exits with ``exit_paid``; a plate only holding cancelled
+  reservations and not inside is ``cancelled``; an unknown plate not inside is ``no_reservation``
+  so that an operator looks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from gate_agent.domain import (
+    AntiPassback,
+    CandidateFacts,
+    Decision,
+    Direction,
+    ListKind,
+    LotRules,
+    MatchKind,
+    Reason,
+    Reservation,
+    ReservationStatus,
+)
+
+__all__ = ["DENIAL_PRIORITY", "decide"]
+
+DENIAL_PRIORITY: tuple[Reason, ...] = (
+    Reason.DENYLISTED,
+    Reason.PAYMENT_DUE,
+    Reason.ALREADY_INSIDE,
+    Reason.NOT_PAID,
+    Reason.TOO_EARLY,
+    Reason.EXPIRED,
+    Reason.CANCELLED,
+    Reason.AMBIGUOUS_MATCH,
+    Reason.LOW_CONFIDENCE,
+    Reason.NO_RESERVATION,
+    Reason.NO_PLATE,
+)
+_RANK = {reason: rank for rank, reason in enumerate(DENIAL_PRIORITY)}
+_FINISHED = (ReservationStatus.EXPIRED, ReservationStatus.COMPLETED)
+
+
+def decide(
+    direction: Direction,
+    candidates: Sequence[CandidateFacts],
+    now: datetime,
+    rules: LotRules,
+) -> Decision:
+    """Judge every candidate plate and combine the verdicts (see the module docstring)."""
+    if not candidates:
+        return Decision(open=False, reason=Reason.NO_PLATE, detail="no plate read")
+    verdicts = [_judge(direction, c, now, rules) for c in candidates]
+    denied = [v for v in verdicts if v.reason is Reason.DENYLISTED]
+    if denied:
+        return max(denied, key=lambda v: v.confidence)
+    opened = [v for v in verdicts if v.open]
+    if opened:
+        return max(opened, key=_opening_rank)
+    return min(verdicts, key=lambda v: (_RANK.get(v.reason, len(_RANK)), -v.confidence))
+
+
+def _opening_rank(v: Decision) -> tuple[bool, bool, float]:
+    return (not v.fuzzy, v.reason is not Reason.SOFT_PASSBACK, v.confidence)
+
+
+def _judge(direction: Direction, c: CandidateFacts, now: datetime, rules: LotRules) -> Decision:
+    base = Decision(
+        open=False,
+        reason=Reason.NO_RESERVATION,
+        plate=c.match.plate or c.read_text,
+        read_text=c.read_text,
+        confidence=c.confidence,
+        fuzzy=c.match.kind is MatchKind.FUZZY,
+    )
+    early = _unusable(c, rules)
+    if early is not None:
+        return _with(base, early[0], early[1])
+    if any(e.kind is ListKind.DENY and e.valid_at(now) for e in c.list_entries):
+        return _with(base, Reason.DENYLISTED, "deny-list entry valid now")
+    if direction is Direction.ENTRY:
+        return _judge_entry(base, c, now, rules)
+    return _judge_exit(base, c, now, rules)
+
+
+def _unusable(c: CandidateFacts, rules: LotRules) -> tuple[Reason, str] | None:
+    """Why this read cannot be acted on at all, or None if it can."""
+    kind = c.match.kind
+    if kind is MatchKind.AMBIGUOUS:
+        return Reason.AMBIGUOUS_MATCH, f"{len(c.match.alternatives)} cached plates equally near"
+    if c.confidence < rules.min_confidence:
+        return Reason.LOW_CONFIDENCE, f"read confidence below {rules.min_confidence:.2f}"
+    if kind is MatchKind.NONE:
+        return Reason.NO_RESERVATION, "plate not in the cache"
+    if kind is MatchKind.FUZZY and c.confidence < rules.fuzzy_min_confidence:
+        return Reason.LOW_CONFIDENCE, f"fuzzy match needs {rules.fuzzy_min_confidence:.2f}"
+    return None
+
+
+def _judge_entry(base: Decision, c: CandidateFacts, now: datetime, rules: LotRules) -> Decision:
+    valid = [r for r in c.reservations if _reservation_reason(r, now, rules) is None]
+    if valid:
+        best = min(valid, key=lambda r: (not (r.starts_at <= now < r.ends_at), r.starts_at))
+        opening = _with(base, Reason.RESERVATION_VALID, "", open_=True, reservation=best)
+    elif any(e.kind is ListKind.ALLOW and e.valid_at(now) for e in c.list_entries):
+        opening = _with(base, Reason.ALLOWLISTED, "allow-list entry valid now", open_=True)
+    else:
+        return _entry_denial(base, c, now, rules)
+    if c.presence is None or rules.anti_passback is AntiPassback.OFF:
+        return opening
+    if rules.anti_passback is AntiPassback.HARD:
+        return _with(opening, Reason.ALREADY_INSIDE, "plate recorded inside", open_=False)
+    return _with(
+        opening,
+        Reason.SOFT_PASSBACK,
+        "plate recorded inside; soft anti-passback",
+        open_=True,
+        flags=(*opening.flags, "passback"),
+    )
+
+
+def _entry_denial(base: Decision, c: CandidateFacts, now: datetime, rules: LotRules) -> Decision:
+    graded = [(reason, r) for r in c.reservations if (reason := _reservation_reason(r, now, rules))]
+    if not graded:
+        return _with(base, Reason.NO_RESERVATION, "no reservation for this plate")
+    reason, reservation = min(graded, key=lambda g: (_RANK[g[0]], g[1].starts_at))
+    return _with(base, reason, f"reservation status {reservation.status}", reservation=reservation)
+
+
+def _reservation_reason(r: Reservation, now: datetime, rules: LotRules) -> Reason | None:
+    """Why this reservation does not admit the car now (None: it does)."""
+    if r.status is ReservationStatus.CANCELLED:
+        return Reason.CANCELLED
+    if r.status in _FINISHED or now >= r.ends_at + rules.late_grace:
+        return Reason.EXPIRED
+    if now < r.starts_at - rules.early_grace:
+        return Reason.TOO_EARLY
+    if r.status is ReservationStatus.PENDING:
+        return Reason.NOT_PAID
+    return None
+
+
+def _judge_exit(base: Decision, c: CandidateFacts, now: datetime, rules: LotRules) -> Decision:
+    if any(e.kind is ListKind.ALLOW and e.valid_at(now) for e in c.list_entries):
+        return _with(base, Reason.ALLOWLISTED, "allow-list entry valid now", open_=True)
+    visit = _visit_reservation(c, now, rules)
+    if visit is not None and visit.amount_owed_cents > 0:
+        return _with(base, Reason.PAYMENT_DUE, "money owed on the reservation", reservation=visit)
+    if visit is not None or c.presence is not None:
+        return _with(base, Reason.EXIT_PAID, "nothing owed", open_=True, reservation=visit)
+    if c.reservations:
+        return _with(base, Reason.CANCELLED, "only cancelled reservations, not inside")
+    return _with(base, Reason.NO_RESERVATION, "unknown plate not recorded inside")
+
+
+def _visit_reservation(c: CandidateFacts, now: datetime, rules: LotRules) -> Reservation | None:
+    live = [r for r in c.reservations if r.status is not ReservationStatus.CANCELLED]
+    if c.presence is not None and c.presence.reservation_id is not None:
+        for r in live:
+            if r.id == c.presence.reservation_id:
+                return r
+    begun = [r for r in live if r.starts_at - rules.early_grace <= now]
+    if begun:
+        return max(begun, key=lambda r: r.starts_at)
+    return min(live, key=lambda r: r.starts_at, default=None)
+
+
+def _with(
+    base: Decision,
+    reason: Reason,
+    detail: str,
+    *,
+    open_: bool | None = None,
+    reservation: Reservation | None = None,
+    flags: tuple[str, ...] | None = None,
+) -> Decision:
+    """A copy of ``base`` with a new verdict (the reservation's id and money when given)."""
+    return Decision(
+        open=base.open if open_ is None else open_,
+        reason=reason,
+        plate=base.plate,
+        read_text=base.read_text,
+        confidence=base.confidence,
+        reservation_id=reservation.id if reservation else base.reservation_id,
+        fuzzy=base.fuzzy,
+        amount_owed_cents=reservation.amount_owed_cents if reservation else base.amount_owed_cents,
+        currency=reservation.currency if reservation else base.currency,
+        detail=detail,
+        flags=base.flags if flags is None else flags,
+    )
