@@ -1,0 +1,325 @@
+"""Plate recognition: fast-alpr behind a small, thread-safe :class:`Recognizer`.
+
+This is the only module that imports ``fast_alpr``, ``open_image_models`` or ``onnxruntime``; the
+imports happen inside :meth:`Recognizer.from_models`, never at import time.
+
+Confidence of a read
+    fast-plate-ocr returns one probability per *slot* (``max_plate_slots`` = 10 for the global
+    models), and the slots after the plate text hold the pad character ``_`` with probabilities of
+    about 1.0. Averaging all slots (as fast-alpr's own drawing code does) inflates short plates, so
+    only the slots of real characters are kept. The overall confidence is the **mean of those
+    per-character confidences**: on the shared OpenALPR benchmark it separated correct from wrong
+    reads better than the minimum or the product (see ``bench/recognition.py``).
+
+Exceptions::
+
+    RecognitionError
+     ├── ModelsNotFound (also FileNotFoundError)  the models directory or a file in it is missing
+     └── UnreadableImage (also ValueError)        an image file is missing or cannot be decoded
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from gate_agent.domain import PlateRead
+from gate_agent.plates import normalise
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DEFAULT_OCR",
+    "MODELS_DIR_ENV",
+    "ModelsNotFound",
+    "PlateDetector",
+    "RecognitionError",
+    "Recognizer",
+    "UnreadableImage",
+    "hub_detector_name",
+    "hub_ocr_name",
+    "load_image",
+    "models_dir_from_env",
+]
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR_ENV = "PARKGATE_MODELS_DIR"
+DEFAULT_DETECTOR = "yolo-v9-t-416-license-plates-end2end-int8-dequant-fp32.onnx"
+DEFAULT_OCR = "cct_xs_v2_global"
+_PLATE_LABELS = ("License Plate",)
+_CPU = ["CPUExecutionProvider"]
+
+
+class RecognitionError(Exception):
+    """Root of the recognizer's errors."""
+
+
+class ModelsNotFound(RecognitionError, FileNotFoundError):
+    """The models directory, or one of the files expected in it, is missing."""
+
+
+class UnreadableImage(RecognitionError, ValueError):
+    """An image file is missing or cannot be decoded."""
+
+
+class PlateDetector(Protocol):
+    """What :class:`Recognizer` needs from fast-alpr's ``ALPR`` (fakes implement this in tests)."""
+
+    def predict(self, frame: np.ndarray) -> Sequence[Any]: ...
+
+
+def models_dir_from_env() -> Path | None:
+    """The models directory from ``$PARKGATE_MODELS_DIR``, or None (hub download) when unset."""
+    value = os.environ.get(MODELS_DIR_ENV, "").strip()
+    return Path(value) if value else None
+
+
+class Recognizer:
+    """Finds every plate in a frame. One instance is shared by all lanes.
+
+    ``read`` holds a lock around the ALPR call. The onnxruntime sessions are sized for the whole
+    device (``threads`` intra-op threads), so two lanes running inference at once would only
+    oversubscribe the cores and make both slower; and fast-alpr / open-image-models do not promise
+    that their detector and OCR wrappers are safe to call concurrently. Serialising keeps latency
+    predictable; the post-processing runs outside the lock.
+    """
+
+    def __init__(
+        self,
+        alpr: PlateDetector,
+        *,
+        min_plate_length: int = 4,
+        min_confidence: float = 0.0,
+        plate_format: str | None = None,
+    ) -> None:
+        if min_plate_length < 1:
+            raise ValueError(f"min_plate_length must be at least 1, got {min_plate_length}")
+        self._alpr = alpr
+        self._lock = threading.Lock()
+        self.min_plate_length = min_plate_length
+        self.min_confidence = min_confidence
+        self.plate_format = _compile_format(plate_format)
+
+    @classmethod
+    def from_models(
+        cls,
+        models_dir: Path | None,
+        *,
+        detector: str = DEFAULT_DETECTOR,
+        ocr: str = DEFAULT_OCR,
+        threads: int = 2,
+        detection_threshold: float = 0.4,
+        min_plate_length: int = 4,
+        min_confidence: float = 0.0,
+        plate_format: str | None = None,
+    ) -> Recognizer:
+        """Build fast-alpr from ``models_dir`` (offline), or from the model hub when it is None.
+
+        With a directory it must hold ``detector`` (an end-to-end YOLOv9 ONNX file),
+        ``{ocr}.onnx`` and ``{ocr}_plate_config.yaml``. With None the detector and OCR are fetched
+        by their hub names (``yolo-v9-t-416-license-plate-end2end``, ``cct-xs-v2-global-model``
+        for the defaults) into the libraries' caches.
+        """
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        alpr = _build_alpr(models_dir, detector, ocr, threads, detection_threshold)
+        return cls(
+            alpr,
+            min_plate_length=min_plate_length,
+            min_confidence=min_confidence,
+            plate_format=plate_format,
+        )
+
+    def read(self, image: np.ndarray) -> list[PlateRead]:
+        """Every plate found in a BGR frame, best confidence first (filters applied)."""
+        started = time.perf_counter()
+        with self._lock:
+            results = list(self._alpr.predict(image))
+        height, width = image.shape[:2]
+        converted = (_to_read(res, width, height) for res in results)
+        reads = [r for r in converted if r is not None and self._keep(r)]
+        reads.sort(key=lambda r: r.confidence, reverse=True)
+        log.debug(
+            "recognised %d of %d detections in %.1f ms",
+            len(reads),
+            len(results),
+            (time.perf_counter() - started) * 1000,
+        )
+        if reads:
+            log.debug("reads: %s", [(r.text, round(r.confidence, 3)) for r in reads])
+        return reads
+
+    def read_file(self, path: str | os.PathLike[str]) -> list[PlateRead]:
+        """:meth:`read` on an image file; :class:`UnreadableImage` if it is missing or corrupt."""
+        return self.read(load_image(path))
+
+    def _keep(self, read: PlateRead) -> bool:
+        if len(read.text) < self.min_plate_length:
+            return False
+        if read.confidence < self.min_confidence:
+            return False
+        return self.plate_format is None or self.plate_format.fullmatch(read.text) is not None
+
+
+def load_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode an image file to a BGR array, or raise :class:`UnreadableImage`."""
+    import cv2
+
+    file = Path(path)
+    if not file.is_file():
+        raise UnreadableImage(f"image {file} does not exist or is not a file")
+    image = cv2.imdecode(np.fromfile(file, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnreadableImage(f"image {file} could not be decoded (corrupt or not an image)")
+    return image
+
+
+def _compile_format(plate_format: str | None) -> re.Pattern[str] | None:
+    if plate_format is None:
+        return None
+    try:
+        return re.compile(plate_format)
+    except re.error as exc:
+        raise ValueError(f"plate_format {plate_format!r} is not a valid regex: {exc}") from exc
+
+
+def _to_read(result: Any, width: int, height: int) -> PlateRead | None:
+    """Convert one fast-alpr ``ALPRResult`` to a :class:`PlateRead` (None when OCR gave nothing)."""
+    ocr = result.ocr
+    if ocr is None or not ocr.text:
+        return None
+    text, char_conf = _real_characters(ocr.text, ocr.confidence)
+    if not text:
+        return None
+    if char_conf:
+        confidence = float(sum(char_conf) / len(char_conf))
+    else:
+        confidence = float(ocr.confidence) if isinstance(ocr.confidence, int | float) else 0.0
+    det = result.detection
+    box = det.bounding_box
+    return PlateRead(
+        text=text,
+        confidence=confidence,
+        box=(
+            max(int(box.x1), 0),
+            max(int(box.y1), 0),
+            min(int(box.x2), width),
+            min(int(box.y2), height),
+        ),
+        char_confidences=char_conf,
+        detection_confidence=float(det.confidence),
+    )
+
+
+def _real_characters(
+    raw: str, confidence: float | Sequence[float]
+) -> tuple[str, tuple[float, ...]]:
+    """Normalised text and the confidences of its characters only.
+
+    The OCR confidence list has one entry per model slot: slot ``i`` is ``raw[i]`` and the slots
+    past ``len(raw)`` are trailing pad characters fast-plate-ocr stripped from the text. Pad or
+    punctuation characters inside ``raw`` are dropped together with their confidences.
+    """
+    text = normalise(raw)
+    if isinstance(confidence, int | float):
+        return text, ()
+    kept = [float(p) for ch, p in zip(raw, confidence, strict=False) if normalise(ch)]
+    if len(kept) != len(text):  # fewer confidences than characters: do not guess an alignment
+        return text, ()
+    return text, tuple(kept)
+
+
+def _session_options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _expected_files(models_dir: Path, detector: str, ocr: str) -> list[Path]:
+    return [
+        models_dir / detector,
+        models_dir / f"{ocr}.onnx",
+        models_dir / f"{ocr}_plate_config.yaml",
+    ]
+
+
+def _check_models_dir(models_dir: Path, detector: str, ocr: str) -> list[Path]:
+    files = _expected_files(models_dir, detector, ocr)
+    names = ", ".join(f.name for f in files)
+    if not models_dir.is_dir():
+        raise ModelsNotFound(
+            f"models directory {models_dir} does not exist; expected it to hold {names}"
+        )
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise ModelsNotFound(
+            f"models directory {models_dir} lacks {', '.join(missing)}; expected {names}"
+        )
+    return files
+
+
+def hub_detector_name(detector: str) -> str:
+    """The open-image-models hub name of a detector file (its upstream model)."""
+    name = detector.removesuffix(".onnx")
+    for suffix in ("-int8-dequant-fp32", "-int8"):
+        name = name.removesuffix(suffix)
+    return name.replace("license-plates", "license-plate")
+
+
+def hub_ocr_name(ocr: str) -> str:
+    """fast-plate-ocr hub name of an OCR file stem: cct_xs_v2_global → cct-xs-v2-global-model."""
+    if ocr.endswith("-model"):
+        return ocr
+    return ocr.replace("_", "-") + "-model"
+
+
+def _build_alpr(
+    models_dir: Path | None, detector: str, ocr: str, threads: int, threshold: float
+) -> Any:
+    from fast_alpr import ALPR
+    from fast_alpr.default_ocr import DefaultOCR
+    from open_image_models import create_detector
+
+    options = _session_options(threads)
+    if models_dir is None:
+        log.info("loading plate models from the hub: %s, %s", detector, ocr)
+        det = create_detector(
+            hub_detector_name(detector), conf_thresh=threshold, providers=_CPU, sess_options=options
+        )
+        ocr_model = DefaultOCR(
+            hub_ocr_model=hub_ocr_name(ocr),
+            device="cpu",
+            providers=_CPU,
+            sess_options=options,
+        )
+        return ALPR(detector=det, ocr=ocr_model)
+    det_file, ocr_file, config_file = _check_models_dir(Path(models_dir), detector, ocr)
+    log.info("loading plate models from %s (%d threads)", models_dir, threads)
+    det = create_detector(
+        det_file,
+        backend="yolo_v9",
+        class_labels=_PLATE_LABELS,
+        conf_thresh=threshold,
+        providers=_CPU,
+        sess_options=options,
+    )
+    ocr_model = DefaultOCR(
+        model_path=ocr_file,
+        config_path=config_file,
+        device="cpu",
+        providers=_CPU,
+        sess_options=options,
+    )
+    return ALPR(detector=det, ocr=ocr_model)

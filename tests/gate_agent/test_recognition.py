@@ -1,0 +1,255 @@
+"""The recognizer: real models on real photos, and fake-ALPR unit tests for the post-processing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench.dataset import Sample, load_region, same_plate
+from gate_agent.domain import PlateRead
+from gate_agent.recognition import (
+    ModelsNotFound,
+    Recognizer,
+    UnreadableImage,
+    hub_detector_name,
+    hub_ocr_name,
+    models_dir_from_env,
+)
+
+# --- fake fast-alpr results -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Box:
+    x1: int
+    y1: int
+    x2: int
+    y2: int
+
+
+@dataclass(frozen=True)
+class Detection:
+    confidence: float
+    bounding_box: Box
+
+
+@dataclass(frozen=True)
+class Ocr:
+    text: str
+    confidence: float | list[float]
+
+
+@dataclass(frozen=True)
+class Result:
+    detection: Detection
+    ocr: Ocr | None
+
+
+def result(text: str, chars: Sequence[float] | float, det: float = 0.8, pad: int = 10) -> Result:
+    """An ALPRResult as fast-alpr makes it: per-slot confidences padded to ``pad`` slots."""
+    if isinstance(chars, float):
+        return Result(Detection(det, Box(1, 2, 30, 12)), Ocr(text, chars))
+    slots = list(chars) + [0.999] * (pad - len(chars))
+    return Result(Detection(det, Box(1, 2, 30, 12)), Ocr(text, slots))
+
+
+class FakeAlpr:
+    def __init__(self, results: list[Result]) -> None:
+        self.results = results
+        self.frames = 0
+
+    def predict(self, frame: np.ndarray) -> list[Result]:
+        self.frames += 1
+        return self.results
+
+
+FRAME = np.zeros((40, 60, 3), dtype=np.uint8)
+
+
+def fake_read(results: list[Result], **filters: Any) -> list[PlateRead]:
+    return Recognizer(FakeAlpr(results), **filters).read(FRAME)
+
+
+def test_pad_slots_are_not_averaged_in() -> None:
+    [plate] = fake_read([result("AB12C", [0.5, 0.6, 0.7, 0.8, 0.9])])
+    assert plate.text == "AB12C"
+    assert plate.char_confidences == pytest.approx((0.5, 0.6, 0.7, 0.8, 0.9))
+    assert plate.confidence == pytest.approx(0.7)  # not pulled up by the five 0.999 pad slots
+
+
+def test_punctuation_and_inner_pad_dropped_with_their_confidences() -> None:
+    [plate] = fake_read([result("ab-1_23", [0.9, 0.9, 0.1, 0.9, 0.2, 0.6, 0.6])])
+    assert plate.text == "AB123"
+    assert plate.char_confidences == pytest.approx((0.9, 0.9, 0.9, 0.6, 0.6))
+
+
+def test_scalar_confidence_is_kept() -> None:
+    [plate] = fake_read([result("ABC123", 0.75)])
+    assert plate.confidence == pytest.approx(0.75) and plate.char_confidences == ()
+
+
+def test_every_plate_returned_best_first_with_box_and_detection() -> None:
+    reads = fake_read([result("LOW123", [0.5] * 6, det=0.9), result("HIGH12", [0.95] * 6, det=0.5)])
+    assert [r.text for r in reads] == ["HIGH12", "LOW123"]
+    assert reads[0].detection_confidence == pytest.approx(0.5)
+    assert reads[0].box == (1, 2, 30, 12)
+    assert all(isinstance(v, int) for v in reads[0].box)
+
+
+def test_box_is_clipped_to_the_frame() -> None:
+    wide = Result(Detection(0.9, Box(-5, -1, 99, 50)), Ocr("ABC123", [0.9] * 6))
+    [plate] = fake_read([wide])
+    assert plate.box == (0, 0, 60, 40)
+
+
+@pytest.mark.parametrize(
+    ("texts", "filters", "kept"),
+    [
+        (["", "AB1", "AB12", "ABC123"], {}, ["AB12", "ABC123"]),
+        (["AB12", "ABC123"], {"min_plate_length": 6}, ["ABC123"]),
+        (["AB12", "ABC123"], {"min_plate_length": 1}, ["AB12", "ABC123"]),
+        (["AB123CD", "ABC123", "1AB234"], {"plate_format": r"[A-Z]{2}\d{3}[A-Z]{2}"}, ["AB123CD"]),
+        (["ab-123-cd"], {"plate_format": r"[A-Z]{2}\d{3}[A-Z]{2}"}, ["AB123CD"]),
+        (["AB123CDX"], {"plate_format": r"[A-Z]{2}\d{3}[A-Z]{2}"}, []),  # full match only
+    ],
+)
+def test_filters(texts: list[str], filters: dict[str, Any], kept: list[str]) -> None:
+    reads = fake_read([result(t, [0.9] * len(t)) for t in texts], **filters)
+    assert sorted(r.text for r in reads) == kept
+
+
+def test_min_confidence_filter_and_missing_ocr() -> None:
+    results = [result("ABC123", [0.3] * 6), result("XYZ789", [0.9] * 6)]
+    results.append(Result(Detection(0.9, Box(0, 0, 5, 5)), None))
+    assert [r.text for r in fake_read(results, min_confidence=0.5)] == ["XYZ789"]
+
+
+def test_bad_filters_are_rejected() -> None:
+    with pytest.raises(ValueError, match="plate_format"):
+        Recognizer(FakeAlpr([]), plate_format="[A-Z")
+    with pytest.raises(ValueError, match="min_plate_length"):
+        Recognizer(FakeAlpr([]), min_plate_length=0)
+
+
+def test_alpr_calls_are_serialised() -> None:
+    inside = 0
+    overlaps: list[int] = []
+    guard = threading.Lock()
+
+    class Counting(FakeAlpr):
+        def predict(self, frame: np.ndarray) -> list[Result]:
+            nonlocal inside
+            with guard:
+                inside += 1
+                overlaps.append(inside)
+            for _ in range(2000):  # give the other threads a chance to enter
+                pass
+            with guard:
+                inside -= 1
+            return [result("ABC123", [0.9] * 6)]
+
+    rec = Recognizer(Counting([]))
+    threads = [
+        threading.Thread(target=lambda: [rec.read(FRAME) for _ in range(20)]) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(overlaps) == 80 and max(overlaps) == 1
+
+
+def test_models_dir_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARKGATE_MODELS_DIR", "/x/models")
+    assert models_dir_from_env() == Path("/x/models")
+    monkeypatch.setenv("PARKGATE_MODELS_DIR", "")
+    assert models_dir_from_env() is None
+    monkeypatch.delenv("PARKGATE_MODELS_DIR")
+    assert models_dir_from_env() is None
+
+
+def test_hub_names() -> None:
+    assert (
+        hub_detector_name("yolo-v9-t-416-license-plates-end2end-int8-dequant-fp32.onnx")
+        == "yolo-v9-t-416-license-plate-end2end"
+    )
+    assert hub_ocr_name("cct_xs_v2_global") == "cct-xs-v2-global-model"
+
+
+def test_missing_models_dir_names_path_and_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelsNotFound, match=r"nowhere.*cct_xs_v2_global_plate_config\.yaml"):
+        Recognizer.from_models(tmp_path / "nowhere")
+    (tmp_path / "cct_xs_v2_global.onnx").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"lacks yolo-v9-t-416.*fp32\.onnx, cct_xs_v2_g"):
+        Recognizer.from_models(tmp_path)
+
+
+# --- the real models --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def recognizer(models_dir: Path) -> Recognizer:
+    return Recognizer.from_models(models_dir, threads=2)
+
+
+def sample(dataset_dir: Path, region: str, name: str) -> Sample:
+    return next(s for s in load_region(region, dataset_dir) if s.image.name == name)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("region", "name"),
+    [
+        ("us", "12c6cb72-3ea3-49e7-b381-e0cdfc5e8960.jpg"),
+        ("us", "car16.jpg"),  # two cars in the photo
+        ("eu", "eu1.jpg"),
+        ("eu", "test_056.jpg"),  # labelled RK3OOAG: scored with O≡0
+    ],
+)
+def test_real_photo_is_read(
+    recognizer: Recognizer, dataset_dir: Path, region: str, name: str
+) -> None:
+    truth = sample(dataset_dir, region, name)
+    reads = recognizer.read_file(truth.image)
+    assert any(same_plate(r.text, truth.plate) for r in reads), (truth.plate, reads)
+    assert [r.confidence for r in reads] == sorted((r.confidence for r in reads), reverse=True)
+    for r in reads:
+        assert len(r.char_confidences) == len(r.text) and 0 < r.confidence <= 1
+
+
+@pytest.mark.integration
+def test_every_plate_in_a_frame_is_returned(recognizer: Recognizer, dataset_dir: Path) -> None:
+    reads = recognizer.read_file(sample(dataset_dir, "us", "car16.jpg").image)
+    assert len(reads) >= 2
+
+
+@pytest.mark.integration
+def test_blank_image_reads_nothing(recognizer: Recognizer) -> None:
+    assert recognizer.read(np.full((480, 640, 3), 127, dtype=np.uint8)) == []
+
+
+@pytest.mark.integration
+def test_unreadable_files(recognizer: Recognizer, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with pytest.raises(UnreadableImage, match=r"corrupt\.jpg"):
+        recognizer.read_file(corrupt)
+    with pytest.raises(UnreadableImage, match=r"missing\.jpg"):
+        recognizer.read_file(tmp_path / "missing.jpg")
+
+
+@pytest.mark.integration
+def test_threads_and_spinning_are_set(models_dir: Path) -> None:
+    rec = Recognizer.from_models(models_dir, threads=1)
+    alpr: Any = rec._alpr
+    for session in (alpr.detector.model, alpr.ocr.ocr_model.model):
+        options = session.get_session_options()
+        assert options.intra_op_num_threads == 1
+        assert options.inter_op_num_threads == 1
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
