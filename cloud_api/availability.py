@@ -1,0 +1,79 @@
+"""Which spaces are free for a window: the overlap rule shared by availability and booking.
+
+A booking blocks its space while it is ``confirmed``, or ``pending`` with its hold not yet expired
+(an expired hold counts as free even before ``expire_holds`` has run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from cloud_api.models import Booking, BookingStatus, Space
+
+__all__ = [
+    "SpaceFreedom",
+    "blocking",
+    "free_spaces",
+    "overlapping",
+    "space_free_until",
+]
+
+
+def blocking(now: datetime) -> ColumnElement[bool]:
+    """SQL condition: the booking still holds its space at ``now``."""
+    return or_(
+        Booking.status == BookingStatus.CONFIRMED.value,
+        and_(
+            Booking.status == BookingStatus.PENDING.value,
+            or_(Booking.hold_expires_at.is_(None), Booking.hold_expires_at > now),
+        ),
+    )
+
+
+def overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(Booking.start_time < end, Booking.end_time > start)
+
+
+def free_spaces(
+    session: Session,
+    lot_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    vehicle_type: str | None = None,
+) -> list[Space]:
+    """Active spaces of the lot with no blocking booking overlapping [start, end), by id."""
+    taken = select(Booking.space_id).where(
+        Booking.lot_id == lot_id, overlapping(start, end), blocking(now)
+    )
+    stmt = select(Space).where(
+        Space.lot_id == lot_id, Space.active.is_(True), Space.id.not_in(taken)
+    )
+    if vehicle_type is not None:
+        stmt = stmt.where(Space.vehicle_type == vehicle_type)
+    return list(session.scalars(stmt.order_by(Space.id)))
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceFreedom:
+    space_id: int
+    free_until: datetime | None  # None: no later booking
+
+
+def space_free_until(
+    session: Session, space_ids: list[int], after: datetime, now: datetime
+) -> list[SpaceFreedom]:
+    """For each space, the start of its next blocking booking at or after ``after``."""
+    if not space_ids:
+        return []
+    stmt = (
+        select(Booking.space_id, func.min(Booking.start_time))
+        .where(Booking.space_id.in_(space_ids), Booking.start_time >= after, blocking(now))
+        .group_by(Booking.space_id)
+    )
+    nexts = {sid: start for sid, start in session.execute(stmt)}
+    return [SpaceFreedom(sid, nexts.get(sid)) for sid in space_ids]

@@ -1,0 +1,386 @@
+"""Booking lifecycle: create, confirm, release, cancel, extend, change plate, expire holds.
+
+Every function takes the session and ``now`` and leaves committing to the caller, so a change, its
+``lot_changes`` row, its event log entry and its outbox messages share one transaction. Arrival,
+exit and payment settlement live in ``cloud_api.visits``.
+
+Double booking is refused three ways: the check below, then the database (PostgreSQL ``EXCLUDE``
+constraint; SQLite overlap trigger, under ``BEGIN IMMEDIATE``), whose ``IntegrityError`` becomes
+``Conflict``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cloud_api import outbox
+from cloud_api.availability import blocking, free_spaces, overlapping
+from cloud_api.changes import log_event, record_change
+from cloud_api.errors import Conflict, InvalidRequest, NotFound
+from cloud_api.models import (
+    Booking,
+    BookingStatus,
+    Lot,
+    LotPrice,
+    Payment,
+    PaymentKind,
+    Space,
+    User,
+)
+from cloud_api.pricing import Rate, price_for
+
+__all__ = [
+    "MAX_STAY",
+    "BookingRequest",
+    "cancel_booking",
+    "change_plate",
+    "confirm_payment",
+    "create_booking",
+    "expire_holds",
+    "extend_booking",
+    "get_booking",
+    "lot_rate",
+    "new_booking_id",
+    "normalise_plate",
+    "notify",
+    "release_booking",
+    "request_payment",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_STAY = timedelta(days=31)
+START_SLACK = timedelta(minutes=1)  # clock skew allowed for "start now"
+_PLATE_RE = re.compile(r"^[A-Z0-9]{2,12}$")
+ACTIVE = (BookingStatus.PENDING.value, BookingStatus.CONFIRMED.value)
+
+
+def new_booking_id() -> str:
+    return "bk_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
+
+
+def normalise_plate(raw: str) -> str:
+    """Upper case without spaces or dashes; ``InvalidRequest`` unless 2–12 letters/digits remain."""
+    plate = re.sub(r"[\s\-]", "", raw).upper()
+    if not _PLATE_RE.match(plate):
+        raise InvalidRequest("invalid_plate", "plate must be 2-12 letters or digits")
+    return plate
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    lot_id: int
+    plate: str
+    vehicle_type: str
+    start: datetime
+    end: datetime
+    space_id: int | None = None
+
+
+def get_booking(session: Session, booking_id: str, *, for_update: bool = False) -> Booking:
+    stmt = select(Booking).where(Booking.id == booking_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    booking = session.scalars(stmt).first()
+    if booking is None:
+        raise NotFound("booking_not_found", f"booking {booking_id} not found")
+    return booking
+
+
+def lot_rate(session: Session, lot_id: int, vehicle_type: str) -> Rate:
+    row = session.scalars(
+        select(LotPrice).where(LotPrice.lot_id == lot_id, LotPrice.vehicle_type == vehicle_type)
+    ).first()
+    if row is None:
+        raise InvalidRequest("no_price", f"lot {lot_id} has no price for {vehicle_type}")
+    return Rate(row.hourly_cents, row.daily_cap_cents)
+
+
+def _validate_window(start: datetime, end: datetime, now: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise InvalidRequest("naive_time", "times need a timezone offset")
+    if end <= start:
+        raise InvalidRequest("end_before_start", "end_time must be after start_time")
+    if start < now - START_SLACK:
+        raise InvalidRequest("start_in_past", "start_time is in the past")
+    if end - start > MAX_STAY:
+        raise InvalidRequest("too_long", f"a booking lasts at most {MAX_STAY.days} days")
+
+
+def _candidates(session: Session, lot: Lot, req: BookingRequest, now: datetime) -> list[Space]:
+    if req.space_id is None:
+        spaces = free_spaces(session, lot.id, req.start, req.end, now, req.vehicle_type)
+        if not spaces:
+            raise Conflict("no_space_free", "no compatible space is free for that window")
+        return spaces
+    space = session.get(Space, req.space_id)
+    if space is None or space.lot_id != lot.id or not space.active:
+        raise InvalidRequest("unknown_space", f"space {req.space_id} is not in lot {lot.id}")
+    if space.vehicle_type != req.vehicle_type:
+        raise InvalidRequest("space_incompatible", f"space is for {space.vehicle_type}")
+    if _space_taken(session, space.id, req.start, req.end, now):
+        raise Conflict("space_overlaps", "the chosen space is booked for an overlapping window")
+    return [space]
+
+
+def _space_taken(
+    session: Session,
+    space_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    exclude_id: str | None = None,
+) -> bool:
+    cond = [Booking.space_id == space_id, overlapping(start, end), blocking(now)]
+    if exclude_id is not None:
+        cond.append(Booking.id != exclude_id)
+    return bool(session.scalar(select(exists().where(*cond))))
+
+
+def _expire_stale_holds(
+    session: Session, space_id: int, start: datetime, end: datetime, now: datetime
+) -> None:
+    """Expire lapsed holds overlapping the window so the database constraint lets us in."""
+    stale = session.scalars(
+        select(Booking).where(
+            Booking.space_id == space_id,
+            Booking.status == BookingStatus.PENDING.value,
+            Booking.hold_expires_at <= now,
+            overlapping(start, end),
+        )
+    ).all()
+    for booking in stale:
+        _expire(session, booking, now)
+
+
+def create_booking(session: Session, user: User, req: BookingRequest, now: datetime) -> Booking:
+    """Reserve a compatible free space (or the chosen one); ``Conflict`` when none is free."""
+    _validate_window(req.start, req.end, now)
+    lot = session.get(Lot, req.lot_id)
+    if lot is None:
+        raise InvalidRequest("unknown_lot", f"parking lot {req.lot_id} does not exist")
+    plate = normalise_plate(req.plate)
+    price = price_for(req.start, req.end, lot_rate(session, lot.id, req.vehicle_type))
+    for space in _candidates(session, lot, req, now):
+        booking = _try_insert(session, lot, space, user, req, plate, price, now)
+        if booking is not None:
+            _after_create(session, booking, user, now)
+            return booking
+    reason = "space_overlaps" if req.space_id is not None else "no_space_free"
+    raise Conflict(reason, "no compatible space is free for that window")
+
+
+def _try_insert(
+    session: Session,
+    lot: Lot,
+    space: Space,
+    user: User,
+    req: BookingRequest,
+    plate: str,
+    price: int,
+    now: datetime,
+) -> Booking | None:
+    booking = Booking(
+        id=new_booking_id(),
+        user_id=user.id,
+        lot_id=lot.id,
+        space_id=space.id,
+        plate=plate,
+        vehicle_type=req.vehicle_type,
+        start_time=req.start,
+        end_time=req.end,
+        status=BookingStatus.PENDING.value if price else BookingStatus.CONFIRMED.value,
+        hold_expires_at=now + timedelta(minutes=lot.hold_minutes) if price else None,
+        price_cents=price,
+        currency=lot.currency,
+        amount_owed_cents=0,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            _expire_stale_holds(session, space.id, req.start, req.end, now)
+            session.add(booking)
+            session.flush()
+    except IntegrityError:
+        log.debug("space %s taken concurrently for %s", space.id, plate)
+        return None
+    return booking
+
+
+def _after_create(session: Session, booking: Booking, user: User, now: datetime) -> None:
+    record_change(session, booking, "created", now)
+    log_event(session, "booking.created", now, booking=booking, price_cents=booking.price_cents)
+    if booking.price_cents:
+        request_payment(session, booking, booking.price_cents, PaymentKind.CHARGE, "initial")
+
+
+def request_payment(
+    session: Session, booking: Booking, amount: int, kind: PaymentKind, tag: str
+) -> Payment:
+    """A payment row awaiting the provider, and the outbox message that asks for it."""
+    payment = Payment(
+        booking_id=booking.id,
+        amount_cents=amount,
+        currency=booking.currency,
+        status="requires_payment" if kind != PaymentKind.REFUND else "pending",
+        provider="pending",
+        kind=kind.value,
+        idempotency_key=f"{booking.id}:{kind.value}:{tag}",
+    )
+    session.add(payment)
+    session.flush()
+    message_kind = "payment.refund" if kind == PaymentKind.REFUND else "payment.create"
+    outbox.enqueue(
+        session,
+        message_kind,
+        {
+            "payment_id": payment.id,
+            "booking_id": booking.id,
+            "amount_cents": amount,
+            "currency": booking.currency,
+            "kind": kind.value,
+            "idempotency_key": payment.idempotency_key,
+        },
+    )
+    return payment
+
+
+def notify(session: Session, booking: Booking, template: str, **extra: object) -> None:
+    user = session.get(User, booking.user_id)
+    if user is None:
+        return
+    payload: dict[str, object] = {
+        "template": template,
+        "to": user.email,
+        "name": user.name,
+        "booking_id": booking.id,
+        "plate": booking.plate,
+        "starts_at": booking.start_time.isoformat(),
+        "ends_at": booking.end_time.isoformat(),
+        "currency": booking.currency,
+        **extra,
+    }
+    outbox.enqueue(session, "notify.email", payload)
+
+
+def confirm_payment(session: Session, booking_id: str, *, now: datetime) -> Booking:
+    """Payment succeeded: pending → confirmed (idempotent). ``Conflict`` if it was released."""
+    booking = get_booking(session, booking_id, for_update=True)
+    if booking.status == BookingStatus.CONFIRMED.value:
+        return booking
+    if booking.status != BookingStatus.PENDING.value:
+        raise Conflict("not_pending", f"booking {booking_id} is {booking.status}; refund it")
+    booking.status = BookingStatus.CONFIRMED.value
+    booking.hold_expires_at = None
+    booking.updated_at = now
+    record_change(session, booking, "confirmed", now)
+    log_event(session, "booking.confirmed", now, booking=booking)
+    notify(session, booking, "payment_confirmed", amount_cents=booking.price_cents)
+    return booking
+
+
+def release_booking(session: Session, booking_id: str, *, reason: str, now: datetime) -> Booking:
+    """Payment failed: a pending booking is cancelled and its space freed; otherwise a no-op."""
+    booking = get_booking(session, booking_id, for_update=True)
+    if booking.status != BookingStatus.PENDING.value:
+        log.info("release of %s ignored: status %s", booking_id, booking.status)
+        return booking
+    booking.status = BookingStatus.CANCELLED.value
+    booking.updated_at = now
+    record_change(session, booking, "released", now)
+    log_event(session, "booking.released", now, booking=booking, reason=reason)
+    notify(session, booking, "payment_failed", reason=reason)
+    return booking
+
+
+def cancel_booking(session: Session, booking: Booking, *, now: datetime) -> Booking:
+    """Customer cancel before the start; a confirmed booking is refunded in full."""
+    if booking.status not in ACTIVE:
+        raise Conflict("not_active", f"booking is {booking.status}")
+    if booking.start_time <= now or booking.arrived_at is not None:
+        raise Conflict("already_started", "a started booking ends by exiting")
+    was_paid = booking.status == BookingStatus.CONFIRMED.value
+    booking.status = BookingStatus.CANCELLED.value
+    booking.updated_at = now
+    record_change(session, booking, "cancelled", now)
+    log_event(session, "booking.cancelled", now, booking=booking)
+    if was_paid and booking.price_cents:
+        booking.refunded_cents = booking.price_cents
+        request_payment(session, booking, booking.price_cents, PaymentKind.REFUND, "cancel")
+        notify(session, booking, "refund", amount_cents=booking.price_cents)
+    return booking
+
+
+def extend_booking(
+    session: Session, booking: Booking, new_end: datetime, *, now: datetime
+) -> Booking:
+    """Move the end later on the same space; the extra price is a new charge owed at exit."""
+    if booking.status not in ACTIVE:
+        raise Conflict("not_active", f"booking is {booking.status}")
+    if new_end <= booking.end_time:
+        raise InvalidRequest("not_later", "new end_time must be after the current end")
+    if new_end - booking.start_time > MAX_STAY:
+        raise InvalidRequest("too_long", f"a booking lasts at most {MAX_STAY.days} days")
+    if _space_taken(session, booking.space_id, booking.end_time, new_end, now, booking.id):
+        raise Conflict("space_overlaps", "the space is booked right after this booking")
+    rate = lot_rate(session, booking.lot_id, booking.vehicle_type)
+    new_price = price_for(booking.start_time, new_end, rate)
+    delta = new_price - booking.price_cents
+    try:
+        with session.begin_nested():
+            _expire_stale_holds(session, booking.space_id, booking.end_time, new_end, now)
+            booking.end_time = new_end
+            booking.price_cents = new_price
+            booking.updated_at = now
+            session.flush()
+    except IntegrityError:
+        session.refresh(booking)
+        raise Conflict("space_overlaps", "the space is booked right after this booking") from None
+    if delta > 0:
+        if booking.status == BookingStatus.CONFIRMED.value:
+            booking.amount_owed_cents += delta
+        tag = f"extend-{new_end.strftime('%Y%m%dT%H%M%S')}"
+        request_payment(session, booking, delta, PaymentKind.CHARGE, tag)
+    record_change(session, booking, "extended", now)
+    log_event(session, "booking.extended", now, booking=booking, delta_cents=delta)
+    return booking
+
+
+def change_plate(session: Session, booking: Booking, plate: str, *, now: datetime) -> Booking:
+    if booking.status not in ACTIVE:
+        raise Conflict("not_active", f"booking is {booking.status}")
+    old, booking.plate = booking.plate, normalise_plate(plate)
+    booking.updated_at = now
+    record_change(session, booking, "plate_changed", now)
+    log_event(session, "booking.plate_changed", now, booking=booking, old_plate=old)
+    return booking
+
+
+def _expire(session: Session, booking: Booking, now: datetime) -> None:
+    booking.status = BookingStatus.EXPIRED.value
+    booking.updated_at = now
+    record_change(session, booking, "expired", now)
+    log_event(session, "booking.expired", now, booking=booking)
+
+
+def expire_holds(session: Session, now: datetime, limit: int = 500) -> list[str]:
+    """Expire pending bookings whose hold has lapsed; returns their ids (caller commits)."""
+    stale = session.scalars(
+        select(Booking)
+        .where(Booking.status == BookingStatus.PENDING.value, Booking.hold_expires_at <= now)
+        .order_by(Booking.hold_expires_at)
+        .limit(limit)
+    ).all()
+    for booking in stale:
+        _expire(session, booking, now)
+    return [b.id for b in stale]

@@ -1,0 +1,82 @@
+"""Per-lot reservation change feed (``lot_changes``), appended with every reservation change.
+
+The sequence number comes from ``lots.change_seq``, bumped by an ``UPDATE ... RETURNING`` in the
+same transaction, so it is gap-free and monotonic per lot (the row lock orders writers).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cloud_api.models import Booking, EventLog, Lot, LotChange, Space
+
+__all__ = ["changes_since", "log_event", "record_change", "reservation_snapshot"]
+
+
+def reservation_snapshot(booking: Booking, space_label: str | None) -> dict[str, Any]:
+    return {
+        "id": booking.id,
+        "plate": booking.plate,
+        "starts_at": booking.start_time.isoformat(),
+        "ends_at": booking.end_time.isoformat(),
+        "status": booking.status,
+        "amount_owed_cents": booking.amount_owed_cents,
+        "currency": booking.currency,
+        "space_label": space_label,
+    }
+
+
+def record_change(session: Session, booking: Booking, kind: str, now: datetime) -> LotChange:
+    """Append the booking's current snapshot to its lot's change feed."""
+    session.flush()
+    seq = session.execute(
+        update(Lot)
+        .where(Lot.id == booking.lot_id)
+        .values(change_seq=Lot.change_seq + 1)
+        .returning(Lot.change_seq)
+    ).scalar_one()
+    label = session.execute(select(Space.label).where(Space.id == booking.space_id)).scalar()
+    change = LotChange(
+        lot_id=booking.lot_id,
+        seq=seq,
+        kind=kind,
+        payload=reservation_snapshot(booking, label),
+        created_at=now,
+    )
+    session.add(change)
+    return change
+
+
+def changes_since(session: Session, lot_id: int, since: int, limit: int) -> list[LotChange]:
+    stmt = (
+        select(LotChange)
+        .where(LotChange.lot_id == lot_id, LotChange.seq > since)
+        .order_by(LotChange.seq)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def log_event(
+    session: Session,
+    kind: str,
+    now: datetime,
+    *,
+    booking: Booking | None = None,
+    lot_id: int | None = None,
+    **payload: Any,
+) -> None:
+    session.add(
+        EventLog(
+            kind=kind,
+            lot_id=booking.lot_id if booking else lot_id,
+            booking_id=booking.id if booking else None,
+            user_id=booking.user_id if booking else None,
+            payload=payload,
+            created_at=now,
+        )
+    )

@@ -1,0 +1,124 @@
+"""Arrival, exit and settlement of a booking: what the gate reports and what is owed.
+
+Exit applies the lot's rules through ``cloud_api.pricing``: leaving early earns a credit refunded
+through the provider (outbox ``payment.refund``), leaving after end + grace adds an overstay charge
+to ``amount_owed_cents`` (outbox ``payment.create``) that the exit gate sees until it is paid.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud_api.bookings import get_booking, lot_rate, notify, request_payment
+from cloud_api.changes import log_event, record_change
+from cloud_api.errors import Conflict
+from cloud_api.models import Booking, BookingStatus, Lot, PaymentKind
+from cloud_api.pricing import early_exit_credit, overstay_charge
+
+__all__ = [
+    "ExitOutcome",
+    "find_for_plate",
+    "record_arrival",
+    "record_exit",
+    "record_payment_received",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ExitOutcome:
+    booking: Booking
+    credit_cents: int
+    overstay_cents: int
+
+
+def find_for_plate(session: Session, lot_id: int, plate: str, now: datetime) -> Booking | None:
+    """The booking a gate should apply to this plate now: inside first, else nearest window."""
+    rows = session.scalars(
+        select(Booking)
+        .where(
+            Booking.lot_id == lot_id,
+            Booking.plate == plate,
+            Booking.status.in_(
+                [BookingStatus.PENDING.value, BookingStatus.CONFIRMED.value, "completed"]
+            ),
+        )
+        .order_by(Booking.start_time)
+    ).all()
+    inside = [b for b in rows if b.arrived_at is not None and b.exited_at is None]
+    if inside:
+        return inside[0]
+    owing = [b for b in rows if b.amount_owed_cents > 0]
+    if owing:
+        return owing[0]
+    upcoming = [b for b in rows if b.status != "completed" and b.end_time >= now]
+    return min(upcoming, key=lambda b: abs((b.start_time - now).total_seconds()), default=None)
+
+
+def record_arrival(session: Session, booking: Booking, *, at: datetime, now: datetime) -> Booking:
+    if booking.status != BookingStatus.CONFIRMED.value:
+        raise Conflict("not_confirmed", f"booking is {booking.status}")
+    if booking.arrived_at is None:
+        booking.arrived_at = at
+        booking.updated_at = now
+        record_change(session, booking, "arrived", now)
+        log_event(session, "visit.arrived", now, booking=booking, at=at.isoformat())
+    return booking
+
+
+def record_exit(session: Session, booking: Booking, *, at: datetime, now: datetime) -> ExitOutcome:
+    """Close the visit: credit for early exit by the lot's policy, or owe the overstay."""
+    if booking.exited_at is not None:
+        return ExitOutcome(booking, 0, 0)
+    if booking.status != BookingStatus.CONFIRMED.value:
+        raise Conflict("not_confirmed", f"booking is {booking.status}")
+    lot = session.get(Lot, booking.lot_id)
+    assert lot is not None
+    rate = lot_rate(session, booking.lot_id, booking.vehicle_type)
+    credit = early_exit_credit(
+        paid_cents=booking.price_cents - booking.refunded_cents,
+        start=booking.start_time,
+        end=booking.end_time,
+        exited_at=at,
+        rate=rate,
+        policy=lot.early_exit_policy,
+        fee_cents=lot.early_exit_fee_cents,
+    )
+    overstay = overstay_charge(
+        end=booking.end_time, exited_at=at, grace_minutes=lot.overstay_grace_minutes, rate=rate
+    )
+    booking.exited_at = at
+    booking.arrived_at = booking.arrived_at or booking.start_time
+    booking.status = BookingStatus.COMPLETED.value
+    booking.updated_at = now
+    if credit:
+        booking.refunded_cents += credit
+        request_payment(session, booking, credit, PaymentKind.REFUND, "early-exit")
+        notify(session, booking, "refund", amount_cents=credit)
+    if overstay:
+        booking.amount_owed_cents += overstay
+        request_payment(session, booking, overstay, PaymentKind.OVERSTAY, "overstay")
+    record_change(session, booking, "exited", now)
+    log_event(
+        session, "visit.exited", now, booking=booking, credit_cents=credit, overstay_cents=overstay
+    )
+    return ExitOutcome(booking, credit, overstay)
+
+
+def record_payment_received(
+    session: Session, booking_id: str, amount_cents: int, *, now: datetime
+) -> Booking:
+    """A payment for money owed (extension, overstay) arrived: reduce what the exit must see."""
+    booking = get_booking(session, booking_id, for_update=True)
+    if booking.amount_owed_cents:
+        booking.amount_owed_cents = max(0, booking.amount_owed_cents - amount_cents)
+        booking.updated_at = now
+        record_change(session, booking, "paid", now)
+        log_event(session, "booking.paid", now, booking=booking, amount_cents=amount_cents)
+    return booking

@@ -1,0 +1,33 @@
+"""Cloud API fixtures: migrated SQLite databases (PostgreSQL: ``postgres_db``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_api.db import make_engine, make_sessionmaker
+from cloud_api.migrate import upgrade
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite file database."""
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def session_factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(sqlite_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    with session_factory() as s:
+        yield s
