@@ -102,6 +102,14 @@ def test_every_plate_returned_best_first_with_box_and_detection() -> None:
     assert all(isinstance(v, int) for v in reads[0].box)
 
 
+def test_near_equal_confidences_go_to_the_surer_detection() -> None:
+    reads = fake_read(
+        [result("RK619", [0.99999] * 5, det=0.87), result("RK735AS", [0.99998] * 7, det=0.91)]
+    )
+    assert [r.text for r in reads] == ["RK735AS", "RK619"]
+    assert reads[0].confidence == reads[1].confidence == 1.0
+
+
 def test_box_is_clipped_to_the_frame() -> None:
     wide = Result(Detection(0.9, Box(-5, -1, 99, 50)), Ocr("ABC123", [0.9] * 6))
     [plate] = fake_read([wide])
