@@ -190,6 +190,31 @@ def test_hub_names() -> None:
     assert hub_ocr_name("cct_xs_v2_global") == "cct-xs-v2-global-model"
 
 
+def test_no_models_dir_uses_the_hub_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fast_alpr.default_ocr
+    import open_image_models
+
+    calls: dict[str, Any] = {}
+
+    def fake_detector(model: str, **kwargs: Any) -> FakeAlpr:
+        calls["detector"] = (model, kwargs)
+        return FakeAlpr([])
+
+    def fake_ocr(**kwargs: Any) -> FakeAlpr:
+        calls["ocr"] = kwargs
+        return FakeAlpr([])
+
+    monkeypatch.setattr(open_image_models, "create_detector", fake_detector)
+    monkeypatch.setattr(fast_alpr.default_ocr, "DefaultOCR", fake_ocr)
+    Recognizer.from_models(None, threads=3, detection_threshold=0.3)
+    model, options = calls["detector"]
+    assert model == "yolo-v9-t-416-license-plate-end2end"
+    assert options["conf_thresh"] == 0.3
+    assert options["sess_options"].intra_op_num_threads == 3
+    assert calls["ocr"]["hub_ocr_model"] == "cct-xs-v2-global-model"
+    assert calls["ocr"]["sess_options"].intra_op_num_threads == 3
+
+
 def test_missing_models_dir_names_path_and_files(tmp_path: Path) -> None:
     with pytest.raises(ModelsNotFound, match=r"nowhere.*cct_xs_v2_global_plate_config\.yaml"):
         Recognizer.from_models(tmp_path / "nowhere")
