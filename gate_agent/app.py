@@ -1,0 +1,204 @@
+"""The gate agent's composition root: config in, running lanes out.
+
+Nothing below this module reads config or the environment; everything takes its dependencies as
+arguments. ``Agent`` owns the threads and closes the devices it opened (barriers revert on close).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+from gate_agent.config import (
+    AgentConfig,
+    BarrierConfig,
+    CameraConfig,
+    DryRunBarrierConfig,
+    GpioBarrierConfig,
+    LaneConfig,
+    OpenCVCameraConfig,
+    PresenceConfig,
+    SerialBarrierConfig,
+)
+from gate_agent.lane import Lane
+from gate_agent.passes import PassTracker
+from gate_agent.recognition import Recognizer, models_dir_from_env
+from gate_agent.store import Store
+from hardware.barrier import Barrier, DryRunBarrier, GpioBarrier, SerialRelayBarrier
+from hardware.camera import FrameSource, OpenCVCamera, ReplaySource
+from hardware.presence import HoldOpen, PresenceSensor
+
+__all__ = ["Agent", "build_agent", "run_agent"]
+
+log = logging.getLogger(__name__)
+
+
+def _mock_factory() -> object:
+    from gpiozero.pins.mock import MockFactory
+
+    return MockFactory()
+
+
+def make_camera(config: CameraConfig, name: str) -> FrameSource:
+    if isinstance(config, OpenCVCameraConfig):
+        return OpenCVCamera(config.source, name=name)
+    return ReplaySource(config.path, name=name, fps=config.fps, loop=config.loop)
+
+
+def make_barrier(config: BarrierConfig, pin_factory: object | None = None) -> Barrier:
+    if isinstance(config, GpioBarrierConfig):
+        factory = (
+            pin_factory if pin_factory is not None else (_mock_factory() if config.mock else None)
+        )
+        return GpioBarrier(
+            config.pin,
+            active_high=config.active_high,
+            pulse_seconds=config.pulse_seconds,
+            pin_factory=factory,
+        )
+    if isinstance(config, SerialBarrierConfig):
+        return SerialRelayBarrier(
+            config.port,
+            channel=config.channel,
+            baudrate=config.baudrate,
+            pulse_seconds=config.pulse_seconds,
+        )
+    assert isinstance(config, DryRunBarrierConfig)
+    return DryRunBarrier(pulse_seconds=config.pulse_seconds)
+
+
+def make_presence(config: PresenceConfig, pin_factory: object | None = None) -> PresenceSensor:
+    factory = pin_factory if pin_factory is not None else (_mock_factory() if config.mock else None)
+    # active-high detectors drive the line; active-low ones are a contact to ground (pull-up)
+    return PresenceSensor(config.pin, pull_up=not config.active_high, pin_factory=factory)
+
+
+class Agent:
+    """Every lane of one lot, running in threads until :meth:`stop`."""
+
+    def __init__(
+        self, config: AgentConfig, store: Store, lanes: list[Lane], resources: ExitStack
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.lanes = {lane.lane_id: lane for lane in lanes}
+        self._resources = resources
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Agent:
+        for lane in self.lanes.values():
+            thread = threading.Thread(
+                target=self._run_lane, args=(lane,), name=f"lane-{lane.lane_id}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        log.info("agent for lot %s running %d lane(s)", self.config.lot.id, len(self.lanes))
+        return self
+
+    def _run_lane(self, lane: Lane) -> None:
+        try:
+            lane.run(self._stop)
+        except Exception:  # a lane must never die silently: log, mark, and let systemd see it
+            log.exception("lane %s crashed", lane.lane_id)
+            lane.status.last_error = "lane loop crashed; see log"
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._resources.close()  # cameras stop, barriers revert, store closes
+        log.info("agent stopped")
+
+
+def build_agent(
+    config: AgentConfig,
+    *,
+    recognizer: Recognizer | None = None,
+    pin_factory: object | None = None,
+    barrier_factory: Callable[[LaneConfig], Barrier] | None = None,
+) -> Agent:
+    """Wire an agent from config. Tests pass a shared recognizer or a MockFactory."""
+    resources = ExitStack()
+    try:
+        data_dir = Path(config.lot.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(data_dir / "agent.sqlite3")
+        resources.callback(store.close)
+        if recognizer is None:
+            rc = config.recognition
+            recognizer = Recognizer.from_models(
+                rc.models_dir or models_dir_from_env(),
+                detector=rc.detector,
+                ocr=rc.ocr,
+                threads=rc.threads,
+                detection_threshold=rc.detection_threshold,
+                min_plate_length=rc.min_plate_length,
+                plate_format=rc.plate_format,
+            )
+        rules = config.lot.rules.to_rules()
+        lanes = []
+        for lane_config in config.lanes:
+            source = make_camera(lane_config.camera, lane_config.id)
+            resources.callback(source.close)
+            barrier = (
+                barrier_factory(lane_config)
+                if barrier_factory
+                else make_barrier(lane_config.barrier, pin_factory)
+            )
+            resources.callback(barrier.close)
+            tracker = PassTracker(
+                budget_s=config.passes.budget_seconds, gap_s=config.passes.gap_seconds
+            )
+            lane = Lane(
+                lot_id=config.lot.id,
+                lane_id=lane_config.id,
+                direction=lane_config.direction,
+                recognizer=recognizer,
+                tracker=tracker,
+                store=store,
+                barrier=barrier,
+                rules=rules,
+                source=source,
+            )
+            if lane_config.presence is not None:
+                sensor = make_presence(lane_config.presence, pin_factory)
+                resources.callback(sensor.close)
+                hold = HoldOpen(sensor, barrier, pulse_seconds=lane_config.barrier.pulse_seconds)
+                resources.callback(hold.close)
+                sensor.subscribe(arrived=lane.presence_arrived)
+            lanes.append(lane)
+        return Agent(config, store, lanes, resources)
+    except BaseException:
+        resources.close()
+        raise
+
+
+def run_agent(config: AgentConfig) -> int:
+    """Run until SIGTERM/SIGINT; exit code for the CLI."""
+    agent = build_agent(config).start()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        agent._stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not agent.wait(1.0):
+            pass
+    finally:
+        agent.stop()
+    return 0

@@ -1,0 +1,292 @@
+"""One lane's loop: frame → plates → pass → decision → journal → barrier.
+
+The journal is committed (``synchronous=FULL``) *before* the barrier is commanded open: an opening
+is never unrecorded, even when the power fails between the two. The price is one fsync on the
+frame→command path, which ``make bench`` measures. If the pulse then fails, a ``barrier_fault``
+event follows the journaled decision, so the record says what really happened.
+
+Several lanes share one recognizer (it serialises calls itself); each lane owns its pass tracker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from gate_agent.decision import decide
+from gate_agent.domain import Decision, Direction, LotRules, PlateRead, Reason
+from gate_agent.passes import Pass, PassTracker, new_visit_id
+from gate_agent.recognition import Recognizer
+from gate_agent.store import EventKind, JournalEvent, PresenceChange, Store
+from hardware.barrier import Barrier
+from hardware.camera import Frame, FrameSource
+from hardware.errors import HardwareError
+
+__all__ = ["Lane", "LaneOutcome"]
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class LaneOutcome:
+    """What a lane decided for one pass, and what it did about it."""
+
+    lane_id: str
+    visit_id: str
+    event_id: str
+    decision: Decision
+    frame_seq: int
+    occurred_at: datetime
+    frame_to_command_ms: float | None = None  # set when the barrier was commanded open
+    barrier_error: str | None = None
+
+
+@dataclass
+class LaneStatus:
+    """Live state for the status page and metrics (written by the lane thread only)."""
+
+    frames: int = 0
+    last_frame_at: float | None = None
+    last_reads: tuple[PlateRead, ...] = ()
+    last_read_at: float | None = None
+    last_outcome: LaneOutcome | None = None
+    last_error: str | None = None
+    recognition_ms: list[float] = field(default_factory=list)
+
+
+Listener = Callable[[LaneOutcome], None]
+
+
+class Lane:
+    def __init__(
+        self,
+        *,
+        lot_id: str,
+        lane_id: str,
+        direction: Direction,
+        recognizer: Recognizer,
+        tracker: PassTracker,
+        store: Store,
+        barrier: Barrier,
+        rules: LotRules,
+        source: FrameSource | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], datetime] = utcnow,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
+        self.lot_id = lot_id
+        self.lane_id = lane_id
+        self.direction = direction
+        self.recognizer = recognizer
+        self.tracker = tracker
+        self.store = store
+        self.barrier = barrier
+        self.rules = rules
+        self.source = source
+        self._clock = clock
+        self._wallclock = wallclock
+        self._listeners = list(listeners)
+        self._lock = threading.Lock()  # the loop and commissioning uploads share the tracker
+        self.status = LaneStatus()
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    # -- the pipeline -------------------------------------------------------------------------
+
+    def process_frame(self, frame: Frame) -> LaneOutcome | None:
+        """Run one camera frame through the lane; return the outcome if a pass was decided."""
+        started = self._clock()
+        reads = self.recognizer.read(frame.image)
+        now = self._clock()
+        self._note_frame(frame, reads, started, now)
+        with self._lock:
+            current = self.tracker.observe(reads, now)
+            return self._maybe_decide(current, frame, now)
+
+    def tick(self) -> LaneOutcome | None:
+        """Advance time without a frame (camera stalled): a pass whose budget ran out is decided."""
+        with self._lock:
+            now = self._clock()
+            current = self.tracker.observe((), now)
+            return self._maybe_decide(current, None, now)
+
+    def _note_frame(
+        self, frame: Frame, reads: Sequence[PlateRead], started: float, now: float
+    ) -> None:
+        status = self.status
+        status.frames += 1
+        status.last_frame_at = frame.captured_at
+        status.recognition_ms = [*status.recognition_ms[-99:], (now - started) * 1000]
+        if reads:
+            status.last_reads = tuple(reads)
+            status.last_read_at = now
+
+    def _maybe_decide(
+        self, current: Pass | None, frame: Frame | None, now: float
+    ) -> LaneOutcome | None:
+        if current is None or current.decided:
+            return None
+        decision = self._decision_for(current)
+        if not decision.open and not self.tracker.budget_exhausted(now):
+            return None  # not sure yet: more frames may give a better read
+        self.tracker.decide(current.visit_id)
+        return self._act(current.visit_id, decision, frame)
+
+    def _decision_for(self, current: Pass) -> Decision:
+        facts = [self.store.facts_for(c.text, c.confidence) for c in current.candidates]
+        return decide(self.direction, facts, self._wallclock(), self.rules)
+
+    def _act(self, visit_id: str, decision: Decision, frame: Frame | None) -> LaneOutcome:
+        event = JournalEvent.for_decision(
+            decision,
+            lot_id=self.lot_id,
+            lane_id=self.lane_id,
+            direction=self.direction,
+            visit_id=visit_id,
+            occurred_at=self._wallclock(),
+        )
+        presence: PresenceChange = "none"
+        if decision.open:
+            presence = "enter" if self.direction is Direction.ENTRY else "leave"
+        event_id = self.store.record_pass(event, presence=presence)  # FULL commit, then pulse
+        latency_ms: float | None = None
+        barrier_error: str | None = None
+        if decision.open:
+            barrier_error = self._pulse(visit_id)
+            if frame is not None and barrier_error is None:
+                latency_ms = (self._clock() - frame.captured_at) * 1000
+        return self._finish(
+            LaneOutcome(
+                lane_id=self.lane_id,
+                visit_id=visit_id,
+                event_id=event_id,
+                decision=decision,
+                frame_seq=frame.seq if frame is not None else -1,
+                occurred_at=event.occurred_at or self._wallclock(),
+                frame_to_command_ms=latency_ms,
+                barrier_error=barrier_error,
+            )
+        )
+
+    def _finish(self, outcome: LaneOutcome) -> LaneOutcome:
+        decision = outcome.decision
+        log.info(
+            "lane %s visit %s: %s (%s)",
+            self.lane_id,
+            outcome.visit_id,
+            "open" if decision.open else "denied",
+            decision.reason.value,
+        )
+        log.debug("lane %s visit %s plate %s", self.lane_id, outcome.visit_id, decision.plate)
+        self.status.last_outcome = outcome
+        for listener in self._listeners:
+            listener(outcome)
+        return outcome
+
+    def _pulse(self, visit_id: str) -> str | None:
+        try:
+            self.barrier.pulse_open()
+        except HardwareError as exc:
+            log.error("lane %s: barrier pulse failed: %s", self.lane_id, exc)
+            fault = JournalEvent(
+                lot_id=self.lot_id,
+                kind=EventKind.BARRIER_FAULT,
+                lane_id=self.lane_id,
+                direction=self.direction,
+                visit_id=visit_id,
+                occurred_at=self._wallclock(),
+                detail={"error": str(exc)},
+            )
+            self.store.record_pass(fault)
+            self.status.last_error = str(exc)
+            return str(exc)
+        return None
+
+    # -- operator actions ---------------------------------------------------------------------
+
+    def manual_open(self, *, actor: str, reason: str) -> LaneOutcome:
+        """An operator opens the lane: audited with who/why, journaled, then pulsed."""
+        reason = reason.strip()
+        if not reason:
+            raise ValueError("a reason is required for a manual open")
+        with self._lock:
+            visit_id = new_visit_id()
+            self.store.audit(actor, "manual_open", reason, lane_id=self.lane_id)
+            decision = Decision(open=True, reason=Reason.MANUAL_OPEN, detail=reason)
+            event = JournalEvent(
+                lot_id=self.lot_id,
+                kind=EventKind.MANUAL_OPEN,
+                lane_id=self.lane_id,
+                direction=self.direction,
+                visit_id=visit_id,
+                reason=Reason.MANUAL_OPEN.value,
+                occurred_at=self._wallclock(),
+                detail={"actor": actor, "reason": reason},
+            )
+            event_id = self.store.record_pass(event)
+            error = self._pulse(visit_id)
+            return self._finish(
+                LaneOutcome(
+                    self.lane_id,
+                    visit_id,
+                    event_id,
+                    decision,
+                    -1,
+                    event.occurred_at or self._wallclock(),
+                    None,
+                    error,
+                )
+            )
+
+    def presence_arrived(self) -> None:
+        """A presence sensor saw a vehicle: start a pass (the time budget runs from now)."""
+        with self._lock:
+            self.tracker.start(self._clock())
+
+    def evaluate_image(self, image: np.ndarray, *, act: bool = True) -> LaneOutcome:
+        """Commissioning: run a photo through the full pipeline as a camera frame, decide now.
+
+        A single photo is all the evidence there will be, so the pass is decided at once. With
+        ``act=False`` nothing is journaled and the barrier does not move (a preview).
+        """
+        started = self._clock()
+        frame = Frame(image=image, seq=-1, captured_at=started, wall_time=time.time())
+        reads = self.recognizer.read(image)
+        now = self._clock()
+        self._note_frame(frame, reads, started, now)
+        with self._lock:
+            current = self.tracker.start(now)
+            current.add_frame(reads, now)
+            decision = self._decision_for(current)
+            if not act:
+                return LaneOutcome(
+                    self.lane_id, current.visit_id, "", decision, -1, self._wallclock()
+                )
+            self.tracker.decide(current.visit_id)
+            return self._act(current.visit_id, decision, frame)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, poll_seconds: float = 0.25) -> None:
+        """Process the newest camera frame until ``stop`` is set."""
+        if self.source is None:
+            raise RuntimeError(f"lane {self.lane_id} has no frame source")
+        last_seq = -1
+        while not stop.is_set():
+            frame = self.source.latest(newer_than=last_seq, timeout=poll_seconds)
+            if frame is None:
+                self.tick()
+                continue
+            last_seq = frame.seq
+            self.process_frame(frame)

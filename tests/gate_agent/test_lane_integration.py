@@ -1,0 +1,212 @@
+"""The edge lane end to end: a real photo → real recognizer → cache → mock GPIO pin → journal."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from gate_agent.app import Agent, build_agent
+from gate_agent.config import parse_config
+from gate_agent.domain import Reservation, ReservationStatus
+from gate_agent.recognition import Recognizer
+from gate_agent.store import EventKind, Store
+from tests.support.services import wait_for
+
+BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
+UNKNOWN_PHOTO = "us/1e241dc8-8f18-4955-8988-03a0ab49f813.jpg"  # plate CCLVN3
+PULSE_S = 0.3
+BARRIER_PIN = 17
+
+
+@pytest.fixture(scope="module")
+def recognizer(models_dir: Path) -> Recognizer:
+    return Recognizer.from_models(models_dir, threads=2)
+
+
+def photo_folder(tmp_path: Path, dataset_dir: Path, photo: str) -> Path:
+    """A replay folder holding one dataset photo (linked, not copied)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / Path(photo).name).symlink_to(dataset_dir / photo)
+    return folder
+
+
+def agent_config(tmp_path: Path, frames: Path, fps: float = 10.0) -> dict[str, object]:
+    return {
+        "lot": {"id": "lot-1", "data_dir": str(tmp_path / "data")},
+        "passes": {"budget_seconds": 0.8, "gap_seconds": 30},
+        "lanes": [
+            {
+                "id": "entry-1",
+                "direction": "entry",
+                "camera": {"kind": "replay", "path": str(frames), "fps": fps},
+                "barrier": {
+                    "kind": "gpio",
+                    "pin": BARRIER_PIN,
+                    "pulse_seconds": PULSE_S,
+                    "mock": True,
+                },
+            }
+        ],
+    }
+
+
+def booking(plate: str) -> Reservation:
+    now = datetime.now(UTC)
+    return Reservation(
+        id="bk_test1",
+        plate=plate,
+        starts_at=now - timedelta(minutes=5),
+        ends_at=now + timedelta(hours=2),
+        status=ReservationStatus.CONFIRMED,
+        space_label="A7",
+    )
+
+
+@pytest.fixture
+def pins() -> Iterator[MockFactory]:
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+    factory.close()
+
+
+def start_agent(
+    config: dict[str, object],
+    recognizer: Recognizer,
+    pins: MockFactory,
+    reservations: list[Reservation],
+) -> Agent:
+    agent = build_agent(parse_config(config), recognizer=recognizer, pin_factory=pins)
+    agent.store.upsert_reservations(reservations)
+    return agent.start()
+
+
+def frames_seen(agent: Agent) -> int:
+    return agent.lanes["entry-1"].status.frames
+
+
+def test_booked_plate_pulses_the_pin_and_journals_one_entry(
+    tmp_path: Path, dataset_dir: Path, recognizer: Recognizer, pins: MockFactory
+) -> None:
+    frames = photo_folder(tmp_path, dataset_dir, BOOKED_PHOTO)
+    agent = start_agent(agent_config(tmp_path, frames), recognizer, pins, [booking("K179658")])
+    pin = pins.pin(BARRIER_PIN)
+    try:
+        events = wait_for(lambda: agent.store.events(limit=10), timeout=20, what="an event")
+        # the pulse reverts inside the driver: wait until the pin is low again
+        wait_for(lambda: len(pin.states) >= 3 and not pin.state, timeout=5, what="pin revert")
+        seen = frames_seen(agent)
+        wait_for(lambda: frames_seen(agent) >= seen + 5, timeout=20, what="more frames")
+        events = agent.store.events(limit=10)
+    finally:
+        agent.stop()
+    assert [e.kind for e in events] == [EventKind.ENTRY], "the same car must not enter twice"
+    event = events[0]
+    assert event.plate == "K179658"
+    assert event.reason == "reservation_valid"
+    assert event.reservation_id == "bk_test1"
+    assert event.visit_id and len(event.visit_id) >= 16
+    assert event.confidence is not None and event.confidence >= 0.8
+    # pin history: low at construction, high for the pulse, low again. MockPin timestamps are
+    # the time since the previous change, so the last one is how long the pin stayed high.
+    states = [(s.timestamp, s.state) for s in pin.states]
+    assert [state for _, state in states] == [False, True, False]
+    pulse = states[2][0]
+    assert PULSE_S * 0.9 <= pulse <= PULSE_S + 0.25, pulse
+
+
+def test_unknown_plate_is_denied_without_a_pulse(
+    tmp_path: Path, dataset_dir: Path, recognizer: Recognizer, pins: MockFactory
+) -> None:
+    frames = photo_folder(tmp_path, dataset_dir, UNKNOWN_PHOTO)
+    agent = start_agent(agent_config(tmp_path, frames), recognizer, pins, [booking("K179658")])
+    try:
+        events = wait_for(lambda: agent.store.events(limit=10), timeout=20, what="an event")
+        seen = frames_seen(agent)
+        wait_for(lambda: frames_seen(agent) >= seen + 5, timeout=20, what="more frames")
+        events = agent.store.events(limit=10)
+    finally:
+        agent.stop()
+    assert [(e.kind, e.reason) for e in events] == [(EventKind.DENIED, "no_reservation")]
+    assert events[0].read_text == "CCLVN3"
+    assert [s.state for s in pins.pin(BARRIER_PIN).states] == [False]
+
+
+def test_sigkill_right_after_the_pulse_loses_no_journaled_event(
+    tmp_path: Path, dataset_dir: Path, models_dir: Path
+) -> None:
+    frames = photo_folder(tmp_path, dataset_dir, BOOKED_PHOTO)
+    config = agent_config(tmp_path, frames)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    store = Store(data_dir / "agent.sqlite3")
+    store.upsert_reservation(booking("K179658"))
+    store.close()
+    config_path = tmp_path / "agent.toml"
+    config_path.write_text(_toml(config))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PARKGATE_MODELS_DIR": str(models_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gate_agent.cli", "run", "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    pulsed = threading.Event()
+    output: list[str] = []
+
+    def watch() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            if ": open (reservation_valid)" in line:
+                proc.send_signal(signal.SIGKILL)  # right after the pulse was commanded
+                pulsed.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        assert pulsed.wait(60), "agent never opened:\n" + "".join(output)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    reopened = Store(data_dir / "agent.sqlite3")
+    try:
+        events = reopened.events(limit=10)
+        assert [(e.kind, e.plate) for e in events] == [(EventKind.ENTRY, "K179658")]
+        assert [e.event_id for e in reopened.unsent_events()] == [events[0].event_id]
+        assert [p.plate for p in reopened.inside()] == ["K179658"]
+    finally:
+        reopened.close()
+
+
+def _toml(config: dict[str, object]) -> str:
+    lane = config["lanes"][0]  # type: ignore[index]
+    return f"""
+[lot]
+id = "lot-1"
+data_dir = "{config["lot"]["data_dir"]}"  # type: ignore[index]
+
+[passes]
+budget_seconds = 0.8
+gap_seconds = 30
+
+[[lanes]]
+id = "entry-1"
+direction = "entry"
+camera = {{ kind = "replay", path = "{lane["camera"]["path"]}", fps = 10 }}
+barrier = {{ kind = "gpio", pin = {BARRIER_PIN}, pulse_seconds = {PULSE_S}, mock = true }}
+""".replace("  # type: ignore[index]", "")
