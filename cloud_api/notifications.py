@@ -16,28 +16,45 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from cloud_api.db import Base
+from cloud_api.models import Booking, BookingStatus, Lot, OutboxMessage, User, UTCDateTime
+from cloud_api.outbox import enqueue
+
+if TYPE_CHECKING:
+    from cloud_api.worker import OutboxItem
 
 __all__ = [
     "EMAIL_KIND",
     "TEMPLATES",
+    "BookingReminder",
     "MailError",
     "MailRejected",
     "MailUnavailable",
+    "Mailer",
     "SmtpMailer",
     "SmtpSettings",
+    "booking_email",
     "compose",
+    "email_handler",
     "email_payload",
+    "enqueue_booking_email",
+    "schedule_reminders",
 ]
 
 log = logging.getLogger(__name__)
 
-EMAIL_KIND = "notification.email"
-"""Outbox ``kind`` of every customer email."""
+EMAIL_KIND = "notify.email"
+"""Outbox ``kind`` of every customer email (payload ``{template, to, booking_id, ...}``)."""
 
 
 class MailError(Exception):
@@ -66,7 +83,7 @@ class SmtpSettings:
 _SUBJECTS = {
     "payment_confirmed": "Booking {booking_id} confirmed",
     "payment_failed": "Payment failed for booking {booking_id}",
-    "reminder": "Your parking at {lot} ends at {end}",
+    "reminder": "Your parking at {lot} ends at {ends_at}",
     "refund": "Refund of {amount} {currency} for booking {booking_id}",
     "overstay": "Overstay charge of {amount} {currency} for booking {booking_id}",
 }
@@ -74,7 +91,7 @@ _SUBJECTS = {
 _BODIES = {
     "payment_confirmed": (
         "Hello {name},\n\nyour payment of {amount} {currency} was received and booking "
-        "{booking_id} is confirmed.\nLot: {lot}\nPlate: {plate}\nFrom {start} to {end}.\n\n"
+        "{booking_id} is confirmed.\nLot: {lot}\nPlate: {plate}\nFrom {starts_at} to {ends_at}.\n\n"
         "The gate opens for your plate during the booked window.\n"
     ),
     "payment_failed": (
@@ -82,7 +99,7 @@ _BODIES = {
         "released and the space is free again.\nPlease book again with another payment method.\n"
     ),
     "reminder": (
-        "Hello {name},\n\nyour booking {booking_id} at {lot} for {plate} ends at {end}.\n"
+        "Hello {name},\n\nyour booking {booking_id} at {lot} for {plate} ends at {ends_at}.\n"
         "Leave before then or extend the booking to avoid an overstay charge.\n"
     ),
     "refund": (
@@ -107,13 +124,15 @@ def email_payload(template: str, *, to: str, **context: Any) -> dict[str, Any]:
     """The outbox payload for one email; ``context`` must be JSON-serialisable."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
-    return {"template": template, "to": to, "context": context}
+    return {**context, "template": template, "to": to}
 
 
 def compose(payload: Mapping[str, Any], *, sender: str) -> EmailMessage:
     """Build the message for an outbox payload made by :func:`email_payload`."""
     template = payload["template"]
-    context = _Blank({"name": "customer", **payload.get("context", {})})
+    context = _Blank({"name": "customer", **payload})
+    if "amount" not in context and isinstance(payload.get("amount_cents"), int):
+        context["amount"] = f"{payload['amount_cents'] / 100:.2f}"
     message = EmailMessage()
     message["From"] = sender
     message["To"] = payload["to"]
@@ -158,3 +177,104 @@ class SmtpMailer:
         except (OSError, smtplib.SMTPException) as exc:
             raise MailUnavailable(f"SMTP {s.host}:{s.port} unavailable: {exc}") from exc
         log.info("sent %s to %s", message["X-ParkGate-Template"], message["To"])
+
+
+class Mailer(Protocol):
+    @property
+    def sender(self) -> str: ...
+
+    def send(self, message: EmailMessage) -> None: ...
+
+
+def email_handler(mailer: Mailer) -> Callable[[sessionmaker[Session], OutboxItem], None]:
+    """Outbox handler for :data:`EMAIL_KIND`; errors are classified by the worker."""
+
+    def send_email(sessions: sessionmaker[Session], item: OutboxItem) -> None:
+        payload = dict(item.payload)
+        booking_id = payload.get("booking_id")
+        if isinstance(booking_id, str) and (not payload.get("to") or "lot" not in payload):
+            with sessions() as session:
+                _fill_from_booking(session, booking_id, payload)
+        if not payload.get("to"):
+            raise LookupError(f"email {item.id} has no recipient")
+        mailer.send(compose(payload, sender=mailer.sender))
+
+    return send_email
+
+
+def _fill_from_booking(session: Session, booking_id: str, payload: dict[str, Any]) -> None:
+    booking = session.get(Booking, booking_id)
+    if booking is None:
+        return
+    if not payload.get("to"):
+        user = session.get(User, booking.user_id)
+        payload["to"] = user.email if user else None
+    if "lot" not in payload:
+        lot = session.get(Lot, booking.lot_id)
+        payload["lot"] = lot.name if lot else booking.lot_id
+
+
+def booking_email(
+    session: Session, booking: Booking, template: str, **extra: Any
+) -> dict[str, Any]:
+    """Payload for ``template`` about ``booking``: the customer's address, the lot's name."""
+    user = session.get(User, booking.user_id)
+    lot = session.get(Lot, booking.lot_id)
+    if user is None:
+        raise LookupError(f"booking {booking.id} has no user")
+    context: dict[str, Any] = {
+        "booking_id": booking.id,
+        "name": user.name,
+        "lot": lot.name if lot else booking.lot_id,
+        "plate": booking.plate,
+        "starts_at": booking.start_time.isoformat(timespec="minutes"),
+        "ends_at": booking.end_time.isoformat(timespec="minutes"),
+        "amount_cents": booking.price_cents,
+        "currency": booking.currency,
+    }
+    context.update(extra)
+    return email_payload(template, to=user.email, **context)
+
+
+def enqueue_booking_email(
+    session: Session, booking: Booking, template: str, **extra: Any
+) -> OutboxMessage:
+    """Write the email to the outbox in the caller's transaction (never sent on a request path)."""
+    return enqueue(session, EMAIL_KIND, booking_email(session, booking, template, **extra))
+
+
+class BookingReminder(Base):
+    """One row per booking whose "ends soon" reminder was enqueued: makes it exactly once."""
+
+    __tablename__ = "booking_reminders"
+
+    booking_id: Mapped[str] = mapped_column(
+        String(24), ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def schedule_reminders(session: Session, now: datetime, *, lead: timedelta) -> int:
+    """Enqueue the reminder for confirmed bookings ending within ``lead`` of ``now``, once each.
+
+    The reminder row and the outbox message are written in the caller's transaction; a second
+    scheduler racing on the same booking fails on the primary key and rolls back.
+    """
+    already = select(BookingReminder.booking_id)
+    due = session.scalars(
+        select(Booking)
+        .where(
+            Booking.status == BookingStatus.CONFIRMED.value,
+            Booking.end_time > now,
+            Booking.end_time <= now + lead,
+            Booking.exited_at.is_(None),
+            Booking.id.not_in(already),
+        )
+        .order_by(Booking.end_time)
+    ).all()
+    for booking in due:
+        session.add(BookingReminder(booking_id=booking.id, enqueued_at=now))
+        enqueue_booking_email(session, booking, "reminder")
+    if due:
+        log.info("enqueued %s end-of-booking reminders", len(due))
+    return len(due)

@@ -1,7 +1,7 @@
 """Payments: the provider protocol, the Stripe and local providers, the webhook signature scheme,
 and the early-exit refund / overstay settlement that runs through the outbox."""
 
-from cloud_api.payments.local_provider import LocalPayment, LocalProvider
+from cloud_api.payments.local_provider import InProcessTransport, LocalPayment, LocalProvider
 from cloud_api.payments.provider import (
     PaymentError,
     PaymentIntent,
@@ -28,6 +28,7 @@ from cloud_api.payments.stripe_provider import (
 __all__ = [
     "SIGNATURE_HEADER",
     "HttpxStripeHTTPClient",
+    "InProcessTransport",
     "InvalidSignature",
     "LocalPayment",
     "LocalProvider",

@@ -2,8 +2,8 @@
 
 It records payments in memory, "completes" them on request and delivers Stripe-format events
 (``payment_intent.succeeded``, ``payment_intent.payment_failed``, ``charge.refunded``) signed with
-Stripe's scheme to the webhook URL through an ``httpx.Client`` — tests pass a Starlette
-``TestClient`` (an ``httpx.Client`` on the in-process ASGI app) as that seam.
+Stripe's scheme to the webhook URL through an ``httpx.Client`` — the seam: tests and the
+in-process demo pass ``httpx.Client(transport=InProcessTransport(app), base_url=...)``.
 
 Failures are forced with :meth:`LocalProvider.decline_next` (the next completions fail) and
 :meth:`LocalProvider.fail_calls` (the next API calls raise :class:`ProviderUnavailable`).
@@ -11,6 +11,7 @@ Failures are forced with :meth:`LocalProvider.decline_next` (the next completion
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -36,7 +37,7 @@ from cloud_api.payments.signature import (
     verify_signature,
 )
 
-__all__ = ["LocalPayment", "LocalProvider"]
+__all__ = ["InProcessTransport", "LocalPayment", "LocalProvider"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class LocalProvider:
 
     # -- test and demo controls ----------------------------------------------------------------
     def use_http_client(self, client: httpx.Client) -> None:
-        """Deliver webhooks through ``client`` (e.g. a TestClient wrapping the app)."""
+        """Deliver webhooks through ``client`` (e.g. one on :class:`InProcessTransport`)."""
         self._http = client
 
     def decline_next(self, count: int = 1) -> None:
@@ -165,7 +166,14 @@ class LocalProvider:
             purpose="overstay",
         )
 
-    def refund(self, provider_ref: str, *, amount: int, idempotency_key: str) -> Refund:
+    def refund(
+        self,
+        provider_ref: str,
+        *,
+        amount: int,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Refund:
         self._maybe_unavailable()
         ref = _ref("re", idempotency_key)
         with self._lock:
@@ -181,7 +189,7 @@ class LocalProvider:
                 payment.refunded += amount
                 payment.refunds.append(refund)
         try:
-            self.deliver(self._refund_event(refund, payment))
+            self.deliver(self._refund_event(refund, payment, dict(metadata or {})))
         except httpx.HTTPError as exc:  # the refund stands; like Stripe, delivery is best effort
             log.warning("could not deliver charge.refunded for %s: %s", ref, exc)
         return refund
@@ -253,7 +261,9 @@ class LocalProvider:
             obj["last_payment_error"] = {"code": "card_declined", "message": "declined (local)"}
         return obj
 
-    def _refund_event(self, refund: Refund, payment: LocalPayment | None) -> dict[str, Any]:
+    def _refund_event(
+        self, refund: Refund, payment: LocalPayment | None, refund_metadata: dict[str, str]
+    ) -> dict[str, Any]:
         metadata = dict(payment.metadata) if payment else {}
         charge = {
             "id": "ch" + refund.payment_ref.removeprefix("pi"),
@@ -272,3 +282,28 @@ class LocalProvider:
             },
         }
         return self.event("charge.refunded", charge)
+
+
+class InProcessTransport(httpx.BaseTransport):
+    """A synchronous httpx transport that calls an ASGI app in-process (demo and tests).
+
+    httpx's own ``ASGITransport`` is async-only; this runs it on a private event loop per request
+    so the sync :class:`LocalProvider` can deliver webhooks to the app without a socket.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._asgi = httpx.ASGITransport(app=app)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+
+        async def call() -> httpx.Response:
+            forwarded = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body
+            )
+            response = await self._asgi.handle_async_request(forwarded)
+            content = await response.aread()
+            await response.aclose()
+            return httpx.Response(response.status_code, headers=response.headers, content=content)
+
+        return asyncio.run(call())

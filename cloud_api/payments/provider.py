@@ -76,8 +76,15 @@ class PaymentProvider(Protocol):
         """Start a payment for a booking; the booking is confirmed by the success webhook."""
         ...
 
-    def refund(self, provider_ref: str, *, amount: int, idempotency_key: str) -> Refund:
-        """Refund ``amount`` of the payment ``provider_ref``."""
+    def refund(
+        self,
+        provider_ref: str,
+        *,
+        amount: int,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Refund:
+        """Refund ``amount`` of the payment ``provider_ref``; ``metadata`` comes back in events."""
         ...
 
     def charge_overstay(

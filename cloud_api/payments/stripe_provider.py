@@ -170,10 +170,21 @@ class StripeProvider:
             purpose="overstay",
         )
 
-    def refund(self, provider_ref: str, *, amount: int, idempotency_key: str) -> Refund:
+    def refund(
+        self,
+        provider_ref: str,
+        *,
+        amount: int,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Refund:
         with _translated_errors():
             refund = self._client.v1.refunds.create(
-                {"payment_intent": provider_ref, "amount": amount},
+                {
+                    "payment_intent": provider_ref,
+                    "amount": amount,
+                    "metadata": dict(metadata or {}),
+                },
                 {"idempotency_key": idempotency_key},
             )
         log.info("stripe refund %s of %s on %s", refund.id, amount, provider_ref)

@@ -35,8 +35,8 @@ def test_every_template_renders_with_its_context() -> None:
             booking_id="bk_7",
             lot="Central",
             plate="AB123CD",
-            start="10:00",
-            end="12:00",
+            starts_at="10:00",
+            ends_at="12:00",
             amount="4.50",
             currency="EUR",
         )

@@ -144,7 +144,7 @@ def test_refund(provider: StripeProvider, fake_stripe: FakeStripe) -> None:
     assert (refund.provider_ref, refund.amount, refund.status) == ("re_fake_1", 400, "succeeded")
     req = fake_stripe.requests[0]
     assert req["path"] == "/v1/refunds"
-    assert req["params"] == {"payment_intent": "pi_fake_9", "amount": "400"}
+    assert req["params"] == {"payment_intent": "pi_fake_9", "amount": "400"}  # no metadata given
     assert req["headers"]["Idempotency-Key"] == "parkgate-refund-bk_1"
 
 

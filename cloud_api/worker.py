@@ -1,0 +1,237 @@
+"""The outbox worker: runs the side effects written to ``outbox`` (payment calls, emails).
+
+A due message (``sent_at`` null, not ``dead``, ``available_at`` <= now, a kind we have a handler
+for) is claimed in a short transaction that pushes ``available_at`` out by a lease (other workers
+skip it; a crashed worker's claim lapses). The handler then runs *outside* any transaction — no
+database lock is held during network calls — opening its own short sessions, and a last short
+transaction records the outcome. On success the message is marked sent. On a retryable failure
+(network, provider or SMTP unavailable) ``attempts`` grows and ``available_at`` moves out by an
+exponential backoff; after ``max_attempts``, or at once on a permanent failure (declined, rejected,
+malformed payload), the message is marked ``dead`` and copied to ``outbox_dead_letters``.
+
+Seam for the MQTT relay (later issue): kinds without a handler are left untouched, so the relay of
+``lot_changes`` either runs its own loop or passes its handlers in ``extra_handlers`` of
+:func:`build_handlers`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import JSON, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from cloud_api.db import Base
+from cloud_api.models import OutboxMessage, UTCDateTime, utcnow
+from cloud_api.notifications import MailRejected
+from cloud_api.payments.provider import PaymentRejected
+
+__all__ = [
+    "PERMANENT_ERRORS",
+    "RETRYABLE_ERRORS",
+    "DeadLetter",
+    "Handler",
+    "OutboxItem",
+    "OutboxWorker",
+    "RetryPolicy",
+    "build_handlers",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed message, detached from any session."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+Handler = Callable[[sessionmaker[Session], OutboxItem], None]
+"""Performs one message's side effect, opening its own short sessions as needed."""
+
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
+"""ProviderUnavailable and MailUnavailable are ConnectionErrors; httpx errors are added below."""
+RETRYABLE_ERRORS += (httpx.TransportError,)
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    PaymentRejected,
+    MailRejected,
+    LookupError,  # payload field or referenced row missing
+    ValueError,
+    TypeError,
+)
+
+
+class DeadLetter(Base):
+    """A message the worker gave up on, kept for an operator to inspect and replay."""
+
+    __tablename__ = "outbox_dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(Integer, unique=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: timedelta = timedelta(seconds=5)
+    factor: float = 2.0
+    max_delay: timedelta = timedelta(hours=1)
+    lease: timedelta = timedelta(minutes=5)
+    """How long a claimed message stays invisible to other workers while being handled."""
+
+    def delay(self, attempts: int) -> timedelta:
+        """Wait before the next try after ``attempts`` failed tries (1 → base delay)."""
+        scaled = self.base_delay * (self.factor ** max(0, attempts - 1))
+        return min(scaled, self.max_delay)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        handlers: Mapping[str, Handler],
+        *,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        periodic: Callable[[Session, datetime], object] | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._handlers = dict(handlers)
+        self.policy = policy or RetryPolicy()
+        self._clock = clock
+        self._periodic = periodic
+
+    def _claim(self, now: datetime) -> OutboxItem | None:
+        with self._sessions.begin() as session:
+            message = session.scalars(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.sent_at.is_(None),
+                    OutboxMessage.dead.is_(False),
+                    OutboxMessage.available_at <= now,
+                    OutboxMessage.kind.in_(list(self._handlers)),
+                )
+                .order_by(OutboxMessage.available_at, OutboxMessage.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if message is None:
+                return None
+            message.available_at = now + self.policy.lease
+            return OutboxItem(message.id, message.kind, dict(message.payload), message.attempts)
+
+    def run_once(self, limit: int = 100) -> int:
+        """Handle up to ``limit`` due messages; return how many were handled (any outcome)."""
+        now = self._clock()
+        if self._periodic is not None:
+            with self._sessions.begin() as session:
+                self._periodic(session, now)
+        done = 0
+        while done < limit:
+            item = self._claim(now)
+            if item is None:
+                break
+            self._handle(item, now)
+            done += 1
+        return done
+
+    def _handle(self, item: OutboxItem, now: datetime) -> None:
+        error: BaseException | None = None
+        permanent = False
+        try:
+            self._handlers[item.kind](self._sessions, item)
+        except RETRYABLE_ERRORS as exc:
+            error = exc
+        except PERMANENT_ERRORS as exc:
+            error, permanent = exc, True
+        with self._sessions.begin() as session:
+            message = session.get_one(OutboxMessage, item.id, with_for_update=True)
+            message.attempts += 1
+            if error is None:
+                message.sent_at = now
+                log.info("outbox %s %s done", message.id, message.kind)
+            else:
+                self._failed(session, message, now, error, permanent=permanent)
+
+    def _failed(
+        self,
+        session: Session,
+        message: OutboxMessage,
+        now: datetime,
+        exc: BaseException,
+        *,
+        permanent: bool,
+    ) -> None:
+        message.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if permanent or message.attempts >= self.policy.max_attempts:
+            message.dead = True
+            session.add(
+                DeadLetter(
+                    outbox_id=message.id,
+                    kind=message.kind,
+                    payload=message.payload,
+                    attempts=message.attempts,
+                    last_error=message.last_error,
+                    created_at=now,
+                )
+            )
+            log.error(
+                "outbox %s %s dead after %s attempts: %s",
+                message.id,
+                message.kind,
+                message.attempts,
+                message.last_error,
+            )
+            return
+        message.available_at = now + self.policy.delay(message.attempts)
+        log.warning(
+            "outbox %s %s attempt %s failed (%s); retry at %s",
+            message.id,
+            message.kind,
+            message.attempts,
+            message.last_error,
+            message.available_at.isoformat(),
+        )
+
+    def run_forever(self, stop: threading.Event, *, idle_seconds: float = 1.0) -> None:
+        """Loop until ``stop`` is set, waiting ``idle_seconds`` (on the event) when idle."""
+        log.info("outbox worker started for %s", ", ".join(sorted(self._handlers)))
+        while not stop.is_set():
+            if self.run_once() == 0:
+                stop.wait(idle_seconds)
+        log.info("outbox worker stopped")
+
+
+def build_handlers(
+    *,
+    mailer: Any = None,
+    provider: Any = None,
+    extra_handlers: Mapping[str, Handler] | None = None,
+) -> dict[str, Handler]:
+    """The handler table: email (``mailer``), payments (``provider``), and ``extra_handlers``
+    (the MQTT relay's, when it lands)."""
+    from cloud_api.notifications import EMAIL_KIND, email_handler
+    from cloud_api.payments.handlers import payment_handlers
+
+    handlers: dict[str, Handler] = {}
+    if mailer is not None:
+        handlers[EMAIL_KIND] = email_handler(mailer)
+    if provider is not None:
+        handlers.update(payment_handlers(provider))
+    handlers.update(extra_handlers or {})
+    return handlers
