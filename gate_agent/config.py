@@ -165,11 +165,60 @@ class PrivacyConfig(_Model):
     hash_plates: bool = Field(False, description="Store plates hashed at the edge.")
 
 
+class OperatorConfig(_Model):
+    username: str = Field(..., min_length=1, max_length=64, description="Login name.")
+    password_hash: str = Field(
+        ...,
+        description="scrypt hash made by `gate-agent hash-password` (never the plain password).",
+    )
+
+
+class WebConfig(_Model):
+    enabled: bool = Field(True, description="Serve the operator status page and JSON API.")
+    host: str = Field("127.0.0.1", description="Listen address (0.0.0.0 for the booth LAN).")
+    port: int = Field(8080, ge=1, le=65535, description="Listen port.")
+    operators: list[OperatorConfig] = Field(
+        default_factory=list, description="Operators who may log in and open manually."
+    )
+    api_token: str | None = Field(
+        None, min_length=16, description="Bearer token for the JSON API (use env:NAME)."
+    )
+    session_secret: str | None = Field(
+        None, min_length=16, description="Signs session cookies; default: random per start."
+    )
+    stale_frame_seconds: float = Field(
+        10, gt=0, description="Camera alarm when the newest frame is older than this."
+    )
+    no_read_alarm_minutes: float = Field(
+        30, gt=0, description="Alarm when a lane has read no plate for this long."
+    )
+
+
+class SyncConfig(_Model):
+    enabled: bool = Field(False, description="Sync with the cloud over MQTT (off: offline lot).")
+    broker_host: str = Field("127.0.0.1", description="MQTT broker host.")
+    broker_port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 TLS).")
+    username: str | None = Field(None, description="MQTT user (the lot id, as provisioned).")
+    password: str | None = Field(None, description="MQTT password (use env:NAME).")
+    tls_ca_file: Path | None = Field(None, description="CA bundle; enables TLS when set.")
+    cloud_url: str | None = Field(
+        None, description="Cloud API base URL for catch-up (GET /lots/{id}/changes)."
+    )
+    device_token: str | None = Field(None, description="Cloud device token (use env:NAME).")
+    heartbeat_seconds: float = Field(30, gt=0, description="Heartbeat period.")
+    session_expiry_seconds: int = Field(
+        7 * 24 * 3600, ge=60, description="Broker keeps our session and queued messages this long."
+    )
+    inflight_window: int = Field(20, ge=1, le=1000, description="Unacknowledged event publishes.")
+
+
 class AgentConfig(_Model):
     lot: LotConfig = Field(..., description="This lot.")
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
     passes: PassConfig = Field(default_factory=PassConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    sync: SyncConfig = Field(default_factory=SyncConfig)
     lanes: list[LaneConfig] = Field(..., min_length=1, description="One entry per lane.")
 
     @model_validator(mode="after")
