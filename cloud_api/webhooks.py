@@ -83,7 +83,8 @@ async def payment_webhook(request: Request) -> JSONResponse:
     if not isinstance(event_id, str) or not isinstance(kind, str) or not event_id:
         return _answer(400, "malformed_event")
     sessions: sessionmaker[Session] = request.app.state.sessions
-    outcome = await run_in_threadpool(apply_event, sessions, event, now=utcnow())
+    clock = getattr(request.app.state, "clock", utcnow)
+    outcome = await run_in_threadpool(apply_event, sessions, event, now=clock())
     return _answer(200, outcome, event_id=event_id)
 
 

@@ -96,8 +96,10 @@ class RetryPolicy:
 
     def delay(self, attempts: int) -> timedelta:
         """Wait before the next try after ``attempts`` failed tries (1 → base delay)."""
-        scaled = self.base_delay * (self.factor ** max(0, attempts - 1))
-        return min(scaled, self.max_delay)
+        cap = self.max_delay.total_seconds()
+        exponent = min(max(0, attempts - 1), 64)  # beyond 2**64 every delay is the cap anyway
+        seconds = self.base_delay.total_seconds() * self.factor**exponent
+        return timedelta(seconds=min(seconds, cap))
 
 
 class OutboxWorker:

@@ -1,0 +1,75 @@
+"""Local provider end to end: book → pay → webhook → confirmed → email; early exit → refund."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from cloud_api.models import Booking, Lot, Payment, utcnow
+from cloud_api.notifications import SmtpMailer, SmtpSettings
+from cloud_api.notifications_local import LocalInbox
+from cloud_api.visits import record_exit
+from cloud_api.worker import OutboxWorker, build_handlers
+from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
+from tests.support.services import wait_for
+
+
+def _worker(h: Harness, inbox: LocalInbox) -> OutboxWorker:
+    mailer = SmtpMailer(SmtpSettings(inbox.host, inbox.port, "ParkGate <noreply@parkgate.test>"))
+    return OutboxWorker(h.sessions, build_handlers(mailer=mailer, provider=h.provider))
+
+
+def test_book_pay_webhook_confirm_email(harness: Harness) -> None:  # noqa: F811
+    with LocalInbox() as inbox:
+        worker = _worker(harness, inbox)
+        booking_id = harness.book()
+        assert harness.status(booking_id) == "pending"
+        worker.run_once()  # payment.create → provider
+        with harness.sessions() as session:
+            payment = session.scalars(select(Payment).where(Payment.booking_id == booking_id)).one()
+        assert payment.provider == "local" and payment.provider_ref
+        assert not inbox.messages  # nothing is mailed before the payment succeeds
+
+        response = harness.provider.complete(payment.provider_ref)  # the customer pays
+        assert response.status_code == 200
+        assert harness.status(booking_id) == "confirmed"
+
+        worker.run_once()  # notify.email → SMTP
+        wait_for(lambda: inbox.messages, what="the confirmation email")
+        (mail,) = inbox.messages
+        assert mail["To"] == "ana@example.com"
+        assert mail["Subject"] == f"Booking {booking_id} confirmed"
+        assert f"{payment.amount_cents / 100:.2f}" in mail.get_content()
+        assert "Central" in mail.get_content()
+
+
+def test_early_exit_refund_through_the_outbox(harness: Harness) -> None:  # noqa: F811
+    with harness.sessions.begin() as session:
+        session.get_one(Lot, harness.lot_id).early_exit_policy = "pro_rata"
+    with LocalInbox() as inbox:
+        worker = _worker(harness, inbox)
+        booking_id = harness.book(hours=4, starts_in=timedelta(minutes=1))
+        ref = harness.charge_ref(booking_id)
+        harness.provider.complete(ref)
+        now = utcnow()
+        with harness.sessions.begin() as session:
+            booking = session.get_one(Booking, booking_id)
+            booking.arrived_at = booking.start_time
+            outcome = record_exit(
+                session, booking, at=booking.start_time + timedelta(hours=1), now=now
+            )
+            credit = outcome.credit_cents
+        assert credit > 0
+        # the request path only wrote rows: the provider has not been asked yet
+        assert harness.provider.payments[ref].refunded == 0
+        worker.run_once()
+        assert harness.provider.payments[ref].refunded == credit
+        with harness.sessions() as session:
+            refund = session.scalars(select(Payment).where(Payment.kind == "refund")).one()
+        assert (refund.amount_cents, refund.status) == (credit, "refunded")
+        assert refund.idempotency_key == f"{booking_id}:refund:early-exit"
+        worker.run_once()
+        wait_for(lambda: len(inbox.messages) == 2, what="confirmation and refund emails")
+        subjects = sorted(m["X-ParkGate-Template"] for m in inbox.messages)
+        assert subjects == ["payment_confirmed", "refund"]

@@ -1,0 +1,219 @@
+"""The outbox worker: retries with backoff, dead letters, recovery, reminders exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_api.models import Booking, OutboxMessage, utcnow
+from cloud_api.notifications import (
+    EMAIL_KIND,
+    SmtpMailer,
+    SmtpSettings,
+    email_payload,
+    schedule_reminders,
+)
+from cloud_api.notifications_local import LocalInbox
+from cloud_api.outbox import enqueue
+from cloud_api.worker import DeadLetter, OutboxWorker, RetryPolicy, build_handlers
+from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
+from tests.support.services import free_port, wait_for
+
+SENDER = "ParkGate <noreply@parkgate.test>"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.mark.parametrize(
+    ("attempts", "seconds"), [(1, 5), (2, 10), (3, 20), (4, 40), (10, 2560), (12, 3600), (50, 3600)]
+)
+def test_backoff_schedule_is_exponential_and_capped(attempts: int, seconds: int) -> None:
+    assert RetryPolicy().delay(attempts) == timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def smtp_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def inbox(smtp_port: int) -> Iterator[LocalInbox]:
+    box = LocalInbox(port=smtp_port)  # not started: each test decides when SMTP is up
+    yield box
+    box.stop()
+
+
+def _worker(
+    sessions: sessionmaker[Session], port: int, clock: Clock, **extra: object
+) -> OutboxWorker:
+    mailer = SmtpMailer(SmtpSettings("127.0.0.1", port, SENDER, timeout=2))
+    policy = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=10))
+    return OutboxWorker(
+        sessions, build_handlers(mailer=mailer), policy=policy, clock=clock, **extra
+    )  # type: ignore[arg-type]
+
+
+def _email(sessions: sessionmaker[Session], to: str, clock: Clock) -> int:
+    payload = email_payload("refund", to=to, booking_id="bk_x")
+    with sessions.begin() as session:
+        message = enqueue(session, EMAIL_KIND, payload, available_at=clock.now)
+        session.flush()
+        return message.id
+
+
+def _message(sessions: sessionmaker[Session], message_id: int) -> OutboxMessage:
+    with sessions() as session:
+        return session.get_one(OutboxMessage, message_id)
+
+
+def test_smtp_down_retries_with_backoff_then_dead_letters(
+    session_factory: sessionmaker[Session], smtp_port: int, inbox: LocalInbox
+) -> None:
+    clock = Clock()
+    worker = _worker(session_factory, smtp_port, clock)
+    message_id = _email(session_factory, "ana@example.com", clock)
+    start = clock.now
+
+    assert worker.run_once() == 1
+    first = _message(session_factory, message_id)
+    assert (first.attempts, first.dead, first.sent_at) == (1, False, None)
+    assert first.available_at == start + timedelta(seconds=10)
+    assert "MailUnavailable" in (first.last_error or "")
+    assert worker.run_once() == 0  # not due yet: no busy retry loop
+
+    clock.advance(timedelta(seconds=10))
+    assert worker.run_once() == 1
+    second = _message(session_factory, message_id)
+    assert second.attempts == 2
+    assert second.available_at == clock.now + timedelta(seconds=20)
+
+    clock.advance(timedelta(seconds=20))
+    assert worker.run_once() == 1
+    dead = _message(session_factory, message_id)
+    assert (dead.attempts, dead.dead, dead.sent_at) == (3, True, None)
+    with session_factory() as session:
+        (letter,) = session.scalars(select(DeadLetter)).all()
+    assert (letter.outbox_id, letter.kind, letter.attempts) == (message_id, EMAIL_KIND, 3)
+    assert letter.payload["to"] == "ana@example.com"
+
+    # SMTP comes back: the dead letter stays dead, new mail flows, nothing is sent twice
+    inbox.start()
+    clock.advance(timedelta(hours=2))
+    new_id = _email(session_factory, "bo@example.com", clock)
+    assert worker.run_once() == 1
+    wait_for(lambda: inbox.messages, what="mail after recovery")
+    assert [m["To"] for m in inbox.messages] == ["bo@example.com"]
+    assert _message(session_factory, new_id).sent_at == clock.now
+
+
+def test_recovers_when_smtp_comes_back_before_giving_up(
+    session_factory: sessionmaker[Session], smtp_port: int, inbox: LocalInbox
+) -> None:
+    clock = Clock()
+    worker = _worker(session_factory, smtp_port, clock)
+    message_id = _email(session_factory, "ana@example.com", clock)
+    worker.run_once()
+    assert _message(session_factory, message_id).attempts == 1
+    inbox.start()
+    clock.advance(timedelta(seconds=10))
+    assert worker.run_once() == 1
+    wait_for(lambda: inbox.messages, what="the retried message")
+    sent = _message(session_factory, message_id)
+    assert (sent.attempts, sent.dead, sent.sent_at) == (2, False, clock.now)
+    assert len(inbox.messages) == 1
+    assert worker.run_once() == 0
+
+
+def test_malformed_message_goes_straight_to_dead_letter(
+    session_factory: sessionmaker[Session], smtp_port: int
+) -> None:
+    clock = Clock()
+    clock.advance(timedelta(seconds=1))
+    worker = _worker(session_factory, smtp_port, clock)
+    with session_factory.begin() as session:
+        enqueue(session, EMAIL_KIND, {"template": "nope", "to": "a@b.c"})
+        enqueue(session, EMAIL_KIND, {"template": "refund"})  # no recipient, no booking
+    assert worker.run_once() == 2
+    with session_factory() as session:
+        letters = session.scalars(select(DeadLetter)).all()
+    assert [letter.attempts for letter in letters] == [1, 1]
+
+
+def test_kinds_without_a_handler_are_left_for_their_relay(
+    session_factory: sessionmaker[Session], smtp_port: int
+) -> None:
+    clock = Clock()
+    worker = _worker(session_factory, smtp_port, clock)
+    with session_factory.begin() as session:
+        enqueue(session, "mqtt.lot_change", {"lot_id": 1, "seq": 1}, available_at=clock.now)
+    assert worker.run_once() == 0
+    with session_factory() as session:
+        (message,) = session.scalars(select(OutboxMessage)).all()
+    assert (message.attempts, message.sent_at, message.dead) == (0, None, False)
+
+
+def test_provider_outage_is_retried_with_the_same_idempotency_key(harness: Harness) -> None:  # noqa: F811
+    booking = harness.book()
+    clock = Clock()
+    worker = OutboxWorker(
+        harness.sessions,
+        build_handlers(provider=harness.provider),
+        policy=RetryPolicy(base_delay=timedelta(seconds=1)),
+        clock=clock,
+    )
+    harness.provider.fail_calls(1)
+    assert worker.run_once() == 1
+    with harness.sessions() as session:
+        (message,) = session.scalars(select(OutboxMessage)).all()
+    assert (message.attempts, message.sent_at) == (1, None)
+    assert "ProviderUnavailable" in (message.last_error or "")
+    clock.advance(timedelta(seconds=1))
+    assert worker.run_once() == 1
+    ref = harness.charge_ref(booking)
+    assert list(harness.provider.payments) == [ref]
+
+
+def test_reminder_is_enqueued_and_sent_exactly_once(
+    harness: Harness,  # noqa: F811
+    smtp_port: int,
+    inbox: LocalInbox,
+) -> None:
+    inbox.start()
+    booking_id = harness.book(hours=1, starts_in=timedelta(minutes=1))
+    harness.provider.complete(harness.charge_ref(booking_id))
+    with harness.sessions() as session:
+        end = session.get_one(Booking, booking_id).end_time
+    clock = Clock()
+    worker = _worker(
+        harness.sessions,
+        smtp_port,
+        clock,
+        periodic=lambda session, now: schedule_reminders(session, now, lead=timedelta(minutes=15)),
+    )
+    clock.now = end - timedelta(minutes=20)  # too early for the reminder
+    worker.run_once()
+    wait_for(lambda: len(inbox.messages) == 1, what="the confirmation email")
+    for minutes in (14, 10, 5, 1):
+        clock.now = end - timedelta(minutes=minutes)
+        worker.run_once()
+    with harness.sessions.begin() as session:
+        assert schedule_reminders(session, clock.now, lead=timedelta(minutes=15)) == 0
+    wait_for(lambda: len(inbox.messages) == 2, what="the reminder")
+    templates = [m["X-ParkGate-Template"] for m in inbox.messages]
+    assert templates == ["payment_confirmed", "reminder"]
+    reminder = inbox.messages[1]
+    assert reminder["To"] == "ana@example.com"
+    assert reminder["Subject"].startswith("Your parking at Central ends at")
