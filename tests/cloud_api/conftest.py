@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud_api.app import create_app
 from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.migrate import upgrade
+from cloud_api.settings import Settings
+from tests.cloud_api.support import Clock, TestClient, World, seed_world
 
 
 @pytest.fixture
@@ -31,3 +34,20 @@ def session_factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
 def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
     with session_factory() as s:
         yield s
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def world(sqlite_url: str) -> World:
+    return seed_world(sqlite_url)
+
+
+@pytest.fixture
+def client(sqlite_url: str, world: World, clock: Clock) -> Iterator[TestClient]:
+    app = create_app(Settings(database_url=sqlite_url, hold_sweep_seconds=0), clock=clock)
+    with TestClient(app) as c:
+        yield c

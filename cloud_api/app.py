@@ -1,0 +1,112 @@
+"""Composition root of the cloud API: ``create_app(settings)`` wires everything together.
+
+The payments engineer's webhook router (``cloud_api.webhooks``) is included like every other
+router; it reads ``app.state.sessions`` and ``app.state.payment_provider``, which are set here.
+Tests pass ``clock=`` to control time and ``payment_provider=`` to swap the provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_api import webhooks
+from cloud_api.bookings import expire_holds
+from cloud_api.cache import AvailabilityCache, NoCache, RedisCache, bump_on_commit
+from cloud_api.db import make_engine, make_sessionmaker
+from cloud_api.http_errors import install_error_handlers
+from cloud_api.models import utcnow
+from cloud_api.routes import access, admin, analytics, bookings, lots
+from cloud_api.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _default_provider(settings: Settings) -> Any:
+    from cloud_api.payments.local_provider import LocalProvider
+
+    return LocalProvider(
+        webhook_secret=settings.webhook_secret,
+        webhook_url=settings.public_url.rstrip("/") + "/payments/webhook",
+    )
+
+
+class HoldSweeper:
+    """Expires unpaid holds every ``interval`` seconds in a daemon thread."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], interval: float, clock: Callable[[], datetime]
+    ) -> None:
+        self._sessions, self._interval, self._clock = sessions, interval, clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hold-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with self._sessions() as session:
+                    expired = expire_holds(session, self._clock())
+                    session.commit()
+                if expired:
+                    log.info("expired %d unpaid holds", len(expired))
+            except Exception:  # keep sweeping; the next round retries
+                log.exception("hold sweep failed")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    payment_provider: Any = None,
+    cache: AvailabilityCache | None = None,
+) -> FastAPI:
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    sessions = make_sessionmaker(engine)
+    if cache is None:
+        cache = RedisCache(settings.redis_url) if settings.redis_url else NoCache()
+    bump_on_commit(sessions, cache)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        sweeper = None
+        if settings.hold_sweep_seconds > 0:
+            sweeper = HoldSweeper(sessions, settings.hold_sweep_seconds, clock)
+            sweeper.start()
+        yield
+        if sweeper:
+            sweeper.stop()
+        engine.dispose()
+
+    app = FastAPI(
+        title="ParkGate cloud API",
+        version="1.0.0",
+        description="Lots, availability, bookings without double booking, gate access, "
+        "payments webhook, analytics and management.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.clock = clock
+    app.state.cache = cache
+    app.state.payment_provider = payment_provider or _default_provider(settings)
+    install_error_handlers(app)
+    for module in (lots, bookings, access, analytics, admin, webhooks):
+        app.include_router(module.router)
+    return app

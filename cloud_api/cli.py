@@ -1,0 +1,101 @@
+"""``cloud-api`` command line: serve, migrate, demo-data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from cloud_api.settings import Settings
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cloud-api", description="ParkGate cloud booking API")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API (migrates first)")
+    serve.add_argument("--database-url", help="SQLAlchemy URL (default $PARKGATE_DATABASE_URL)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--redis-url", help="redis:// URL enabling the availability cache")
+    migrate = sub.add_parser("migrate", help="apply the database migrations")
+    migrate.add_argument("--database-url")
+    demo = sub.add_parser("demo-data", help="create a demo lot, customer, operator and device")
+    demo.add_argument("--database-url")
+    demo.add_argument("--json", action="store_true", help="print lots and users (tokens) as JSON")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        database_url=args.database_url, redis_url=getattr(args, "redis_url", None)
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    from cloud_api.migrate import upgrade
+
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    os.environ["PARKGATE_DATABASE_URL"] = settings.database_url
+    if settings.redis_url:
+        os.environ["PARKGATE_REDIS_URL"] = settings.redis_url
+    os.environ.setdefault("PARKGATE_PUBLIC_URL", f"http://{args.host}:{args.port}")
+    uvicorn.run(
+        "cloud_api.asgi:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cloud_api.db import make_engine, make_sessionmaker
+    from cloud_api.migrate import upgrade
+    from cloud_api.seed import demo_data
+
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    with make_sessionmaker(engine)() as session:
+        data = demo_data(session)
+        session.commit()
+    engine.dispose()
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for user in data["users"]:
+            print(f"{user['role']:9} {user['email']:40} {user['token']}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "migrate":
+        from cloud_api.migrate import upgrade
+
+        upgrade(_settings(args).database_url)
+        return 0
+    return _demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Lot queries: search by area, free spaces now, availability of a window (pure of HTTP)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cloud_api.availability import blocking, free_spaces, space_free_until
+from cloud_api.models import Booking, Lot, LotPrice, Space
+from cloud_api.pricing import Rate, price_for
+
+__all__ = ["availability", "free_now", "haversine_km", "lot_view", "search_lots"]
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371.0 * 2 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def free_now(session: Session, lot_ids: list[int], now: datetime) -> dict[int, int]:
+    """Active spaces without a blocking booking covering ``now``, per lot."""
+    if not lot_ids:
+        return {}
+    totals = dict(
+        session.execute(
+            select(Space.lot_id, func.count())
+            .where(Space.lot_id.in_(lot_ids), Space.active.is_(True))
+            .group_by(Space.lot_id)
+        ).all()
+    )
+    busy = dict(
+        session.execute(
+            select(Booking.lot_id, func.count(func.distinct(Booking.space_id)))
+            .where(
+                Booking.lot_id.in_(lot_ids),
+                Booking.start_time <= now,
+                Booking.end_time > now,
+                blocking(now),
+            )
+            .group_by(Booking.lot_id)
+        ).all()
+    )
+    return {lid: int(totals.get(lid, 0)) - int(busy.get(lid, 0)) for lid in lot_ids}
+
+
+def _prices(session: Session, lot_ids: list[int]) -> dict[int, list[LotPrice]]:
+    out: dict[int, list[LotPrice]] = {lid: [] for lid in lot_ids}
+    for price in session.scalars(
+        select(LotPrice).where(LotPrice.lot_id.in_(lot_ids)).order_by(LotPrice.vehicle_type)
+    ):
+        out[price.lot_id].append(price)
+    return out
+
+
+def lot_view(lot: Lot, prices: list[LotPrice], free: int, distance: float | None) -> dict[str, Any]:
+    fields = {
+        c: getattr(lot, c)
+        for c in (
+            "id",
+            "name",
+            "address",
+            "latitude",
+            "longitude",
+            "country",
+            "city",
+            "capacity",
+            "timezone",
+            "currency",
+            "early_grace_minutes",
+            "late_grace_minutes",
+            "overstay_grace_minutes",
+            "early_exit_policy",
+            "early_exit_fee_cents",
+            "hold_minutes",
+            "anti_passback",
+        )
+    }
+    fields["prices"] = [
+        {
+            "vehicle_type": p.vehicle_type,
+            "hourly_cents": p.hourly_cents,
+            "daily_cap_cents": p.daily_cap_cents,
+        }
+        for p in prices
+    ]
+    fields["free_spaces_now"] = free
+    fields["distance_km"] = None if distance is None else round(distance, 3)
+    return fields
+
+
+def search_lots(
+    session: Session,
+    now: datetime,
+    *,
+    near: tuple[float, float, float] | None = None,
+    country: str | None = None,
+    city: str | None = None,
+    lot_ids: set[int] | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    stmt = select(Lot)
+    if country:
+        stmt = stmt.where(func.upper(Lot.country) == country.upper())
+    if city:
+        stmt = stmt.where(func.lower(Lot.city) == city.lower())
+    if lot_ids is not None:
+        stmt = stmt.where(Lot.id.in_(lot_ids))
+    if near:
+        lat, lon, radius = near
+        dlat = radius / 111.0  # bounding box first, exact distance after
+        stmt = stmt.where(Lot.latitude.between(lat - dlat, lat + dlat))
+    lots = list(session.scalars(stmt.order_by(Lot.id).limit(5000)))
+    distances: dict[int, float | None] = {lot.id: None for lot in lots}
+    if near:
+        lat, lon, radius = near
+        distances = {lot.id: haversine_km(lat, lon, lot.latitude, lot.longitude) for lot in lots}
+        lots = sorted(
+            (x for x in lots if (distances[x.id] or 0) <= radius),
+            key=lambda x: distances[x.id] or 0,
+        )
+    lots = lots[:limit]
+    ids = [lot.id for lot in lots]
+    free, prices = free_now(session, ids, now), _prices(session, ids)
+    return [lot_view(x, prices[x.id], free[x.id], distances[x.id]) for x in lots]
+
+
+def availability(
+    session: Session,
+    lot: Lot,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    vehicle_type: str | None,
+) -> dict[str, Any]:
+    """Free spaces per vehicle type for [start, end), the price, and the suggested space."""
+    spaces = free_spaces(session, lot.id, start, end, now, vehicle_type)
+    prices = {p.vehicle_type: p for p in _prices(session, [lot.id])[lot.id]}
+    types = sorted(
+        {vehicle_type} if vehicle_type else set(prices) | {s.vehicle_type for s in spaces}
+    )
+    out = []
+    for vtype in types:
+        free = [s for s in spaces if s.vehicle_type == vtype]
+        p = prices.get(vtype)
+        first = free[0] if free else None
+        until = space_free_until(session, [first.id], end, now)[0].free_until if first else None
+        out.append(
+            {
+                "vehicle_type": vtype,
+                "free_spaces": len(free),
+                "price_cents": price_for(start, end, Rate(p.hourly_cents, p.daily_cap_cents))
+                if p
+                else None,
+                "currency": lot.currency,
+                "earliest_free_space_id": first.id if first else None,
+                "earliest_free_space_label": first.label if first else None,
+                "free_until": until.isoformat() if until else None,
+            }
+        )
+    return {
+        "parking_lot_id": lot.id,
+        "start_time": start.isoformat(),
+        "end_time": end.isoformat(),
+        "vehicle_types": out,
+    }

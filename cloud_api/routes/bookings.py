@@ -1,0 +1,164 @@
+"""``/bookings``: create (idempotent by ``Idempotency-Key``), read, list, cancel, extend, plate."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cloud_api import bookings as svc
+from cloud_api.auth import can_see_booking
+from cloud_api.deps import ApiError, Caller, Db, Now
+from cloud_api.errors import BookingError, NotFound
+from cloud_api.models import Booking, IdempotencyRecord, Role, User
+from cloud_api.routes.views import booking_out
+from cloud_api.schemas import BookingCreate, BookingOut, ExtendRequest, PlateChange, Problem
+
+__all__ = ["router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["bookings"])
+BookingId = Annotated[str, Path(max_length=24, description="reservation ID, e.g. bk_...")]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem} for code in (401, 404, 409, 422)
+}
+
+
+def visible_booking(db: Session, user: User, booking_id: str) -> Booking:
+    """The booking if the caller may see it; another user's booking is reported missing."""
+    try:
+        booking = svc.get_booking(db, booking_id)
+    except NotFound:
+        booking = None
+    if booking is None or not can_see_booking(db, user, booking):
+        raise ApiError(404, "booking_not_found", f"booking {booking_id} not found")
+    return booking
+
+
+def _request_hash(body: BookingCreate) -> str:
+    return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+
+def _replay(db: Session, user: User, key: str, digest: str) -> JSONResponse | None:
+    record = db.scalars(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user.id, IdempotencyRecord.key == key
+        )
+    ).first()
+    if record is None:
+        return None
+    if record.request_hash != digest:
+        raise ApiError(422, "idempotency_key_reused", "this key was used for another request")
+    return JSONResponse(record.response, status_code=record.status_code)
+
+
+@router.post(
+    "/bookings",
+    status_code=201,
+    response_model=BookingOut,
+    responses=ERRORS,
+    summary="Book a space (pending until paid within the lot's hold time)",
+)
+def create_booking(
+    body: BookingCreate,
+    db: Db,
+    user: Caller,
+    now: Now,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> Any:
+    digest = _request_hash(body)
+    if idempotency_key and (replayed := _replay(db, user, idempotency_key, digest)):
+        return replayed
+    req = svc.BookingRequest(
+        lot_id=body.parking_lot_id,
+        plate=body.vehicle_plate,
+        vehicle_type=body.vehicle_type,
+        start=body.start_time,
+        end=body.end_time,
+        space_id=body.space_id,
+    )
+    try:
+        booking = svc.create_booking(db, user, req, now)
+        out = booking_out(db, booking)
+        if idempotency_key:
+            db.add(
+                IdempotencyRecord(
+                    user_id=user.id,
+                    key=idempotency_key,
+                    request_hash=digest,
+                    status_code=201,
+                    response=out.model_dump(mode="json"),
+                )
+            )
+        db.commit()
+    except (BookingError, IntegrityError):
+        db.rollback()
+        if idempotency_key and (replayed := _replay(db, user, idempotency_key, digest)):
+            return replayed  # a concurrent retry with the same key won
+        raise
+    log.info("booking %s created for lot %s space %s", booking.id, booking.lot_id, booking.space_id)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201)
+
+
+@router.get("/bookings", response_model=list[BookingOut], summary="The caller's own bookings")
+def list_bookings(
+    db: Db,
+    user: Caller,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[BookingOut]:
+    stmt = select(Booking).where(Booking.user_id == user.id)
+    if status:
+        stmt = stmt.where(Booking.status == status)
+    rows = db.scalars(stmt.order_by(Booking.start_time.desc()).limit(limit))
+    return [booking_out(db, b) for b in rows]
+
+
+@router.get("/bookings/{booking_id}", response_model=BookingOut, responses=ERRORS)
+def get_booking(booking_id: BookingId, db: Db, user: Caller) -> BookingOut:
+    return booking_out(db, visible_booking(db, user, booking_id))
+
+
+def _owner_or_staff(db: Session, user: User, booking_id: str) -> Booking:
+    booking = visible_booking(db, user, booking_id)
+    if user.role == Role.DEVICE.value:
+        raise ApiError(403, "forbidden", "devices cannot change bookings")
+    return booking
+
+
+@router.post("/bookings/{booking_id}/cancel", response_model=BookingOut, responses=ERRORS)
+def cancel_booking(booking_id: BookingId, db: Db, user: Caller, now: Now) -> BookingOut:
+    booking = svc.cancel_booking(db, _owner_or_staff(db, user, booking_id), now=now)
+    db.commit()
+    return booking_out(db, booking)
+
+
+@router.post("/bookings/{booking_id}/extend", response_model=BookingOut, responses=ERRORS)
+def extend_booking(
+    booking_id: BookingId, body: ExtendRequest, db: Db, user: Caller, now: Now
+) -> BookingOut:
+    booking = _owner_or_staff(db, user, booking_id)
+    svc.extend_booking(db, booking, body.end_time, now=now)
+    db.commit()
+    return booking_out(db, booking)
+
+
+@router.put(
+    "/bookings/{booking_id}/plate",
+    response_model=BookingOut,
+    responses=ERRORS,
+    summary="Change the plate (temporary or rental car)",
+)
+def change_plate(
+    booking_id: BookingId, body: PlateChange, db: Db, user: Caller, now: Now
+) -> BookingOut:
+    booking = _owner_or_staff(db, user, booking_id)
+    svc.change_plate(db, booking, body.vehicle_plate, now=now)
+    db.commit()
+    return booking_out(db, booking)

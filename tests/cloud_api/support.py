@@ -1,0 +1,126 @@
+"""Helpers for cloud API tests: a seeded world, a controllable clock, a real server process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cloud_api.db import make_engine, make_sessionmaker
+from cloud_api.models import Role
+from cloud_api.seed import add_lot, add_user
+from tests.support.services import free_port, wait_for
+
+with warnings.catch_warnings():
+    # starlette 1.x prefers httpx2 (not installed); httpx 0.28 still works for TestClient
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+__all__ = ["T0", "Clock", "TestClient", "World", "running_server", "seed_world"]
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2030, 6, 1, 8, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class World:
+    lot_id: int
+    other_lot_id: int
+    space_ids: list[int]
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+def seed_world(database_url: str, spaces: dict[str, int] | None = None) -> World:
+    """Two lots; customers alice and bob; operator, device and admin of the first lot."""
+    engine = make_engine(database_url)
+    with make_sessionmaker(engine)() as s:
+        lot = add_lot(s, "Main", spaces or {"car": 3, "ev": 1}, early_exit_policy="pro_rata")
+        other = add_lot(
+            s, "Other", {"car": 1}, latitude=48.85, longitude=2.35, country="FR", city="Paris"
+        )
+        users = {
+            "alice": add_user(s, "alice@example.test", Role.CUSTOMER),
+            "bob": add_user(s, "bob@example.test", Role.CUSTOMER),
+            "operator": add_user(s, "op@example.test", Role.OPERATOR, lots=(lot.id,)),
+            "other_operator": add_user(s, "op2@example.test", Role.OPERATOR, lots=(other.id,)),
+            "device": add_user(s, "gate@example.test", Role.DEVICE, lots=(lot.id,)),
+            "other_device": add_user(s, "gate2@example.test", Role.DEVICE, lots=(other.id,)),
+            "admin": add_user(s, "admin@example.test", Role.ADMIN),
+        }
+        s.commit()
+        from sqlalchemy import select
+
+        from cloud_api.models import Space
+
+        space_ids = list(
+            s.scalars(select(Space.id).where(Space.lot_id == lot.id).order_by(Space.id))
+        )
+        world = World(lot.id, other.id, space_ids, {k: v.token for k, v in users.items()})
+    engine.dispose()
+    return world
+
+
+@contextmanager
+def running_server(
+    database_url: str, *, workers: int = 1, redis_url: str | None = None
+) -> Iterator[str]:
+    """``cloud-api serve`` as a subprocess on a free port; yields its base URL."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "cloud_api.cli",
+        "serve",
+        "--database-url",
+        database_url,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    if redis_url:
+        cmd += ["--redis-url", redis_url]
+    env = {**os.environ, "PARKGATE_HOLD_SWEEP_SECONDS": "0"}
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "exited")
+            return httpx.get(base + "/openapi.json", timeout=1).status_code == 200
+
+        wait_for(up, timeout=30, what="cloud-api serve")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
