@@ -73,3 +73,57 @@ def test_early_exit_refund_through_the_outbox(harness: Harness) -> None:  # noqa
         wait_for(lambda: len(inbox.messages) == 2, what="confirmation and refund emails")
         subjects = sorted(m["X-ParkGate-Template"] for m in inbox.messages)
         assert subjects == ["payment_confirmed", "refund"]
+
+
+def test_through_the_real_app(sqlite_url: str) -> None:
+    """Same journey over HTTP against ``cloud_api.app.create_app``, which mounts the router."""
+    import httpx
+
+    from cloud_api.app import create_app
+    from cloud_api.payments import InProcessTransport, LocalProvider
+    from cloud_api.seed import add_lot, add_user
+    from cloud_api.settings import Settings
+
+    secret = "whsec_e2e_app"
+    provider = LocalProvider(webhook_secret=secret, webhook_url="/payments/webhook")
+    app = create_app(
+        Settings(database_url=sqlite_url, hold_sweep_seconds=0, webhook_secret=secret),
+        payment_provider=provider,
+    )
+    sessions = app.state.sessions
+    with sessions.begin() as session:
+        lot_id = add_lot(session, "Harbour", {"car": 1}).id
+        token = add_user(session, "ana@example.com", name="Ana").token
+    start = utcnow() + timedelta(hours=1)
+    with (
+        LocalInbox() as inbox,
+        httpx.Client(transport=InProcessTransport(app), base_url="http://cloud.test") as client,
+    ):
+        provider.use_http_client(client)
+        mailer = SmtpMailer(SmtpSettings(inbox.host, inbox.port, "noreply@parkgate.test"))
+        worker = OutboxWorker(sessions, build_handlers(mailer=mailer, provider=provider))
+        created = client.post(
+            "/bookings",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "parking_lot_id": lot_id,
+                "vehicle_plate": "HB 42 XY",
+                "vehicle_type": "car",
+                "start_time": start.isoformat(),
+                "end_time": (start + timedelta(hours=2)).isoformat(),
+            },
+        )
+        assert created.status_code == 201, created.text
+        booking_id = created.json()["booking_id"]
+        worker.run_once()
+        with sessions() as session:
+            ref = session.scalars(
+                select(Payment.provider_ref).where(Payment.booking_id == booking_id)
+            ).one()
+        assert provider.complete(ref).json()["result"] == "confirmed"
+        shown = client.get(f"/bookings/{booking_id}", headers={"Authorization": f"Bearer {token}"})
+        assert shown.json()["status"] == "confirmed"
+        worker.run_once()
+        wait_for(lambda: inbox.messages, what="the confirmation email")
+        assert inbox.messages[0]["Subject"] == f"Booking {booking_id} confirmed"
+    app.state.engine.dispose()
