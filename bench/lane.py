@@ -42,8 +42,10 @@ def _filler(n: int) -> list[Reservation]:
     alphabet = string.ascii_uppercase + string.digits
     return [
         Reservation(
-            id=f"fill{i}", plate="".join(rng.choices(alphabet, k=7)),
-            starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=3),
+            id=f"fill{i}",
+            plate="".join(rng.choices(alphabet, k=7)),
+            starts_at=now - timedelta(hours=1),
+            ends_at=now + timedelta(hours=3),
             status=ReservationStatus.CONFIRMED,
         )
         for i in range(n)
@@ -57,8 +59,11 @@ def run() -> list[str]:
     now = datetime.now(UTC)
     booked = [
         Reservation(
-            id=f"bk{i}", plate=normalise(s.plate), starts_at=now - timedelta(minutes=10),
-            ends_at=now + timedelta(hours=2), status=ReservationStatus.CONFIRMED,
+            id=f"bk{i}",
+            plate=normalise(s.plate),
+            starts_at=now - timedelta(minutes=10),
+            ends_at=now + timedelta(hours=2),
+            status=ReservationStatus.CONFIRMED,
         )
         for i, s in enumerate(samples)
     ]
@@ -70,15 +75,20 @@ def run() -> list[str]:
         store.upsert_reservations(_filler(10_000) + booked)
         barrier = DryRunBarrier(pulse_seconds=0.05)
         lane = Lane(
-            lot_id="bench", lane_id="entry", direction=Direction.ENTRY, recognizer=recognizer,
-            tracker=PassTracker(), store=store, barrier=barrier, rules=LotRules(),
+            lot_id="bench",
+            lane_id="entry",
+            direction=Direction.ENTRY,
+            recognizer=recognizer,
+            tracker=PassTracker(),
+            store=store,
+            barrier=barrier,
+            rules=LotRules(),
         )
         recognizer.read(load_image(samples[0].image))  # warm-up
         for seq, sample in enumerate(samples):
             image = load_image(sample.image)
             lane.tracker = PassTracker()  # every photo is a new car
-            frame = Frame(image=image, seq=seq, captured_at=time.monotonic(),
-                          wall_time=time.time())
+            frame = Frame(image=image, seq=seq, captured_at=time.monotonic(), wall_time=time.time())
             outcome = lane.process_frame(frame)
             if outcome is not None and outcome.frame_to_command_ms is not None:
                 opened += 1

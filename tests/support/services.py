@@ -40,7 +40,7 @@ def wait_for(
     interval: float = 0.02,
     what: str = "condition",
 ) -> object:
-    """Poll ``predicate`` until it returns something truthy; raise TimeoutError after ``timeout``."""
+    """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
     while time.monotonic() < deadline:
