@@ -1,0 +1,271 @@
+"""The gate agent's local store: the only code that owns SQLite.
+
+One SQLite file (WAL mode) holds the reservation and allow/deny-list cache, presence (who is
+inside), the event journal that doubles as the outbox, the audit log of operator actions, and the
+sync state. The schema comes from sqlite-utils migrations (:mod:`gate_agent.store_schema`),
+applied on open; the private ``store_*`` modules hold the SQL, this module the verbs.
+
+Durability: the journal is committed BEFORE the barrier pulse. Every write transaction runs with
+``synchronous=FULL``, so :meth:`Store.record_pass` returns only once the event and its presence
+change are fsync'd; the lane then pulses. An opening is therefore never unrecorded: a crash or
+SIGKILL between commit and pulse leaves at worst a journaled entry whose barrier did not move (the
+driver reports the fault, the operator sees both), whereas pulse-then-commit could let a car in
+with no trace and no presence for anti-passback. The cost is one fsync on the frame→command path;
+``make bench`` (``bench/lookup.py``) measures it (``record_pass`` p50/p99).
+
+Threads: lanes, the web server and the sync client share one ``Store``. Writes are serialised on
+one writer connection under a lock (SQLite has one writer anyway); reads use one connection per
+thread inside a read transaction, so in WAL mode a lookup never waits for another thread's
+commit. ``":memory:"`` (unit tests) shares the writer connection for reads under the same lock.
+
+Privacy: :meth:`Store.purge_reads` blanks plate text of *sent* events past retention; the
+``plate_hasher`` seam (identity by default) is applied to plate text written to the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from gate_agent import plates
+from gate_agent import store_cache as cache
+from gate_agent import store_journal as journal_sql
+from gate_agent.domain import CandidateFacts, ListEntry, ListKind, Presence, Reservation
+from gate_agent.store_db import Connections
+from gate_agent.store_journal import PresenceChange
+from gate_agent.store_rows import AuditEntry, EventKind, JournalEvent, to_text
+from gate_agent.store_schema import apply_migrations
+
+__all__ = ["AuditEntry", "EventKind", "JournalEvent", "PresenceChange", "Store"]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+BULK_CHUNK = 5000  # reservations per write transaction in upsert_reservations
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _identity(plate: str) -> str:
+    return plate
+
+
+def _chunks(items: Iterable[Reservation], size: int) -> Iterator[list[Reservation]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class Store:
+    """The local store. ``Store(":memory:")`` for unit tests; close it (or use ``with``)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock = utc_now,
+        plate_hasher: Callable[[str], str] = _identity,
+    ) -> None:
+        self._db = Connections(path)
+        self._clock = clock
+        self._hash = plate_hasher
+        with self._db.locked() as conn:
+            applied = apply_migrations(Database(conn))
+        if applied:
+            log.info("store %s: applied migrations %s", self._db.path, ", ".join(applied))
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection; safe to call twice."""
+        self._db.close()
+
+    def _stamp(self) -> str:
+        return to_text(self._clock())
+
+    # -- reservations ---------------------------------------------------------------------------
+
+    def upsert_reservation(self, reservation: Reservation) -> None:
+        with self._db.write() as conn:
+            cache.upsert_reservations(conn, [reservation], self._stamp())
+
+    def upsert_reservations(self, reservations: Iterable[Reservation]) -> int:
+        """Bulk insert/update, committed every ``BULK_CHUNK`` rows (not atomic as a whole, so a
+        long load never holds the writer lock against the lanes' journal commits)."""
+        count = 0
+        for chunk in _chunks(reservations, BULK_CHUNK):
+            with self._db.write() as conn:
+                count += cache.upsert_reservations(conn, chunk, self._stamp())
+        if count > BULK_CHUNK:
+            self._db.checkpoint()
+        return count
+
+    def replace_all_reservations(self, reservations: Iterable[Reservation]) -> int:
+        """Swap the whole reservation cache for a snapshot, atomically."""
+        with self._db.write() as conn:
+            count = cache.replace_reservations(
+                conn, _chunks(reservations, BULK_CHUNK), self._stamp()
+            )
+        self._db.checkpoint()
+        log.info("reservation snapshot applied: %d reservations", count)
+        return count
+
+    def remove_reservation(self, reservation_id: str) -> bool:
+        with self._db.write() as conn:
+            return cache.remove_reservation(conn, reservation_id)
+
+    def get_reservation(self, reservation_id: str) -> Reservation | None:
+        with self._db.read() as conn:
+            return cache.get_reservation(conn, reservation_id)
+
+    def reservations_for_plate(self, plate: str) -> list[Reservation]:
+        with self._db.read() as conn:
+            return cache.reservations_for_plate(conn, plate)
+
+    # -- allow/deny lists -----------------------------------------------------------------------
+
+    def put_list_entry(self, entry: ListEntry) -> None:
+        with self._db.write() as conn:
+            cache.put_list_entry(conn, entry, self._stamp())
+
+    def remove_list_entry(self, plate: str, kind: ListKind) -> bool:
+        with self._db.write() as conn:
+            return cache.delete_list_entry(conn, plate, kind)
+
+    def list_entries(self) -> list[ListEntry]:
+        with self._db.read() as conn:
+            return cache.list_entries(conn)
+
+    # -- the lookup -----------------------------------------------------------------------------
+
+    def facts_for(self, read_text: str, confidence: float) -> CandidateFacts:
+        """The hot path: match a read against the cache and gather the matched plate's facts."""
+        read, keys = cache.read_keys(read_text)
+        rows = self._db.fetch(cache.near_facts_sql(len(keys)), keys) if keys else []
+        return cache.facts_from_rows(read, confidence, rows)
+
+    # -- presence -------------------------------------------------------------------------------
+
+    def inside(self) -> list[Presence]:
+        with self._db.read() as conn:
+            return journal_sql.inside(conn)
+
+    def presence_of(self, plate: str) -> Presence | None:
+        with self._db.read() as conn:
+            return journal_sql.presence_of(conn, plates.normalise(plate))
+
+    def reset_presence(self, plate: str, *, actor: str, reason: str) -> bool:
+        """Forget that ``plate`` is inside (anti-passback reset); audited in the same commit."""
+        plate = plates.normalise(plate)
+        with self._db.write() as conn:
+            was_inside = journal_sql.clear_presence(conn, plate)
+            detail = {"plate": self._hash(plate), "was_inside": was_inside}
+            journal_sql.audit(conn, self._clock(), actor, "presence_reset", reason, None, detail)
+        log.info("presence reset by %s (was inside: %s)", actor, was_inside)
+        return was_inside
+
+    # -- journal / outbox -----------------------------------------------------------------------
+
+    def journal(self, event: JournalEvent) -> str:
+        """Journal an event with no presence change; returns its event_id."""
+        return self.record_pass(event, presence="none")
+
+    def record_pass(self, event: JournalEvent, *, presence: PresenceChange = "none") -> str:
+        """Journal ``event`` and apply its presence change in one fsync'd commit.
+
+        ``presence="enter"`` records ``event.plate`` inside (visit id, entry time, reservation);
+        ``"leave"`` clears it. Returns the event_id; journaling the same event_id twice is a no-op.
+        """
+        with self._db.write() as conn:
+            journal_sql.insert_event(conn, event, presence, self._clock(), self._hash)
+        return event.event_id
+
+    def unsent_events(self, limit: int = 100) -> list[JournalEvent]:
+        """The outbox, oldest first (journal order)."""
+        with self._db.read() as conn:
+            return journal_sql.unsent_events(conn, limit)
+
+    def mark_sent(self, event_ids: Iterable[str]) -> int:
+        """Mark events acknowledged by the broker; returns how many were newly marked."""
+        with self._db.write() as conn:
+            return journal_sql.mark_sent(conn, event_ids, self._clock())
+
+    def outbox_depth(self) -> int:
+        with self._db.read() as conn:
+            return journal_sql.outbox_depth(conn)
+
+    def events(
+        self,
+        limit: int = 100,
+        *,
+        plate: str | None = None,
+        lane_id: str | None = None,
+        kind: EventKind | str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[JournalEvent]:
+        """Journal events newest first, filtered (for the status page); ``until`` is exclusive."""
+        wanted = None if plate is None else self._hash(plates.normalise(plate))
+        with self._db.read() as conn:
+            return journal_sql.events(
+                conn, limit, plate=wanted, lane_id=lane_id, kind=kind, since=since, until=until
+            )
+
+    def purge_reads(self, older_than: datetime) -> int:
+        """Blank plate text and image paths of events older than ``older_than`` that were sent.
+
+        Unsent events keep their plate (the cloud still needs it). Returns the rows blanked.
+        """
+        with self._db.write() as conn:
+            count = journal_sql.purge_reads(conn, older_than)
+        log.info("purged plate text from %d sent events", count)
+        return count
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        reason: str,
+        *,
+        lane_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Record an operator action (manual open, ...); actor and reason are required."""
+        with self._db.write() as conn:
+            return journal_sql.audit(conn, self._clock(), actor, action, reason, lane_id, detail)
+
+    def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+        """Audit entries newest first."""
+        with self._db.read() as conn:
+            return journal_sql.audit_log(conn, limit)
+
+    # -- sync state -----------------------------------------------------------------------------
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        """A JSON value stored by :meth:`set_state` (e.g. the last applied sequence)."""
+        with self._db.read() as conn:
+            row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_state(self, key: str, value: Any) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                "INSERT INTO state (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )

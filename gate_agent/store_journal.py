@@ -1,0 +1,185 @@
+"""The event journal (which doubles as the outbox), presence and the audit log of the store.
+
+Part of :mod:`gate_agent.store`: functions over an open connection inside a transaction the
+caller holds. The outbox is the journal rows whose ``sent_at`` is NULL, read in ``seq`` order
+through a partial index.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Literal
+
+from gate_agent.domain import Presence
+from gate_agent.store_rows import (
+    EVENT_COLUMNS,
+    PRESENCE_COLUMNS,
+    AuditEntry,
+    EventKind,
+    JournalEvent,
+    audit_from_row,
+    event_from_row,
+    event_row,
+    presence_from_row,
+    to_text,
+)
+
+__all__ = [
+    "PresenceChange",
+    "audit",
+    "audit_log",
+    "events",
+    "insert_event",
+    "inside",
+    "mark_sent",
+    "outbox_depth",
+    "presence_of",
+    "purge_reads",
+    "unsent_events",
+]
+
+PresenceChange = Literal["enter", "leave", "none"]
+PlateHasher = Callable[[str], str]
+
+_INSERT_EVENT = f"""
+INSERT INTO events ({EVENT_COLUMNS.removesuffix(", sent_at")})
+VALUES ({", ".join("?" * 17)})
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def insert_event(
+    conn: sqlite3.Connection,
+    event: JournalEvent,
+    presence: PresenceChange,
+    now: datetime,
+    hasher: PlateHasher,
+) -> bool:
+    """Journal ``event`` and apply its presence change; False if the event_id was already there.
+
+    Presence keeps the real plate (it is matched against reads); the journal keeps
+    ``hasher(plate)``. A repeated event_id changes nothing, so a retried write is harmless.
+    """
+    stored = replace(
+        event,
+        plate=None if event.plate is None else hasher(event.plate),
+        read_text=None if event.read_text is None else hasher(event.read_text),
+    )
+    if conn.execute(_INSERT_EVENT, event_row(stored, now)).rowcount == 0:
+        return False
+    if presence == "none":
+        return True
+    if not event.plate:
+        raise ValueError("a presence change needs the event's plate")
+    if presence == "enter":
+        conn.execute(
+            f"INSERT OR REPLACE INTO presence ({PRESENCE_COLUMNS}) VALUES (?, ?, ?, ?)",
+            (event.plate, event.visit_id or event.event_id, to_text(event.occurred_at or now),
+             event.reservation_id),
+        )  # fmt: skip
+    elif presence == "leave":
+        conn.execute("DELETE FROM presence WHERE plate = ?", (event.plate,))
+    else:
+        raise ValueError(f"presence change must be enter, leave or none, not {presence!r}")
+    return True
+
+
+def unsent_events(conn: sqlite3.Connection, limit: int) -> list[JournalEvent]:
+    sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE sent_at IS NULL ORDER BY seq LIMIT ?"
+    return [event_from_row(row) for row in conn.execute(sql, (limit,))]
+
+
+def mark_sent(conn: sqlite3.Connection, event_ids: Iterable[str], now: datetime) -> int:
+    sql = "UPDATE events SET sent_at = ? WHERE event_id = ? AND sent_at IS NULL"
+    sent_at = to_text(now)
+    return sum(conn.execute(sql, (sent_at, eid)).rowcount for eid in event_ids)
+
+
+def outbox_depth(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM events WHERE sent_at IS NULL").fetchone()[0])
+
+
+def events(
+    conn: sqlite3.Connection,
+    limit: int,
+    *,
+    plate: str | None = None,
+    lane_id: str | None = None,
+    kind: EventKind | str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[JournalEvent]:
+    """Newest first; ``plate`` (already hashed if hashing is on) matches plate or read text."""
+    where: list[str] = []
+    args: list[Any] = []
+    if plate is not None:
+        where.append("(plate = ? OR read_text = ?)")
+        args += [plate, plate]
+    for column, value in (("lane_id", lane_id), ("kind", kind)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(str(value))
+    if since is not None:
+        where.append("occurred_at >= ?")
+        args.append(to_text(since))
+    if until is not None:
+        where.append("occurred_at < ?")
+        args.append(to_text(until))
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    sql = f"SELECT {EVENT_COLUMNS} FROM events {clause} ORDER BY seq DESC LIMIT ?"
+    return [event_from_row(row) for row in conn.execute(sql, (*args, limit))]
+
+
+def purge_reads(conn: sqlite3.Connection, older_than: datetime) -> int:
+    """Blank plate text and image path of *sent* events older than ``older_than``."""
+    cursor = conn.execute(
+        """UPDATE events SET plate = NULL, read_text = NULL, image_path = NULL
+           WHERE sent_at IS NOT NULL AND occurred_at < ?
+             AND (plate IS NOT NULL OR read_text IS NOT NULL OR image_path IS NOT NULL)""",
+        (to_text(older_than),),
+    )
+    return cursor.rowcount
+
+
+def inside(conn: sqlite3.Connection) -> list[Presence]:
+    sql = f"SELECT {PRESENCE_COLUMNS} FROM presence ORDER BY entered_at"
+    return [presence_from_row(row) for row in conn.execute(sql)]
+
+
+def presence_of(conn: sqlite3.Connection, plate: str) -> Presence | None:
+    sql = f"SELECT {PRESENCE_COLUMNS} FROM presence WHERE plate = ?"
+    row = conn.execute(sql, (plate,)).fetchone()
+    return None if row is None else presence_from_row(row)
+
+
+def clear_presence(conn: sqlite3.Connection, plate: str) -> bool:
+    return conn.execute("DELETE FROM presence WHERE plate = ?", (plate,)).rowcount > 0
+
+
+def audit(
+    conn: sqlite3.Connection,
+    at: datetime,
+    actor: str,
+    action: str,
+    reason: str,
+    lane_id: str | None,
+    detail: dict[str, Any] | None,
+) -> int:
+    if not actor or not reason:
+        raise ValueError("an audited action needs an actor and a reason")
+    cursor = conn.execute(
+        "INSERT INTO audit (at, actor, action, reason, lane_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        (to_text(at), actor, action, reason, lane_id, json.dumps(detail or {}, sort_keys=True)),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def audit_log(conn: sqlite3.Connection, limit: int) -> list[AuditEntry]:
+    sql = (
+        "SELECT id, at, actor, action, reason, lane_id, detail FROM audit ORDER BY id DESC LIMIT ?"
+    )
+    return [audit_from_row(row) for row in conn.execute(sql, (limit,))]

@@ -1,0 +1,102 @@
+"""The gate agent's SQLite schema, as sqlite-utils migrations recorded in ``_sqlite_migrations``.
+
+Part of :mod:`gate_agent.store`. Add a migration by appending a decorated function; never edit
+one that has shipped. Applying is idempotent: reopening a store applies only what is pending.
+
+Times are UTC ISO-8601 text with microseconds (``2026-03-02T12:00:00.000000+00:00``), so text
+order is time order. ``plate_keys`` is the deletion-neighbourhood index of every cached plate
+(reservations and list entries): ``plates.index_keys(plate)`` rows, one per key, clustered on
+``(key, plate)`` so a lookup reads the plates straight from the index.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database, Migrations
+
+__all__ = ["MIGRATIONS", "apply_migrations"]
+
+MIGRATIONS = Migrations("gate_agent.store")
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db: Database) -> None:
+    for sql in _INITIAL:
+        db.execute(sql)
+
+
+_INITIAL = (
+    """CREATE TABLE reservations (
+        id TEXT PRIMARY KEY,
+        plate TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        amount_owed_cents INTEGER NOT NULL DEFAULT 0,
+        currency TEXT NOT NULL DEFAULT 'EUR',
+        space_label TEXT,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX reservations_plate ON reservations(plate)",
+    """CREATE TABLE plate_keys (
+        key TEXT NOT NULL,
+        plate TEXT NOT NULL,
+        PRIMARY KEY (key, plate)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE list_entries (
+        plate TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('allow', 'deny')),
+        valid_from TEXT,
+        valid_until TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (plate, kind)
+    )""",
+    """CREATE TABLE presence (
+        plate TEXT PRIMARY KEY,
+        visit_id TEXT NOT NULL,
+        entered_at TEXT NOT NULL,
+        reservation_id TEXT
+    )""",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        lot_id TEXT NOT NULL,
+        lane_id TEXT,
+        direction TEXT,
+        kind TEXT NOT NULL,
+        visit_id TEXT,
+        plate TEXT,
+        read_text TEXT,
+        confidence REAL,
+        reason TEXT,
+        reservation_id TEXT,
+        fuzzy INTEGER NOT NULL DEFAULT 0,
+        amount_owed_cents INTEGER NOT NULL DEFAULT 0,
+        currency TEXT NOT NULL DEFAULT 'EUR',
+        occurred_at TEXT NOT NULL,
+        image_path TEXT,
+        detail TEXT NOT NULL DEFAULT '{}',
+        sent_at TEXT
+    )""",
+    "CREATE INDEX events_unsent ON events(seq) WHERE sent_at IS NULL",
+    "CREATE INDEX events_plate ON events(plate)",
+    "CREATE INDEX events_occurred ON events(occurred_at)",
+    """CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        lane_id TEXT,
+        detail TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+
+def apply_migrations(db: Database) -> list[str]:
+    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    pending = [m.name for m in MIGRATIONS.pending(db)]
+    if pending:
+        MIGRATIONS.apply(db)
+    return pending

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gate_agent.domain import MatchKind, Reservation, ReservationStatus
+from gate_agent.store import Store
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def res(
+    rid: str, plate: str, status: ReservationStatus = ReservationStatus.CONFIRMED
+) -> Reservation:
+    return Reservation(rid, plate, NOW, NOW + timedelta(hours=2), status, 0, "EUR", "B7")
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with Store(":memory:", clock=lambda: NOW) as s:
+        yield s
+
+
+def test_upsert_then_get_round_trips(store: Store) -> None:
+    r = res("r1", "AB123CD")
+    store.upsert_reservation(r)
+    assert store.get_reservation("r1") == r
+    assert store.get_reservation("nope") is None
+
+
+def test_plate_is_normalised(store: Store) -> None:
+    store.upsert_reservation(res("r1", "ab-123 cd"))
+    assert store.reservations_for_plate("AB 123-CD") == [res("r1", "AB123CD")]
+
+
+def test_upsert_updates_in_place(store: Store) -> None:
+    store.upsert_reservation(res("r1", "AB123CD", ReservationStatus.PENDING))
+    store.upsert_reservation(res("r1", "AB123CD"))
+    [only] = store.reservations_for_plate("AB123CD")
+    assert only.status is ReservationStatus.CONFIRMED
+
+
+def test_plate_change_moves_the_index(store: Store) -> None:
+    store.upsert_reservation(res("r1", "AB123CD"))
+    store.upsert_reservation(res("r1", "XY987ZW"))
+    assert store.facts_for("AB123CD", 0.9).match.kind is MatchKind.NONE
+    assert store.facts_for("XY987ZW", 0.9).match.kind is MatchKind.EXACT
+
+
+def test_shared_plate_keeps_its_index_until_last_reservation_goes(store: Store) -> None:
+    store.upsert_reservations([res("r1", "AB123CD"), res("r2", "AB123CD")])
+    assert store.remove_reservation("r1")
+    assert store.facts_for("AB123CD", 0.9).match.kind is MatchKind.EXACT
+    assert store.remove_reservation("r2")
+    assert not store.remove_reservation("r2")
+    assert store.facts_for("AB123CD", 0.9).match.kind is MatchKind.NONE
+
+
+def test_bulk_upsert_counts_and_indexes(store: Store) -> None:
+    count = store.upsert_reservations(res(f"r{i}", f"PL{i:05d}") for i in range(12_000))
+    assert count == 12_000
+    assert store.facts_for("PL11999", 0.9).reservations[0].id == "r11999"
+
+
+def test_replace_all_is_a_snapshot(store: Store) -> None:
+    store.upsert_reservations([res("old", "OLD111"), res("keep", "KEEP22")])
+    assert store.replace_all_reservations([res("keep", "KEEP22"), res("new", "NEW333")]) == 2
+    assert store.get_reservation("old") is None
+    assert store.facts_for("OLD111", 0.9).match.kind is MatchKind.NONE
+    assert store.facts_for("NEW333", 0.9).match.kind is MatchKind.EXACT
+
+
+def test_replace_all_is_atomic(store: Store) -> None:
+    store.upsert_reservation(res("old", "OLD111"))
+
+    def broken_snapshot() -> Iterator[Reservation]:
+        yield res("new", "NEW333")
+        raise ConnectionError("snapshot stream cut")
+
+    with pytest.raises(ConnectionError):
+        store.replace_all_reservations(broken_snapshot())
+    assert store.get_reservation("old") is not None
+    assert store.get_reservation("new") is None
+    assert store.facts_for("OLD111", 0.9).match.kind is MatchKind.EXACT
+
+
+def test_naive_datetimes_are_refused(store: Store) -> None:
+    naive = Reservation("r1", "AB1", datetime(2026, 1, 1), datetime(2026, 1, 2), "confirmed")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="naive"):
+        store.upsert_reservation(naive)
+
+
+@pytest.mark.parametrize(
+    ("read", "kind", "plate"),
+    [
+        ("AB123CD", MatchKind.EXACT, "AB123CD"),
+        ("ab 123 cd", MatchKind.EXACT, "AB123CD"),
+        ("A8123CD", MatchKind.FUZZY, "AB123CD"),  # lookalike
+        ("AB123C", MatchKind.FUZZY, "AB123CD"),  # one deletion
+        ("XY9870", MatchKind.AMBIGUOUS, None),  # one edit from two cached plates
+        ("ZZZZZZ", MatchKind.NONE, None),
+        ("", MatchKind.NONE, None),
+    ],
+)
+def test_facts_for_matches_through_the_index(
+    store: Store, read: str, kind: MatchKind, plate: str | None
+) -> None:
+    store.upsert_reservations(
+        [res("r1", "AB123CD"), res("r2", "XY9871"), res("r3", "XY9872"), res("r4", "AB123CD")]
+    )
+    facts = store.facts_for(read, 0.93)
+    assert (facts.match.kind, facts.match.plate, facts.confidence) == (kind, plate, 0.93)
+    if plate == "AB123CD":
+        assert [r.id for r in facts.reservations] == ["r1", "r4"]
+    else:
+        assert facts.reservations == ()
