@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -25,9 +25,17 @@ class ApiError(Exception):
         self.status, self.reason, self.detail = status, reason, detail or reason
 
 
-def _session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+async def _session(request: Request) -> AsyncIterator[Session]:
+    """One session per request, closed on the event loop.
+
+    Closing must not wait for a threadpool slot: on SQLite a session that has read holds the
+    ``BEGIN IMMEDIATE`` write lock, and slots may all be taken by requests waiting for that lock.
+    """
+    session = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        session.close()
 
 
 def _now(request: Request) -> datetime:
@@ -46,6 +54,7 @@ def _caller(
     if user is None:
         raise ApiError(401, "unauthenticated", "unknown or revoked token")
     db.expunge(user)
+    db.rollback()  # end the read transaction now (on SQLite it holds the write lock)
     return user
 
 
