@@ -29,6 +29,7 @@ from gate_agent.lane import Lane
 from gate_agent.passes import PassTracker
 from gate_agent.recognition import Recognizer, models_dir_from_env
 from gate_agent.store import Store
+from gate_agent.web.server import WebServer, start_web_server
 from hardware.barrier import Barrier, DryRunBarrier, GpioBarrier, SerialRelayBarrier
 from hardware.camera import FrameSource, OpenCVCamera, ReplaySource
 from hardware.presence import HoldOpen, PresenceSensor
@@ -90,6 +91,7 @@ class Agent:
         self._resources = resources
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.web: WebServer | None = None  # the operator UI, while running
 
     def start(self) -> Agent:
         for lane in self.lanes.values():
@@ -98,6 +100,7 @@ class Agent:
             )
             thread.start()
             self._threads.append(thread)
+        self.web = start_web_server(self)  # None when disabled or it could not listen
         log.info("agent for lot %s running %d lane(s)", self.config.lot.id, len(self.lanes))
         return self
 
@@ -117,6 +120,9 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
         for thread in self._threads:
             thread.join(timeout=5)
         self._resources.close()  # cameras stop, barriers revert, store closes

@@ -1,4 +1,4 @@
-"""``gate-agent`` command line: check-config, read-plates, run.
+"""``gate-agent`` command line: check-config, read-plates, run, hash-password.
 
 Exit codes: 0 ok, 1 some input failed (read-plates), 2 the command or config is unusable.
 """
@@ -75,6 +75,25 @@ def _run(args: argparse.Namespace) -> int:
     return run_agent(config)
 
 
+def _hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from gate_agent.web.passwords import hash_password
+
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    if not password:
+        print("the password must not be empty", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gate-agent", description="ParkGate lot gate agent")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -94,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run every lane of the lot")
     run.add_argument("--config", required=True, help="agent TOML config")
     run.set_defaults(func=_run)
+
+    hashpw = sub.add_parser(
+        "hash-password", help="print a scrypt hash for web.operators[].password_hash"
+    )
+    hashpw.add_argument("--stdin", action="store_true", help="read the password from stdin")
+    hashpw.set_defaults(func=_hash_password)
     return parser
 
 

@@ -1,0 +1,139 @@
+"""``create_web_app``: the operator status pages and JSON API as one FastAPI app.
+
+The app runs in the agent's process (see :mod:`gate_agent.web.server`) and reads the agent's
+store and lanes directly. Errors are answered as 4xx with a reason: JSON under ``/api``, an HTML
+page elsewhere. The access log is ours (:func:`_access_log`): method, path without the query
+string (plates travel in query strings and forms), status and time; uvicorn's is switched off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from gate_agent.config import WebConfig
+from gate_agent.web import api, pages_events, pages_lanes, pages_login, pages_lookup
+from gate_agent.web.auth import COOKIE, LoginRequired, LoginThrottle, OperatorBook, SessionSigner
+from gate_agent.web.context import AgentParts, SyncStatus, SyncStatusSource, WebContext
+from gate_agent.web.deps import WebState, render, web_state
+from gate_agent.web.render import esc
+
+__all__ = ["create_web_app"]
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("gate_agent.web.access")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_web_app(
+    agent: AgentParts | WebContext,
+    web_config: WebConfig | None = None,
+    *,
+    sync: SyncStatus | SyncStatusSource | None = None,
+    throttle: LoginThrottle | None = None,
+) -> FastAPI:
+    """The web app over an agent (or a prepared :class:`WebContext`)."""
+    if isinstance(agent, WebContext):
+        ctx = agent
+    else:
+        ctx = WebContext.from_agent(agent, web_config or agent.config.web, sync)
+    app = FastAPI(title=f"ParkGate agent {ctx.lot_id}", docs_url=None, redoc_url=None)
+    app.state.web = WebState(
+        ctx,
+        SessionSigner(ctx.web.session_secret),
+        OperatorBook(ctx.web),
+        throttle or LoginThrottle(),
+        ctx.monotonic(),
+    )
+    app.middleware("http")(_sessions)
+    app.middleware("http")(_access_log)
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (pages_login, pages_lanes, pages_events, pages_lookup, api):
+        app.include_router(module.router)
+    return app
+
+
+Next = Callable[[Request], Awaitable[Response]]
+
+
+async def _sessions(request: Request, call_next: Next) -> Response:
+    state = web_state(request)
+    session = state.signer.loads(request.cookies.get(COOKIE))
+    request.state.session = session
+    response = await call_next(request)
+    if session.dirty:
+        response.set_cookie(
+            COOKIE,
+            state.signer.dumps(session),
+            max_age=int(max(0, session.expires - state.signer.clock())),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+    return response
+
+
+async def _access_log(request: Request, call_next: Next) -> Response:
+    started = time.perf_counter()
+    response = await call_next(request)
+    client = request.client.host if request.client else "-"
+    access_log.info(
+        '%s "%s %s" %d %.1fms',
+        client,
+        request.method,
+        request.url.path,  # never the query string: it may hold a plate
+        response.status_code,
+        (time.perf_counter() - started) * 1000,
+    )
+    return response
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    if request.method in ("GET", "HEAD") and not _wants_json(request):
+        return RedirectResponse("/login", status_code=303)
+    if _wants_json(request):
+        return JSONResponse({"detail": "log in first"}, status_code=401)
+    body = '<p class="error">Log in first.</p><p><a href="/login">Log in</a></p>'
+    return render(request, "Login required", body, status_code=401)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if _wants_json(request):
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+    body = f'<p class="error" role="alert">{esc(exc.detail)}</p><p><a href="/">Back</a></p>'
+    response = render(request, f"Error {exc.status_code}", body, status_code=exc.status_code)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    problems = [
+        f"{'.'.join(str(p) for p in err['loc'] if p != 'body')}: {err['msg']}"
+        for err in exc.errors()
+    ]
+    if _wants_json(request):
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+    items = "".join(f"<li>{esc(p)}</li>" for p in problems)
+    body = f'<p class="error" role="alert">The request was not valid:</p><ul>{items}</ul>'
+    return render(request, "Invalid request", body, status_code=422)
