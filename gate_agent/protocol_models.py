@@ -1,0 +1,325 @@
+"""Message models of the lot ↔ cloud wire contract; import them from :mod:`gate_agent.protocol`.
+
+Part of the protocol (pure pydantic, no IO). Every model forbids unknown fields; every time must
+carry a UTC offset; ``v`` is the protocol version and only :data:`PROTOCOL_VERSION` is accepted.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from itertools import pairwise
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from gate_agent.domain import Direction, ListEntry, ListKind, Reservation, ReservationStatus
+
+if TYPE_CHECKING:
+    from gate_agent.store_rows import JournalEvent
+
+__all__ = [
+    "LOT_ID_PATTERN",
+    "PROTOCOL_VERSION",
+    "ChangeKind",
+    "ChangesPage",
+    "Command",
+    "CommandKind",
+    "GateEvent",
+    "GateEventKind",
+    "LaneHealth",
+    "ListEntrySnapshot",
+    "Message",
+    "ProtocolError",
+    "ReservationChange",
+    "ReservationSnapshot",
+    "Status",
+]
+
+PROTOCOL_VERSION: Final = 1
+LOT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+class ProtocolError(ValueError):
+    """A topic or payload that does not follow this contract.
+
+    ``reason`` is a short code: ``bad_topic``, ``too_large``, ``bad_json``, ``not_an_object``,
+    ``unsupported_version`` or ``invalid`` (a field failed validation; the message lists the
+    fields and what was wrong, never their values).
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# -- building blocks ----------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Message(_Model):
+    v: Literal[1] = Field(PROTOCOL_VERSION, description="Protocol version of this payload.")
+
+
+LotId = Annotated[str, Field(pattern=LOT_ID_PATTERN, description="The lot this is about.")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
+
+
+class ReservationSnapshot(_Model):
+    """A reservation as the gate caches it (the cloud's ``lot_changes.payload``)."""
+
+    id: str = Field(..., min_length=1, max_length=64)
+    plate: str = Field(..., min_length=1, max_length=32)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    status: ReservationStatus
+    amount_owed_cents: int = Field(0, ge=0)
+    currency: Currency = "EUR"
+    space_label: str | None = Field(None, max_length=64)
+
+    def to_domain(self) -> Reservation:
+        return Reservation(
+            id=self.id,
+            plate=self.plate,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            status=self.status,
+            amount_owed_cents=self.amount_owed_cents,
+            currency=self.currency,
+            space_label=self.space_label,
+        )
+
+    @classmethod
+    def from_domain(cls, r: Reservation) -> ReservationSnapshot:
+        return cls(
+            id=r.id,
+            plate=r.plate,
+            starts_at=r.starts_at,
+            ends_at=r.ends_at,
+            status=r.status,
+            amount_owed_cents=r.amount_owed_cents,
+            currency=r.currency,
+            space_label=r.space_label,
+        )
+
+
+class ListEntrySnapshot(_Model):
+    """An allow- or deny-list entry; validity bounds are optional (open-ended)."""
+
+    plate: str = Field(..., min_length=1, max_length=32)
+    kind: ListKind
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    note: str = Field("", max_length=500)
+
+    def to_domain(self) -> ListEntry:
+        return ListEntry(self.plate, self.kind, self.valid_from, self.valid_until, self.note)
+
+
+# -- cloud → lot: reservations ------------------------------------------------------------------
+
+
+class ChangeKind(StrEnum):
+    UPSERT = "upsert"  # ``reservation`` is the full new state (created, paid, extended, ...)
+    REMOVE = "remove"  # ``reservation_id`` leaves the cache
+    LIST_PUT = "list_put"  # ``list_entry`` is added or replaced
+    LIST_REMOVE = "list_remove"  # ``list_entry`` (plate + kind) leaves the lists
+    SNAPSHOT = "snapshot"  # ``reservations`` (and ``list_entries`` if given) replace everything
+
+
+_REQUIRED: dict[ChangeKind, tuple[str, ...]] = {
+    ChangeKind.UPSERT: ("reservation",),
+    ChangeKind.REMOVE: ("reservation_id",),
+    ChangeKind.LIST_PUT: ("list_entry",),
+    ChangeKind.LIST_REMOVE: ("list_entry",),
+    ChangeKind.SNAPSHOT: ("reservations",),
+}
+_PAYLOAD_FIELDS = ("reservation", "reservation_id", "list_entry", "reservations", "list_entries")
+
+
+class ReservationChange(Message):
+    """One numbered change to a lot's cache; ``seq`` is gap-free and monotonic per lot."""
+
+    lot_id: LotId
+    seq: int = Field(..., ge=1, description="Per-lot sequence number, 1, 2, 3, ...")
+    kind: ChangeKind
+    cause: str | None = Field(
+        None, max_length=32, description="Why (created, paid, extended, cancelled, ...); info only."
+    )
+    changed_at: AwareDatetime | None = None
+    reservation: ReservationSnapshot | None = None
+    reservation_id: str | None = Field(None, min_length=1, max_length=64)
+    list_entry: ListEntrySnapshot | None = None
+    reservations: list[ReservationSnapshot] | None = None
+    list_entries: list[ListEntrySnapshot] | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_kind(self) -> ReservationChange:
+        allowed = set(_REQUIRED[self.kind])
+        if self.kind is ChangeKind.SNAPSHOT:
+            allowed.add("list_entries")
+        for name in _REQUIRED[self.kind]:
+            if getattr(self, name) is None:
+                raise ValueError(f"kind {self.kind.value} needs {name}")
+        extra = [n for n in _PAYLOAD_FIELDS if n not in allowed and getattr(self, n) is not None]
+        if extra:
+            raise ValueError(f"kind {self.kind.value} does not take {', '.join(extra)}")
+        return self
+
+
+# -- lot → cloud: events ------------------------------------------------------------------------
+
+
+class GateEventKind(StrEnum):
+    """Mirrors ``gate_agent.store_rows.EventKind`` (a test keeps them equal)."""
+
+    ENTRY = "entry"
+    EXIT = "exit"
+    DENIED = "denied"
+    MANUAL_OPEN = "manual_open"
+    HEALTH = "health"
+    BARRIER_FAULT = "barrier_fault"
+
+
+class GateEvent(Message):
+    """One journaled lane event. ``event_id`` is the cloud's deduplication key (unique)."""
+
+    event_id: str = Field(..., min_length=1, max_length=64)
+    lot_id: LotId
+    lane_id: str | None = Field(None, max_length=64)
+    direction: Direction | None = None
+    kind: GateEventKind
+    visit_id: str | None = Field(None, max_length=64)
+    plate: str | None = Field(None, max_length=128, description="Matched plate (or its hash).")
+    read_text: str | None = Field(None, max_length=128)
+    confidence: float | None = Field(None, ge=0, le=1)
+    reason: str | None = Field(None, max_length=64, description="Decision reason code.")
+    reservation_id: str | None = Field(None, max_length=64)
+    fuzzy: bool = False
+    amount_owed_cents: int = Field(0, ge=0)
+    currency: Currency = "EUR"
+    occurred_at: AwareDatetime
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_journal(cls, event: JournalEvent) -> GateEvent:
+        """The wire form of a journaled event (``image_path`` and ``sent_at`` stay local)."""
+        if event.occurred_at is None:
+            raise ProtocolError("invalid", "occurred_at: journaled events have a time")
+        return cls(
+            event_id=event.event_id,
+            lot_id=event.lot_id,
+            lane_id=event.lane_id,
+            direction=event.direction,
+            kind=GateEventKind(str(event.kind)),
+            visit_id=event.visit_id,
+            plate=event.plate,
+            read_text=event.read_text,
+            confidence=event.confidence,
+            reason=event.reason,
+            reservation_id=event.reservation_id,
+            fuzzy=event.fuzzy,
+            amount_owed_cents=event.amount_owed_cents,
+            currency=event.currency,
+            occurred_at=event.occurred_at,
+            detail=event.detail,
+        )
+
+
+# -- lot → cloud: status and heartbeat ----------------------------------------------------------
+
+
+class LaneHealth(_Model):
+    lane_id: str = Field(..., max_length=64)
+    direction: Direction | None = None
+    frames: int = Field(0, ge=0, description="Frames processed since the agent started.")
+    last_frame_age_s: float | None = Field(None, ge=0)
+    last_error: str | None = Field(None, max_length=500)
+
+
+class Status(Message):
+    """Retained on ``status``: ``online`` on connect and every heartbeat, ``offline`` as the last
+    will (the broker publishes it when the agent vanishes) and on a clean stop."""
+
+    lot_id: LotId
+    state: Literal["online", "offline"]
+    at: AwareDatetime | None = Field(None, description="When sent (None in the last will).")
+    outbox_depth: int | None = Field(None, ge=0, description="Journaled events not yet PUBACKed.")
+    last_applied_seq: int | None = Field(None, ge=0)
+    lanes: list[LaneHealth] = Field(default_factory=list)
+
+
+# -- cloud → lot: commands ----------------------------------------------------------------------
+
+
+class CommandKind(StrEnum):
+    OPEN_LANE = "open_lane"  # operator opens a lane remotely (audited on both sides)
+    RESYNC = "resync"  # catch up now; ``full`` asks for a snapshot
+
+
+class Command(Message):
+    """An operator command. ``command_id`` makes redelivery harmless; an ``open_lane`` past
+    ``expires_at`` (queued in the broker while the lot was offline) is refused, never obeyed."""
+
+    command_id: str = Field(..., min_length=1, max_length=64)
+    lot_id: LotId
+    kind: CommandKind
+    issued_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+    lane_id: str | None = Field(None, min_length=1, max_length=64)
+    actor: str | None = Field(None, min_length=1, max_length=128)
+    reason: str | None = Field(None, min_length=1, max_length=500)
+    full: bool = True
+
+    @model_validator(mode="after")
+    def _open_needs_who_and_why(self) -> Command:
+        if self.kind is CommandKind.OPEN_LANE:
+            missing = [
+                n for n in ("lane_id", "actor", "reason", "expires_at") if not getattr(self, n)
+            ]
+            if missing:
+                raise ValueError(f"open_lane needs {', '.join(missing)}")
+        return self
+
+
+# -- HTTP catch-up ------------------------------------------------------------------------------
+
+
+class ChangesPage(Message):
+    """``GET /lots/{lot_id}/changes?since=N`` (bearer device token).
+
+    Either the changes after ``since`` in order (``snapshot`` false; at most a server-chosen
+    number, ``next_since`` is the last one's seq) or, when ``since`` is too far behind, unknown,
+    or ``snapshot=true`` was asked, the full cache (``snapshot`` true: ``reservations`` are every
+    active reservation, ``list_entries`` every list entry if the cloud keeps lists, and
+    ``next_since`` the seq the snapshot is consistent with). Ask again from ``next_since`` while
+    ``next_since < latest_seq``.
+    """
+
+    lot_id: LotId
+    snapshot: bool
+    changes: list[ReservationChange] = Field(default_factory=list)
+    reservations: list[ReservationSnapshot] = Field(default_factory=list)
+    list_entries: list[ListEntrySnapshot] | None = None
+    next_since: int = Field(..., ge=0)
+    latest_seq: int = Field(..., ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChangesPage:
+        if self.snapshot and self.changes:
+            raise ValueError("a snapshot page has no changes")
+        if not self.snapshot and (self.reservations or self.list_entries is not None):
+            raise ValueError("a changes page has no reservations or list_entries")
+        seqs = [c.seq for c in self.changes]
+        if any(b != a + 1 for a, b in pairwise(seqs)):
+            raise ValueError("changes must be consecutive seqs in order")
+        if seqs and self.next_since != seqs[-1]:
+            raise ValueError("next_since must be the last change's seq")
+        if any(c.lot_id != self.lot_id for c in self.changes):
+            raise ValueError("every change must be for the page's lot")
+        if self.next_since > self.latest_seq:
+            raise ValueError("next_since is past latest_seq")
+        return self

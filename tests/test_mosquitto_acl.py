@@ -1,0 +1,177 @@
+"""The shipped Mosquitto ACL (config/mosquitto/acl) against a real broker.
+
+Lot A's credentials may publish its own events/status and read its own reservations/commands;
+lot B's topics are refused by the broker (MQTT 5 reason code 0x87 "not authorized").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gate_agent.protocol import shared_subscription, topic
+from tests.support.services import MosquittoInstance, free_port, wait_for, wait_for_port
+
+pytestmark = pytest.mark.integration
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "config" / "mosquitto"
+PASSWORDS = {"lot-a": "pw-a", "lot-b": "pw-b", "cloud": "pw-cloud"}
+NOT_AUTHORIZED = 0x87
+
+
+class Peer:
+    """A test MQTT 5 client recording acks and messages."""
+
+    def __init__(self, broker: MosquittoInstance, user: str, password: str) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"test-{user}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.client.username_pw_set(user, password)
+        self.connect_rc: ReasonCode | None = None
+        self.pubacks: dict[int, ReasonCode] = {}
+        self.subacks: dict[int, list[ReasonCode]] = {}
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self.client.on_connect = lambda c, u, f, rc, p: setattr(self, "connect_rc", rc)
+        self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        wait_for(lambda: self.connect_rc is not None, what=f"{user} CONNACK")
+
+    def _on_publish(self, _c: object, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
+        with self._lock:
+            self.pubacks[mid] = rc
+
+    def _on_subscribe(
+        self, _c: object, _u: object, mid: int, rcs: list[ReasonCode], _p: object
+    ) -> None:
+        with self._lock:
+            self.subacks[mid] = rcs
+
+    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def publish(self, name: str, payload: bytes) -> ReasonCode:
+        mid = self.client.publish(name, payload, qos=1).mid
+        wait_for(lambda: mid in self.pubacks, what=f"PUBACK for {name}")
+        return self.pubacks[mid]
+
+    def subscribe(self, name: str) -> ReasonCode:
+        _, mid = self.client.subscribe(name, qos=1)
+        wait_for(lambda: mid in self.subacks, what=f"SUBACK for {name}")
+        return self.subacks[mid][0]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def secured_broker(tmp_path: Path) -> Iterator[MosquittoInstance]:
+    passwd = tmp_path / "passwd"
+    for i, (user, password) in enumerate(PASSWORDS.items()):
+        flags = ["-c"] if i == 0 else []
+        subprocess.run(["mosquitto_passwd", *flags, "-b", str(passwd), user, password], check=True)
+    extra = f"password_file {passwd}\nacl_file {CONFIG_DIR / 'acl'}"
+    broker = MosquittoInstance(tmp_path / "broker", extra_config=extra, anonymous=False)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def peers(secured_broker: MosquittoInstance) -> Iterator[dict[str, Peer]]:
+    made = {user: Peer(secured_broker, user, pw) for user, pw in PASSWORDS.items()}
+    yield made
+    for peer in made.values():
+        peer.close()
+
+
+def test_lot_is_confined_to_its_own_topics(peers: dict[str, Peer]) -> None:
+    lot_a, cloud = peers["lot-a"], peers["cloud"]
+    assert cloud.subscribe(shared_subscription("events")).value == 1  # granted QoS 1
+
+    # lot A publishing to lot B's events: the broker says "not authorized" and drops it
+    refused = lot_a.publish(topic("lot-b", "events"), b'{"forged": true}')
+    assert refused.value == NOT_AUTHORIZED
+    assert lot_a.publish(topic("lot-b", "status"), b"{}").value == NOT_AUTHORIZED
+    # ... nor may it publish to its own reservations (only the cloud does)
+    assert lot_a.publish(topic("lot-a", "reservations"), b"{}").value == NOT_AUTHORIZED
+
+    # lot A's own topics work
+    assert lot_a.subscribe(topic("lot-a", "reservations")).value == 1
+    assert lot_a.subscribe(topic("lot-a", "commands")).value == 1
+    own = lot_a.publish(topic("lot-a", "events"), b'{"own": true}')
+    assert not own.is_failure
+    assert not lot_a.publish(topic("lot-a", "status"), b"{}").is_failure
+    cloud.publish(topic("lot-a", "reservations"), b'{"to": "a"}')
+    wait_for(lambda: (topic("lot-a", "reservations"), b'{"to": "a"}') in lot_a.messages)
+
+    # the cloud saw lot A's own event and never the forged one
+    wait_for(lambda: (topic("lot-a", "events"), b'{"own": true}') in cloud.messages)
+    assert all(t != topic("lot-b", "events") for t, _ in cloud.messages)
+
+
+def test_lot_cannot_read_another_lots_reservations(peers: dict[str, Peer]) -> None:
+    """Mosquitto 2.0 grants the SUBACK but checks read access on every delivery, so lot A's
+    subscriptions on lot B's topics (or on every lot) never receive anything of lot B's."""
+    lot_a, lot_b, cloud = peers["lot-a"], peers["lot-b"], peers["cloud"]
+    for name in (topic("lot-b", "reservations"), topic("lot-b", "commands"), "parkgate/v1/#"):
+        code = lot_a.subscribe(name)
+        assert code.value in (1, NOT_AUTHORIZED)  # refused outright on brokers that check SUBSCRIBE
+    assert lot_a.subscribe(topic("lot-a", "reservations")).value == 1
+    assert lot_b.subscribe(topic("lot-b", "reservations")).value == 1
+    assert lot_b.subscribe(topic("lot-b", "commands")).value == 1
+
+    cloud.publish(topic("lot-b", "reservations"), b'{"secret": "b"}')
+    cloud.publish(topic("lot-b", "commands"), b'{"open": "b"}')
+    cloud.publish(topic("lot-a", "reservations"), b'{"marker": "a"}')  # after B's, same session
+    wait_for(lambda: len(lot_b.messages) == 2, what="lot B's own messages")
+    wait_for(lambda: (topic("lot-a", "reservations"), b'{"marker": "a"}') in lot_a.messages)
+    assert {t for t, _ in lot_a.messages} == {topic("lot-a", "reservations")}
+    assert all(b"marker" in payload for _, payload in lot_a.messages)
+
+
+def test_anonymous_and_wrong_password_are_refused(secured_broker: MosquittoInstance) -> None:
+    for user, password in (("lot-a", "wrong"), ("nobody", "x")):
+        peer = Peer(secured_broker, user, password)
+        assert peer.connect_rc is not None and peer.connect_rc.is_failure
+        peer.client.loop_stop()
+
+
+def test_shipped_mosquitto_conf_starts(tmp_path: Path) -> None:
+    """config/mosquitto/mosquitto.conf parses with Mosquitto (paths and port made local)."""
+    port = free_port()
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "cloud", "pw"], check=True)
+    text = (CONFIG_DIR / "mosquitto.conf").read_text()
+    text = text.replace("/etc/mosquitto/parkgate/passwd", str(passwd))
+    text = text.replace("/etc/mosquitto/parkgate/acl", str(CONFIG_DIR / "acl"))
+    text = text.replace("/var/lib/mosquitto/", f"{tmp_path}/")
+    text = re.sub(r"^listener 1883 127.0.0.1$", f"listener {port} 127.0.0.1", text, flags=re.M)
+    text = text.replace("log_dest syslog", f"log_dest file {tmp_path / 'log'}")
+    if os.geteuid() == 0:
+        text = "user root\n" + text  # as root Mosquitto drops to "mosquitto", who cannot read tmp
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(text)
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert b"Error" not in err
