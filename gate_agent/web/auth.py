@@ -27,7 +27,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import HTTPException, Request
 
@@ -36,6 +35,7 @@ from gate_agent.web.passwords import hash_password, verify_password
 
 __all__ = [
     "COOKIE",
+    "SESSION_SECONDS",
     "LoginRequired",
     "LoginThrottle",
     "OperatorBook",
@@ -186,7 +186,3 @@ def bearer_ok(request: Request, api_token: str | None) -> bool:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
-
-
-def describe(detail: Any) -> str:
-    return detail if isinstance(detail, str) else json.dumps(detail)

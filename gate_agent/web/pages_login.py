@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gate_agent.web.auth import check_csrf, client_ip, current_session
+from gate_agent.web.auth import SESSION_SECONDS, check_csrf, client_ip, current_session
 from gate_agent.web.deps import render, web_state
 from gate_agent.web.render import esc, form_csrf
 
@@ -64,7 +64,7 @@ def login(
     session = current_session(request)
     session.user = username
     session.csrf = secrets.token_urlsafe(24)  # a new token once logged in
-    session.expires = state.signer.clock() + 12 * 3600
+    session.expires = state.signer.clock() + SESSION_SECONDS
     session.dirty = True
     log.info("operator %s logged in from %s", username, ip)
     return RedirectResponse("/", status_code=303)
