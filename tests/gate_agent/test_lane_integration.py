@@ -44,6 +44,7 @@ def agent_config(tmp_path: Path, frames: Path, fps: float = 10.0) -> dict[str, o
     return {
         "lot": {"id": "lot-1", "data_dir": str(tmp_path / "data")},
         "passes": {"budget_seconds": 0.8, "gap_seconds": 30},
+        "web": {"enabled": False},
         "lanes": [
             {
                 "id": "entry-1",
@@ -203,6 +204,9 @@ data_dir = "{config["lot"]["data_dir"]}"  # type: ignore[index]
 [passes]
 budget_seconds = 0.8
 gap_seconds = 30
+
+[web]
+enabled = false
 
 [[lanes]]
 id = "entry-1"
