@@ -29,6 +29,7 @@ from gate_agent.lane import Lane
 from gate_agent.passes import PassTracker
 from gate_agent.recognition import Recognizer, models_dir_from_env
 from gate_agent.store import Store
+from gate_agent.sync import SyncClient, lane_health
 from gate_agent.web.server import WebServer, start_web_server
 from hardware.barrier import Barrier, DryRunBarrier, GpioBarrier, SerialRelayBarrier
 from hardware.camera import FrameSource, OpenCVCamera, ReplaySource
@@ -92,6 +93,7 @@ class Agent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.web: WebServer | None = None  # the operator UI, while running
+        self.sync: SyncClient | None = None  # the cloud link, while running (sync.enabled)
 
     def start(self) -> Agent:
         for lane in self.lanes.values():
@@ -100,9 +102,20 @@ class Agent:
             )
             thread.start()
             self._threads.append(thread)
+        if self.config.sync.enabled:
+            self.sync = self._start_sync()
         self.web = start_web_server(self)  # None when disabled or it could not listen
         log.info("agent for lot %s running %d lane(s)", self.config.lot.id, len(self.lanes))
         return self
+
+    def _start_sync(self) -> SyncClient:
+        lanes = list(self.lanes.values())
+        sync = SyncClient(self.config.sync, lot_id=self.config.lot.id, store=self.store,
+                          data_dir=Path(self.config.lot.data_dir), lanes=self.lanes,
+                          lane_health=lambda: lane_health(lanes))  # fmt: skip
+        for lane in lanes:
+            lane.add_listener(sync.notify)  # a journaled pass wakes the publisher
+        return sync.start()
 
     def _run_lane(self, lane: Lane) -> None:
         try:
@@ -125,6 +138,9 @@ class Agent:
             self.web = None
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.sync is not None:  # after the lanes (their last events), before the store
+            self.sync.stop()
+            self.sync = None
         self._resources.close()  # cameras stop, barriers revert, store closes
         log.info("agent stopped")
 

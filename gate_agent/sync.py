@@ -1,0 +1,421 @@
+"""The lot's sync client: MQTT 5 to the broker, HTTP catch-up to the cloud.
+
+Wire contract: :mod:`gate_agent.protocol` (and ``docs/protocol.md``). Three threads:
+
+- the paho network thread (``loop_start``) reconnects by itself with backoff; its callbacks only
+  parse and hand work on (``on_message`` → the inbox queue, ``on_publish`` → the outbox);
+- ``sync-inbox`` applies reservation changes (:class:`~gate_agent.sync_changes.ReservationFeed`),
+  runs catch-ups (at start, after every connect, on a gap, on a ``resync`` command; retried with
+  backoff when the cloud is unreachable) and obeys commands;
+- ``sync-outbox`` drains the journal (:class:`~gate_agent.sync_outbox.OutboxPublisher`) when woken
+  (:meth:`SyncClient.notify`, a lane listener; a PUBACK; a connect) and sends the heartbeat.
+
+MQTT session: client id = lot id, ``clean_start=False`` and a session expiry, so the broker keeps
+our subscriptions and queues reservation changes and commands while the lot is offline. The
+retained ``status`` topic says ``online`` on connect and every heartbeat, ``offline`` as the last
+will and on a clean stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gate_agent.config import SyncConfig
+from gate_agent.domain import Direction
+from gate_agent.protocol import (
+    ChangeKind,
+    Command,
+    CommandKind,
+    LaneHealth,
+    ProtocolError,
+    ReservationChange,
+    Status,
+    encode,
+    parse_command,
+    parse_reservation_change,
+    parse_topic,
+    topic,
+)
+from gate_agent.store import JournalEvent, Store
+from gate_agent.sync_changes import CatchUpError, DeadLetters, ReservationFeed
+from gate_agent.sync_outbox import OutboxPublisher
+
+__all__ = ["RemoteLane", "SyncClient", "SyncStatus", "lane_health"]
+
+log = logging.getLogger(__name__)
+
+COMMANDS_STATE_KEY = "sync.recent_commands"
+RECENT_COMMANDS = 200  # command ids remembered so a redelivered open does not open twice
+CATCH_UP_BACKOFF_S = (1.0, 60.0)
+
+
+class RemoteLane(Protocol):
+    """What the sync client needs of a lane (``gate_agent.lane.Lane`` fits)."""
+
+    lane_id: str
+    direction: Direction
+
+    def manual_open(self, *, actor: str, reason: str) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus:
+    """Sync health for the status page."""
+
+    connected: bool = False
+    connected_at: datetime | None = None  # of the current (or last) connection
+    last_applied_seq: int = 0
+    outbox_depth: int = 0
+    inflight: int = 0
+    last_catch_up_at: datetime | None = None
+    last_heartbeat_at: datetime | None = None
+    last_error: str | None = None
+    dead_letters: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _CatchUp:
+    requested_at: float
+    full: bool = False
+
+
+_Work = ReservationChange | Command | _CatchUp | None
+
+
+class SyncClient:
+    """One lot's MQTT session and catch-up; :meth:`start`, :meth:`stop` (safe twice)."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        *,
+        lot_id: str,
+        store: Store,
+        data_dir: Path,
+        lanes: Mapping[str, RemoteLane] | None = None,
+        lane_health: Callable[[], list[LaneHealth]] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        keepalive_s: int = 30,
+    ) -> None:
+        self.config = config
+        self.lot_id = lot_id
+        self.store = store
+        self.lanes = dict(lanes or {})
+        self._lane_health = lane_health
+        self._keepalive = keepalive_s
+        self.dead_letters = DeadLetters(Path(data_dir) / "sync-dead-letters.jsonl")
+        self.feed = ReservationFeed(
+            store,
+            lot_id,
+            self.dead_letters,
+            cloud_url=config.cloud_url,
+            device_token=config.device_token,
+            transport=transport,
+        )
+        self.topics = {
+            ch: topic(lot_id, ch) for ch in ("reservations", "events", "status", "commands")
+        }
+        self._client = self._make_client()
+        self.outbox = OutboxPublisher(
+            store, self._publish_event, window=config.inflight_window,
+            on_bad_event=self._bad_event,
+        )  # fmt: skip
+        self._inbox: queue.Queue[_Work] = queue.Queue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._connected = False
+        self._status = SyncStatus(last_applied_seq=self.feed.last_seq)
+        self._status_lock = threading.Lock()
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self.config
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.lot_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        client.username_pw_set(cfg.username or self.lot_id, cfg.password)
+        if cfg.tls_ca_file is not None:
+            client.tls_set(ca_certs=str(cfg.tls_ca_file))
+        offline = encode(Status(lot_id=self.lot_id, state="offline"))
+        client.will_set(self.topics["status"], offline, qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(cfg.inflight_window + 8)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def start(self) -> SyncClient:
+        if self._started:
+            return self
+        self._started = True
+        for name, target in (("sync-inbox", self._run_inbox), ("sync-outbox", self._run_outbox)):
+            thread = threading.Thread(target=target, name=f"{name}-{self.lot_id}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._inbox.put(_CatchUp(time.monotonic()))
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.config.session_expiry_seconds
+        self._client.connect_async(
+            self.config.broker_host,
+            self.config.broker_port,
+            keepalive=self._keepalive,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+        log.info("sync for lot %s: connecting to %s:%d", self.lot_id, self.config.broker_host,
+                 self.config.broker_port)  # fmt: skip
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Say offline (retained), disconnect cleanly and join the threads; safe twice."""
+        if not self._started or self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._wake.set()
+        self._inbox.put(None)
+        for thread in self._threads:
+            thread.join(timeout=timeout_s)
+        if self._connected:
+            offline = Status(lot_id=self.lot_id, state="offline", at=datetime.now(UTC))
+            info = self._client.publish(self.topics["status"], encode(offline), qos=1, retain=True)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                info.wait_for_publish(timeout=min(timeout_s, 2.0))
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.feed.close()
+        self._connected = False
+        log.info("sync for lot %s stopped", self.lot_id)
+
+    def notify(self, *_: object) -> None:
+        """Something was journaled: wake the publisher (usable as a lane listener)."""
+        self._wake.set()
+
+    @property
+    def status(self) -> SyncStatus:
+        return replace(
+            self._status,
+            connected=self._connected,
+            last_applied_seq=self.feed.last_seq,
+            outbox_depth=self.store.outbox_depth(),
+            inflight=self.outbox.inflight,
+            last_catch_up_at=self.feed.last_catch_up_at,
+            dead_letters=self.dead_letters.count,
+        )
+
+    # -- MQTT callbacks (network thread: hand work on, never block) -----------------------------
+
+    def _on_connect(self, client: mqtt.Client, _ud: Any, flags: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            self._note_error(f"broker refused the connection: {rc}")
+            return
+        self._connected = True
+        self._update_status(connected_at=datetime.now(UTC))
+        log.info("sync for lot %s connected (session present: %s)", self.lot_id,
+                 flags.session_present)  # fmt: skip
+        client.subscribe([(self.topics["reservations"], 1), (self.topics["commands"], 1)])
+        client.publish(self.topics["status"], encode(self._online()), qos=1, retain=True)
+        self._inbox.put(_CatchUp(time.monotonic()))
+        self._wake.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, rc: Any, _p: Any) -> None:
+        self._connected = False
+        if not self._stopping.is_set():
+            log.warning("sync for lot %s disconnected (%s); reconnecting", self.lot_id, rc)
+
+    def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, codes: Any, _p: Any) -> None:
+        for code in codes:
+            if code.is_failure:
+                self._note_error(f"subscription refused: {code}")
+
+    def _on_publish(self, _c: mqtt.Client, _ud: Any, mid: int, rc: Any, _p: Any) -> None:
+        self.outbox.acknowledged(mid, not rc.is_failure)
+        self._wake.set()
+
+    def _on_message(self, _c: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            lot_id, channel = parse_topic(message.topic)
+            if lot_id != self.lot_id:
+                raise ProtocolError("wrong_lot", "message for another lot")
+            if channel == "reservations":
+                self._inbox.put(parse_reservation_change(bytes(message.payload)))
+            elif channel == "commands":
+                self._inbox.put(parse_command(bytes(message.payload)))
+            else:
+                raise ProtocolError("bad_topic", f"lots do not consume {channel}")
+        except ProtocolError as exc:
+            self.dead_letters.add(f"mqtt:{message.topic}", str(exc), bytes(message.payload))
+
+    # -- the inbox thread -----------------------------------------------------------------------
+
+    def _run_inbox(self) -> None:
+        retry_in: float | None = None
+        pending_full = False
+        last_started = float("-inf")
+        while True:
+            try:
+                work = self._inbox.get(timeout=retry_in)
+            except queue.Empty:
+                work = _CatchUp(time.monotonic(), full=pending_full)
+            if work is None:
+                return
+            if isinstance(work, _CatchUp):
+                if work.requested_at <= last_started and not work.full:
+                    continue  # an earlier request's catch-up already started after this one
+                last_started = time.monotonic()
+                if self._catch_up(full=work.full or pending_full):
+                    retry_in, pending_full = None, False
+                else:
+                    retry_in = min(
+                        (retry_in or CATCH_UP_BACKOFF_S[0] / 2) * 2, CATCH_UP_BACKOFF_S[1]
+                    )
+                    pending_full = pending_full or work.full
+            elif isinstance(work, ReservationChange):
+                self._offer(work)
+            else:
+                self._obey(work)
+
+    def _offer(self, change: ReservationChange) -> None:
+        try:
+            outcome = self.feed.offer(change)
+        except ProtocolError as exc:
+            self.dead_letters.add("mqtt:reservations", str(exc), encode(change))
+            return
+        if outcome == "gap":
+            self._inbox.put(_CatchUp(time.monotonic()))
+        elif outcome == "applied" and change.kind is not ChangeKind.SNAPSHOT:
+            log.debug("applied change %d (%s)", change.seq, change.kind.value)
+
+    def _catch_up(self, *, full: bool) -> bool:
+        try:
+            self.feed.catch_up(full=full)
+        except (CatchUpError, ProtocolError) as exc:
+            self._note_error(f"catch-up failed: {exc}")
+            return False
+        return True
+
+    def _obey(self, command: Command) -> None:
+        recent: list[str] = list(self.store.get_state(COMMANDS_STATE_KEY, []))
+        if command.command_id in recent:
+            log.info("command %s already handled; ignoring the redelivery", command.command_id)
+            return
+        self.store.set_state(COMMANDS_STATE_KEY, [*recent, command.command_id][-RECENT_COMMANDS:])
+        if command.kind is CommandKind.RESYNC:
+            log.info("resync requested (command %s)", command.command_id)
+            self._inbox.put(_CatchUp(time.monotonic(), full=command.full))
+            return
+        self._remote_open(command)
+
+    def _remote_open(self, command: Command) -> None:
+        actor = f"remote:{command.actor}"
+        lane = self.lanes.get(command.lane_id or "")
+        refusal = None
+        if command.expires_at is not None and command.expires_at <= datetime.now(UTC):
+            refusal = "command expired before it arrived"
+        elif lane is None:
+            refusal = "no such lane"
+        if refusal is not None or lane is None:
+            log.warning("remote open of lane %s refused: %s", command.lane_id, refusal)
+            detail = {"command_id": command.command_id, "asked": command.reason}
+            self.store.audit(actor, "remote_open_refused", refusal or "no such lane",
+                             lane_id=command.lane_id, detail=detail)  # fmt: skip
+            return
+        log.info("remote open of lane %s by %s", lane.lane_id, command.actor)
+        try:
+            lane.manual_open(actor=actor, reason=command.reason or "remote open")
+        except ValueError as exc:
+            self._note_error(f"remote open failed: {exc}")
+        self._wake.set()
+
+    # -- the outbox thread ----------------------------------------------------------------------
+
+    def _run_outbox(self) -> None:
+        period = self.config.heartbeat_seconds
+        next_beat = time.monotonic() + period
+        wait: float = period
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=max(0.0, wait))
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            pause = self.outbox.pump(self._connected)
+            now = time.monotonic()
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = now + period
+            wait = min(next_beat - now, pause if pause is not None else period)
+
+    def _publish_event(self, payload: bytes) -> int | None:
+        info = self._client.publish(self.topics["events"], payload, qos=1)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self._note_error(f"publish failed: {mqtt.error_string(info.rc)}")
+            return None
+        return info.mid  # NO_CONN: paho keeps it and sends it after the reconnect
+
+    def _bad_event(self, event: JournalEvent, exc: ProtocolError) -> None:
+        self.dead_letters.add("journal", f"event {event.event_id}: {exc}", repr(event.kind))
+        self.store.mark_sent([event.event_id])  # never publishable; keep it from blocking
+
+    def _online(self) -> Status:
+        lanes = self._lane_health() if self._lane_health is not None else []
+        return Status(
+            lot_id=self.lot_id,
+            state="online",
+            at=datetime.now(UTC),
+            outbox_depth=self.store.outbox_depth(),
+            last_applied_seq=self.feed.last_seq,
+            lanes=lanes,
+        )
+
+    def _heartbeat(self) -> None:
+        if not self._connected:
+            return
+        self._client.publish(self.topics["status"], encode(self._online()), qos=1, retain=True)
+        self._update_status(last_heartbeat_at=datetime.now(UTC))
+
+    def _note_error(self, message: str) -> None:
+        log.warning("sync for lot %s: %s", self.lot_id, message)
+        self._update_status(last_error=message)
+
+    def _update_status(self, **changes: Any) -> None:
+        with self._status_lock:
+            self._status = replace(self._status, **changes)
+
+
+def lane_health(
+    lanes: Iterable[Any], clock: Callable[[], float] = time.monotonic
+) -> list[LaneHealth]:
+    """Heartbeat lane entries from ``Lane.status`` (frames, age of the last frame, last error)."""
+    now = clock()
+    return [
+        LaneHealth(
+            lane_id=lane.lane_id,
+            direction=lane.direction,
+            frames=lane.status.frames,
+            last_frame_age_s=None
+            if lane.status.last_frame_at is None
+            else max(0.0, now - lane.status.last_frame_at),
+            last_error=(lane.status.last_error or None) and str(lane.status.last_error)[:500],
+        )
+        for lane in lanes
+    ]

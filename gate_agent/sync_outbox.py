@@ -1,0 +1,140 @@
+"""Lot → cloud: the journal's unsent events published in order, marked sent only on PUBACK.
+
+Part of :mod:`gate_agent.sync`. :class:`OutboxPublisher` keeps at most ``window`` events in
+flight (published, not yet acknowledged), tracked by MQTT message id. The MQTT client's network
+thread only *records* acknowledgements (:meth:`acknowledged`); the sync thread's :meth:`pump`
+turns them into one ``Store.mark_sent`` commit and refills the window from
+``Store.unsent_events`` (journal order). Keeping the mid → event_id map on one thread avoids
+locking against the MQTT client's own locks.
+
+Delivery is at least once: after a reconnect the MQTT client re-sends what was in flight (same
+mids), and after a restart the store still lists everything not acknowledged, so an event can
+reach the broker twice; the cloud deduplicates on ``event_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gate_agent.protocol import GateEvent, ProtocolError, encode
+from gate_agent.store import JournalEvent, Store
+
+__all__ = ["OutboxPublisher"]
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[bytes], int | None]  # returns the message id, None when it was not accepted
+ACK_TIMEOUT_S = 60.0  # connected but no PUBACK this long: forget it and publish it again
+REFUSED_BACKOFF_S = (1.0, 60.0)  # broker refused a publish (reason code): pause, doubling
+
+
+@dataclass(slots=True)
+class _InFlight:
+    event_id: str
+    published_at: float
+
+
+class OutboxPublisher:
+    """Drains the store's outbox through ``publish`` with a bounded in-flight window."""
+
+    def __init__(
+        self,
+        store: Store,
+        publish: Publish,
+        *,
+        window: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+        on_bad_event: Callable[[JournalEvent, ProtocolError], None] | None = None,
+    ) -> None:
+        if window < 1:
+            raise ValueError("the in-flight window must be at least 1")
+        self.store = store
+        self.window = window
+        self._publish = publish
+        self._clock = clock
+        self._on_bad_event = on_bad_event
+        self._inflight: dict[int, _InFlight] = {}
+        self._acks: deque[tuple[int, bool]] = deque()  # appended by the network thread
+        self._paused_until = 0.0
+        self._backoff = REFUSED_BACKOFF_S[0]
+        self.sent_total = 0
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def acknowledged(self, mid: int, ok: bool) -> None:
+        """Record a PUBACK (any thread; deque appends are atomic). ``ok`` False: refused."""
+        self._acks.append((mid, ok))
+
+    def pump(self, connected: bool) -> float | None:
+        """Mark acknowledged events sent and, when connected, refill the window.
+
+        Returns seconds until a pause ends (the caller should wake by then), else None.
+        """
+        self._settle()
+        now = self._clock()
+        if not connected:
+            return None
+        if now < self._paused_until:
+            return self._paused_until - now
+        self._expire(now)
+        room = self.window - len(self._inflight)
+        if room <= 0:
+            return None
+        flying = {f.event_id for f in self._inflight.values()}
+        for event in self.store.unsent_events(limit=room + len(flying)):
+            if event.event_id in flying:
+                continue
+            if not self._send(event, now):
+                break
+            room -= 1
+            if room == 0:
+                break
+        return None
+
+    def _send(self, event: JournalEvent, now: float) -> bool:
+        try:
+            payload = encode(GateEvent.from_journal(event))
+        except ProtocolError as exc:  # our own journal row does not fit the contract
+            log.error("event %s cannot be encoded: %s", event.event_id, exc)
+            if self._on_bad_event is not None:
+                self._on_bad_event(event, exc)
+            return True
+        mid = self._publish(payload)
+        if mid is None:
+            return False
+        self._inflight[mid] = _InFlight(event.event_id, now)
+        return True
+
+    def _settle(self) -> None:
+        done: list[str] = []
+        while self._acks:
+            mid, ok = self._acks.popleft()
+            flight = self._inflight.pop(mid, None)
+            if flight is None:
+                continue  # a status/heartbeat publish, or one we already gave up on
+            if ok:
+                done.append(flight.event_id)
+                self._backoff = REFUSED_BACKOFF_S[0]
+            else:
+                log.error("broker refused event %s; pausing %.0fs", flight.event_id, self._backoff)
+                self._paused_until = self._clock() + self._backoff
+                self._backoff = min(self._backoff * 2, REFUSED_BACKOFF_S[1])
+        if done:
+            self.sent_total += self.store.mark_sent(done)
+
+    def _expire(self, now: float) -> None:
+        stale = [m for m, f in self._inflight.items() if now - f.published_at > ACK_TIMEOUT_S]
+        for mid in stale:
+            log.warning("no PUBACK for event %s; publishing it again", self._inflight[mid].event_id)
+            del self._inflight[mid]
+
+    def forget_inflight(self) -> None:
+        """Drop the in-flight map (the MQTT client was replaced); the store still has them all."""
+        self._inflight.clear()
+        self._acks.clear()

@@ -1,0 +1,149 @@
+"""Test-side "cloud" for the sync tests: an MQTT 5 peer and a changes endpoint on MockTransport."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gate_agent import protocol as p
+from gate_agent.domain import ReservationStatus
+from tests.support.services import MosquittoInstance, wait_for
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def snapshot(
+    rid: str, plate: str, status: ReservationStatus = ReservationStatus.CONFIRMED
+) -> p.ReservationSnapshot:
+    return p.ReservationSnapshot(
+        id=rid, plate=plate, starts_at=T0, ends_at=T0 + timedelta(hours=2), status=status
+    )
+
+
+class FakeCloud:
+    """The lot's change feed and ``GET /lots/{lot}/changes`` (pages of ``page_size``)."""
+
+    def __init__(self, lot_id: str, *, page_size: int = 3, token: str = "device-token") -> None:
+        self.lot_id = lot_id
+        self.page_size = page_size
+        self.token = token
+        self.changes: list[p.ReservationChange] = []
+        self.active: dict[str, p.ReservationSnapshot] = {}
+        self.snapshot_below = 0  # a ``since`` below this gets a full snapshot
+        self.requests: list[dict[str, str]] = []
+        self.down = False
+        self.transport = httpx.MockTransport(self.handle)
+
+    def upsert(
+        self, reservation: p.ReservationSnapshot, cause: str = "created"
+    ) -> p.ReservationChange:
+        change = p.ReservationChange(
+            lot_id=self.lot_id,
+            seq=len(self.changes) + 1,
+            kind=p.ChangeKind.UPSERT,
+            cause=cause,
+            reservation=reservation,
+        )
+        self.changes.append(change)
+        self.active[reservation.id] = reservation
+        return change
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("cloud unreachable", request=request)
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return httpx.Response(401)
+        assert request.url.path == f"/api/lots/{self.lot_id}/changes"
+        params = dict(request.url.params)
+        self.requests.append(params)
+        since = int(params["since"])
+        latest = len(self.changes)
+        if params.get("snapshot") == "true" or since < self.snapshot_below or since > latest:
+            page = p.ChangesPage(
+                lot_id=self.lot_id,
+                snapshot=True,
+                reservations=list(self.active.values()),
+                next_since=latest,
+                latest_seq=latest,
+            )
+        else:
+            rows = self.changes[since : since + self.page_size]
+            page = p.ChangesPage(
+                lot_id=self.lot_id,
+                snapshot=False,
+                changes=rows,
+                next_since=rows[-1].seq if rows else since,
+                latest_seq=latest,
+            )
+        return httpx.Response(200, content=p.encode(page))
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class CloudPeer:
+    """The cloud's MQTT side: a persistent MQTT 5 session subscribed to events and status."""
+
+    def __init__(
+        self, broker: MosquittoInstance, lot_id: str, *, client_id: str | None = None
+    ) -> None:
+        self.lot_id = lot_id
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"cloud-{uuid.uuid4().hex[:8]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self.received: list[Received] = []
+        self.connects = 0
+        self._lock = threading.Lock()
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 300
+        self.client.connect(broker.host, broker.port, clean_start=False, properties=props)
+        self.client.loop_start()
+        wait_for(lambda: self.connects > 0, what="cloud peer connected")
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, rc: object, _p: object
+    ) -> None:
+        client.subscribe([(p.topic(self.lot_id, "events"), 1), (p.topic(self.lot_id, "status"), 1)])
+        self.connects += 1
+
+    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.received.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def send(self, channel: p.Channel, payload: bytes) -> None:
+        info = self.client.publish(p.topic(self.lot_id, channel), payload, qos=1)
+        info.wait_for_publish(timeout=5)
+
+    def event_ids(self) -> list[str]:
+        """Event ids in arrival order, first occurrence only (the cloud dedupes by id)."""
+        seen: dict[str, None] = {}
+        with self._lock:
+            for r in self.received:
+                if r.topic.endswith("/events"):
+                    seen.setdefault(p.parse_gate_event(r.payload).event_id)
+        return list(seen)
+
+    def statuses(self) -> list[p.Status]:
+        with self._lock:
+            return [p.parse_status(r.payload) for r in self.received if r.topic.endswith("/status")]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
