@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from gate_agent import plates
+from gate_agent import plates, store_lookup
 from gate_agent import store_cache as cache
 from gate_agent import store_journal as journal_sql
 from gate_agent.domain import CandidateFacts, ListEntry, ListKind, Presence, Reservation
@@ -153,9 +153,7 @@ class Store:
 
     def facts_for(self, read_text: str, confidence: float) -> CandidateFacts:
         """The hot path: match a read against the cache and gather the matched plate's facts."""
-        read, keys = cache.read_keys(read_text)
-        rows = self._db.fetch(cache.near_facts_sql(len(keys)), keys) if keys else []
-        return cache.facts_from_rows(read, confidence, rows)
+        return store_lookup.lookup(self._db.fetch, read_text, confidence)
 
     # -- presence -------------------------------------------------------------------------------
 

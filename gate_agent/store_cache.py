@@ -5,11 +5,7 @@ Every cached plate (of a reservation or a list entry) has its ``plates.index_key
 ``plate_keys``; the rows are added when a plate first appears and dropped when the last
 reservation or list entry naming it goes.
 
-The lane's hot path (``Store.facts_for``) is ONE fixed statement on the raw ``sqlite3`` cursor
-(:func:`near_facts_sql`, prepared once per connection by the statement cache): an indexed ``IN``
-lookup of the read's neighbourhood keys joined to the near plates' reservations, list entries and
-presence; then :func:`gate_agent.plates.match` in Python keeps the matched plate's rows. One
-statement is its own read snapshot, so no explicit read transaction is needed.
+The lane's hot path, the lookup over ``plate_keys``, is in :mod:`gate_agent.store_lookup`.
 """
 
 from __future__ import annotations
@@ -17,29 +13,23 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from functools import lru_cache
-from typing import Any
 
 from gate_agent import plates
-from gate_agent.domain import CandidateFacts, ListEntry, ListKind, Reservation
+from gate_agent.domain import ListEntry, ListKind, Reservation
 from gate_agent.store_rows import (
     LIST_COLUMNS,
     RESERVATION_COLUMNS,
     list_entry_from_row,
     opt_text,
-    presence_from_row,
     reservation_from_row,
     reservation_row,
 )
 
 __all__ = [
     "delete_list_entry",
-    "facts_from_rows",
     "get_reservation",
     "list_entries",
-    "near_facts_sql",
     "put_list_entry",
-    "read_keys",
     "remove_reservation",
     "replace_reservations",
     "reservations_for_plate",
@@ -56,6 +46,10 @@ ON CONFLICT (id) DO UPDATE SET
     currency = excluded.currency, space_label = excluded.space_label,
     updated_at = excluded.updated_at
 """
+_STAGE_RESERVATION = (
+    "INSERT INTO temp.staged_reservations (id, plate, starts_at, ends_at, status,"
+    " amount_owed_cents, currency, space_label, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _RESERVATIONS_OF = (
     f"SELECT {RESERVATION_COLUMNS} FROM reservations WHERE plate = ? ORDER BY starts_at"
 )
@@ -63,57 +57,6 @@ _PLATE_USED = """
 SELECT EXISTS (SELECT 1 FROM reservations WHERE plate = ?1)
     OR EXISTS (SELECT 1 FROM list_entries WHERE plate = ?1)
 """
-
-
-@lru_cache(maxsize=32)
-def near_facts_sql(n_keys: int) -> str:
-    """One statement: every cached plate near the read keys, with all its facts.
-
-    Rows are ``(plate, tag, *columns)``; tag ``r`` reservation, ``l`` list entry, ``p`` presence.
-    Every plate in ``plate_keys`` has a reservation or a list entry, so each near plate shows up.
-    """
-    return f"""
-WITH near(plate) AS MATERIALIZED (
-    SELECT DISTINCT plate FROM plate_keys WHERE key IN ({", ".join("?" * n_keys)})
-)
-SELECT r.plate, 'r', r.id, r.plate, r.starts_at, r.ends_at, r.status, r.amount_owed_cents,
-       r.currency, r.space_label
-  FROM near JOIN reservations AS r ON r.plate = near.plate
-UNION ALL
-SELECT l.plate, 'l', l.plate, l.kind, l.valid_from, l.valid_until, l.note, NULL, NULL, NULL
-  FROM near JOIN list_entries AS l ON l.plate = near.plate
-UNION ALL
-SELECT p.plate, 'p', p.plate, p.visit_id, p.entered_at, p.reservation_id, NULL, NULL, NULL, NULL
-  FROM near JOIN presence AS p ON p.plate = near.plate
-"""
-
-
-def read_keys(read_text: str) -> tuple[str, tuple[str, ...]]:
-    """The normalised read and the index keys to look up (none for an empty read)."""
-    read = plates.normalise(read_text)
-    return read, tuple(plates.query_keys(read)) if read else ()
-
-
-def facts_from_rows(
-    read: str, confidence: float, rows: Sequence[tuple[Any, ...]]
-) -> CandidateFacts:
-    """Match ``read`` against the near plates of :func:`near_facts_sql` rows; gather its facts."""
-    found = plates.match(read, {row[0] for row in rows})
-    if found.plate is None:
-        return CandidateFacts(read, confidence, found)
-    mine = [row for row in rows if row[0] == found.plate]
-    reservations = [reservation_from_row(row[2:10]) for row in mine if row[1] == "r"]
-    reservations.sort(key=lambda r: r.starts_at)
-    entries = [list_entry_from_row(row[2:7]) for row in mine if row[1] == "l"]
-    presence = [presence_from_row(row[2:6]) for row in mine if row[1] == "p"]
-    return CandidateFacts(
-        read_text=read,
-        confidence=confidence,
-        match=found,
-        reservations=tuple(reservations),
-        list_entries=tuple(sorted(entries, key=lambda e: e.kind)),
-        presence=presence[0] if presence else None,
-    )
 
 
 def _add_keys(conn: sqlite3.Connection, plate_texts: Iterable[str]) -> None:
@@ -158,23 +101,30 @@ def replace_reservations(
 ) -> int:
     """Replace every cached reservation (a full snapshot); list-entry keys are kept.
 
-    The plate keys are staged in a temporary table and inserted in key order at the end, so the
-    index is built by appending instead of by random inserts that rewrite its pages per batch.
+    Rows are staged in a temporary table, then inserted in clustered-key order, and the plate
+    keys likewise, so both B-trees are built by appending instead of by random inserts that
+    rewrite their pages batch after batch. A snapshot naming one id twice keeps one of them.
     """
     conn.execute("DELETE FROM reservations")
     conn.execute("DELETE FROM plate_keys")
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS staged_plates (plate TEXT NOT NULL)")
-    conn.execute("DELETE FROM temp.staged_plates")
-    conn.execute("INSERT INTO temp.staged_plates SELECT plate FROM list_entries")
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS staged_reservations AS SELECT * FROM reservations WHERE 0"
+    )
+    conn.execute("DELETE FROM temp.staged_reservations")
     count = 0
     for batch in batches:
-        rows = [_normalised(r) for r in batch]
-        conn.executemany(_UPSERT_RESERVATION, (reservation_row(r, updated_at) for r in rows))
-        conn.executemany("INSERT INTO temp.staged_plates VALUES (?)", ((r.plate,) for r in rows))
+        rows = [reservation_row(_normalised(r), updated_at) for r in batch]
+        conn.executemany(_STAGE_RESERVATION, rows)
         count += len(rows)
-    staged = conn.execute("SELECT DISTINCT plate FROM temp.staged_plates ORDER BY plate")
-    _insert_keys_in_order(conn, (row[0] for row in staged))
-    conn.execute("DELETE FROM temp.staged_plates")
+    conn.execute(
+        "INSERT OR REPLACE INTO reservations SELECT * FROM temp.staged_reservations"
+        " ORDER BY plate, id"
+    )
+    conn.execute("DELETE FROM temp.staged_reservations")
+    cached = conn.execute(
+        "SELECT plate FROM reservations UNION SELECT plate FROM list_entries ORDER BY plate"
+    )
+    _insert_keys_in_order(conn, (row[0] for row in cached))
     return count
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gate_agent import plates
 from gate_agent.domain import MatchKind, Reservation, ReservationStatus
 from gate_agent.store import Store
 
@@ -116,3 +118,17 @@ def test_facts_for_matches_through_the_index(
         assert [r.id for r in facts.reservations] == ["r1", "r4"]
     else:
         assert facts.reservations == ()
+
+
+def test_lookup_agrees_with_matching_the_whole_cache(store: Store) -> None:
+    """The staged index lookup gives exactly plates.match over every cached plate."""
+    rng = random.Random(7)
+    alphabet = "ABCDGIOQSZ0125689X"  # dense in lookalikes, so tiers and ties happen
+    cached = sorted({"".join(rng.choices(alphabet, k=rng.randint(4, 5))) for _ in range(300)})
+    store.upsert_reservations(res(f"r{i}", p) for i, p in enumerate(cached))
+    reads = [
+        *cached[:50],
+        *("".join(rng.choices(alphabet, k=rng.randint(3, 6))) for _ in range(400)),
+    ]
+    for read in reads:
+        assert store.facts_for(read, 0.9).match == plates.match(read, cached), read
