@@ -171,6 +171,8 @@ def build_agent(
                 plate_format=rc.plate_format,
             )
         rules = config.lot.rules.to_rules()
+        privacy = config.privacy
+        image_dir = (privacy.image_dir or data_dir) if privacy.keep_images else None
         lanes = []
         for lane_config in config.lanes:
             source = make_camera(lane_config.camera, lane_config.id)
@@ -194,6 +196,7 @@ def build_agent(
                 barrier=barrier,
                 rules=rules,
                 source=source,
+                image_dir=image_dir,
             )
             if lane_config.presence is not None:
                 sensor = make_presence(lane_config.presence, pin_factory)

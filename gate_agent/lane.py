@@ -10,13 +10,16 @@ Several lanes share one recognizer (it serialises calls itself); each lane owns 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+import cv2
 import numpy as np
 
 from gate_agent.decision import decide
@@ -83,6 +86,7 @@ class Lane:
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], datetime] = utcnow,
         listeners: Sequence[Listener] = (),
+        image_dir: Path | None = None,
     ) -> None:
         self.lot_id = lot_id
         self.lane_id = lane_id
@@ -96,6 +100,7 @@ class Lane:
         self._clock = clock
         self._wallclock = wallclock
         self._listeners = list(listeners)
+        self.image_dir = image_dir  # evidence images are kept only when this is set (privacy)
         self._lock = threading.Lock()  # the loop and commissioning uploads share the tracker
         self.status = LaneStatus()
 
@@ -156,6 +161,8 @@ class Lane:
             visit_id=visit_id,
             occurred_at=self._wallclock(),
         )
+        if self.image_dir is not None and frame is not None:
+            event = dataclasses.replace(event, image_path=f"images/{event.event_id}.jpg")
         presence: PresenceChange = "none"
         if decision.open:
             presence = "enter" if self.direction is Direction.ENTRY else "leave"
@@ -166,6 +173,8 @@ class Lane:
             barrier_error = self._pulse(visit_id)
             if frame is not None and barrier_error is None:
                 latency_ms = (self._clock() - frame.captured_at) * 1000
+        if event.image_path and frame is not None:
+            self._keep_image(frame, event.image_path)  # after the pulse: off the hot path
         return self._finish(
             LaneOutcome(
                 lane_id=self.lane_id,
@@ -193,6 +202,18 @@ class Lane:
         for listener in self._listeners:
             listener(outcome)
         return outcome
+
+    def _keep_image(self, frame: Frame, relative: str) -> None:
+        assert self.image_dir is not None
+        path = self.image_dir / relative
+        ok, jpeg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        try:
+            if not ok:
+                raise OSError("JPEG encoding failed")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(jpeg.tobytes())
+        except OSError as exc:  # evidence is best effort; the journaled event stands
+            log.warning("lane %s: could not keep evidence image %s: %s", self.lane_id, path, exc)
 
     def _pulse(self, visit_id: str) -> str | None:
         try:

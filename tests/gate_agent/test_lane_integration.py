@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import cv2
 import pytest
 from gpiozero.pins.mock import MockFactory
 
@@ -214,3 +215,40 @@ direction = "entry"
 camera = {{ kind = "replay", path = "{lane["camera"]["path"]}", fps = 10 }}
 barrier = {{ kind = "gpio", pin = {BARRIER_PIN}, pulse_seconds = {PULSE_S}, mock = true }}
 """.replace("  # type: ignore[index]", "")
+
+
+@pytest.mark.parametrize("keep_images", [False, True])
+def test_evidence_images_only_when_configured(
+    tmp_path: Path,
+    dataset_dir: Path,
+    recognizer: Recognizer,
+    pins: MockFactory,
+    keep_images: bool,
+) -> None:
+    frames = photo_folder(tmp_path, dataset_dir, BOOKED_PHOTO)
+    config = agent_config(tmp_path, frames)
+    config["privacy"] = {"keep_images": keep_images, "image_dir": str(tmp_path / "kept")}
+    agent = build_agent(parse_config(config), recognizer=recognizer, pin_factory=pins)
+    agent.store.upsert_reservation(booking("K179658"))
+    try:
+        outcome = agent.lanes["entry-1"].evaluate_image(cv2.imread(str(dataset_dir / BOOKED_PHOTO)))
+    finally:
+        agent.stop()
+    event = agent_events(tmp_path)[0]
+    assert outcome.decision.open and event.event_id == outcome.event_id
+    kept = sorted((tmp_path / "kept").rglob("*.jpg")) if (tmp_path / "kept").exists() else []
+    if keep_images:
+        assert event.image_path == f"images/{event.event_id}.jpg"
+        assert kept == [tmp_path / "kept" / event.image_path]
+        assert cv2.imread(str(kept[0])) is not None
+    else:
+        assert event.image_path is None and kept == []
+        assert not list((tmp_path / "data").rglob("*.jpg"))
+
+
+def agent_events(tmp_path: Path) -> list:  # type: ignore[type-arg]
+    store = Store(tmp_path / "data" / "agent.sqlite3")
+    try:
+        return store.events(limit=10)
+    finally:
+        store.close()
