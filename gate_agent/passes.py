@@ -30,6 +30,7 @@ Life of a pass
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -76,15 +77,27 @@ def _char_weights(read: PlateRead) -> tuple[float, ...]:
 
 
 def _vote_same_length(reads: Sequence[PlateRead]) -> tuple[str, float]:
-    """Per-character weighted vote over reads of one length: (text, mean positional confidence)."""
-    tallies: list[dict[str, float]] = [{} for _ in reads[0].text]
+    """Per-character weighted vote over reads of one length: (text, confidence).
+
+    Each position's winner is the character with the most confidence weight. Its confidence is
+    the winner's share of the weight times the chance that at least one supporting read got it
+    right (1 - prod(1 - c)). So one read keeps the recognizer's confidence, reads that agree
+    raise it, and reads that disagree lower it: a weak early frame never makes a later clear read
+    less convincing. The plate's confidence is the mean over positions (the recognizer's rule).
+    """
+    tallies: list[dict[str, list[float]]] = [{} for _ in reads[0].text]
     for read in reads:
         for tally, char, weight in zip(tallies, read.text, _char_weights(read), strict=True):
-            tally[char] = tally.get(char, 0.0) + weight
-    winners = [max(tally.items(), key=lambda item: item[1]) for tally in tallies]
-    text = "".join(char for char, _ in winners)
-    confidence = sum(weight for _, weight in winners) / (len(winners) * len(reads))
-    return text, confidence
+            tally.setdefault(char, []).append(weight)
+    text = ""
+    position_confidences = []
+    for tally in tallies:
+        char, support = max(tally.items(), key=lambda item: sum(item[1]))
+        total = sum(sum(weights) for weights in tally.values())
+        share = sum(support) / total if total > 0 else 0.0
+        text += char
+        position_confidences.append(share * (1.0 - math.prod(1.0 - c for c in support)))
+    return text, sum(position_confidences) / len(position_confidences)
 
 
 def vote(reads: Sequence[PlateRead]) -> list[VotedPlate]:

@@ -67,11 +67,22 @@ def test_single_read_keeps_its_confidence() -> None:
     assert vote([read("ABC123", 0.8)]) == [VotedPlate("ABC123", pytest.approx(0.8), 1)]
 
 
-def test_disagreement_lowers_confidence() -> None:
+def test_agreement_raises_and_disagreement_lowers_confidence() -> None:
+    single = vote([read("ABC123", 0.9)])[0]
     agreed = vote([read("ABC123", 0.9), read("ABC123", 0.9)])[0]
     split = vote([read("ABC123", 0.9), read("ABD123", 0.9)])[0]
-    assert agreed.confidence == pytest.approx(0.9)
+    assert single.confidence == pytest.approx(0.9)  # one read: the recognizer's confidence
+    assert agreed.confidence == pytest.approx(0.99)  # 1 - (1 - 0.9)^2 at every position
     assert split.confidence < agreed.confidence
+    assert split.confidence <= single.confidence + 1e-9
+
+
+def test_a_weak_early_read_does_not_make_a_clear_read_less_convincing() -> None:
+    clear = vote([read("ABC123", 0.95)])[0]
+    after_weak = vote([read("A8C123", 0.70), read("ABC123", 0.95)])[0]
+    assert after_weak.text == "ABC123"
+    assert after_weak.confidence >= 0.85  # still opens at the default min_confidence 0.80
+    assert after_weak.confidence < clear.confidence + 0.05
 
 
 def test_other_lengths_are_lesser_candidates() -> None:

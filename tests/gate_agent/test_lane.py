@@ -1,0 +1,219 @@
+"""Lane logic with behaving fakes: scripted plate reads, a manual clock, a dry-run barrier."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from gate_agent.domain import Direction, LotRules, PlateRead, Reason, Reservation, ReservationStatus
+from gate_agent.lane import Lane, LaneOutcome
+from gate_agent.passes import PassTracker
+from gate_agent.store import EventKind, Store
+from hardware.barrier import DryRunBarrier
+from hardware.camera import Frame
+from hardware.errors import BarrierError
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+IMAGE = np.zeros((48, 64, 3), dtype=np.uint8)
+
+
+class ScriptedRecognizer:
+    """Returns the next scripted list of reads per frame (then nothing)."""
+
+    def __init__(self, *frames: list[PlateRead]) -> None:
+        self.frames = list(frames)
+
+    def read(self, image: np.ndarray) -> list[PlateRead]:
+        return self.frames.pop(0) if self.frames else []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FailingBarrier(DryRunBarrier):
+    def pulse_open(self, seconds: float | None = None):  # type: ignore[no-untyped-def]
+        raise BarrierError("relay board unplugged")
+
+
+def read(text: str, confidence: float = 0.97) -> PlateRead:
+    return PlateRead(text, confidence, (10, 10, 50, 30), tuple([confidence] * len(text)))
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    s = Store(":memory:", clock=lambda: NOW)
+    s.upsert_reservation(
+        Reservation(
+            "bk1",
+            "ABC123",
+            NOW - timedelta(minutes=5),
+            NOW + timedelta(hours=1),
+            ReservationStatus.CONFIRMED,
+        )
+    )
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def barrier() -> Iterator[DryRunBarrier]:
+    b = DryRunBarrier(pulse_seconds=0.05)
+    yield b
+    b.close()
+
+
+def make_lane(
+    store: Store,
+    barrier: DryRunBarrier,
+    recognizer: ScriptedRecognizer,
+    clock: Clock,
+    direction: Direction = Direction.ENTRY,
+) -> Lane:
+    return Lane(
+        lot_id="lot-1",
+        lane_id="lane-1",
+        direction=direction,
+        recognizer=recognizer,  # type: ignore[arg-type]
+        tracker=PassTracker(budget_s=1.5, gap_s=3.0),
+        store=store,
+        barrier=barrier,
+        rules=LotRules(),
+        clock=clock,
+        wallclock=lambda: NOW,
+    )
+
+
+def frame(seq: int, clock: Clock) -> Frame:
+    return Frame(image=IMAGE, seq=seq, captured_at=clock.t, wall_time=0.0)
+
+
+def test_confident_booked_read_opens_on_the_first_frame(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    clock = Clock()
+    outcomes: list[LaneOutcome] = []
+    lane = make_lane(store, barrier, ScriptedRecognizer([read("ABC123")]), clock)
+    lane.add_listener(outcomes.append)
+    outcome = lane.process_frame(frame(1, clock))
+    assert outcome is not None and outcome.decision.open
+    assert outcome.decision.reason is Reason.RESERVATION_VALID
+    assert outcome.frame_to_command_ms is not None
+    assert len(barrier.pulses) == 1 and outcomes == [outcome]
+    [event] = store.events()
+    assert (event.kind, event.visit_id, event.reservation_id) == (
+        EventKind.ENTRY,
+        outcome.visit_id,
+        "bk1",
+    )
+    assert [p.plate for p in store.inside()] == ["ABC123"]
+
+
+def test_unknown_plate_waits_for_the_budget_then_denies(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    clock = Clock()
+    lane = make_lane(store, barrier, ScriptedRecognizer([read("XYZ999")], [read("XYZ999")]), clock)
+    assert lane.process_frame(frame(1, clock)) is None  # more frames may read better
+    clock.t += 0.5
+    assert lane.process_frame(frame(2, clock)) is None
+    clock.t += 1.1
+    outcome = lane.tick()
+    assert outcome is not None and not outcome.decision.open
+    assert outcome.decision.reason is Reason.NO_RESERVATION
+    assert barrier.pulses == []
+    assert [(e.kind, e.reason) for e in store.events()] == [(EventKind.DENIED, "no_reservation")]
+
+
+def test_votes_across_frames_before_opening(store: Store, barrier: DryRunBarrier) -> None:
+    clock = Clock()
+    recognizer = ScriptedRecognizer([read("A8C123", 0.70)], [read("ABC123", 0.95)])
+    lane = make_lane(store, barrier, recognizer, clock)
+    assert lane.process_frame(frame(1, clock)) is None  # low confidence: no opening yet
+    clock.t += 0.2
+    outcome = lane.process_frame(frame(2, clock))
+    assert outcome is not None and outcome.decision.open
+    assert outcome.decision.plate == "ABC123"
+    assert len(store.events()) == 1
+
+
+def test_same_car_is_one_pass_and_returns_later_as_a_new_one(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    clock = Clock()
+    exit_lane = make_lane(
+        store,
+        barrier,
+        ScriptedRecognizer([read("ABC123")], [read("ABC123")], [read("ABC123")]),
+        clock,
+        Direction.EXIT,
+    )
+    first = exit_lane.process_frame(frame(1, clock))
+    clock.t += 0.5
+    assert exit_lane.process_frame(frame(2, clock)) is None  # same car still in view
+    clock.t += 10  # gone for longer than the gap
+    again = exit_lane.process_frame(frame(3, clock))
+    assert first is not None and again is not None
+    assert first.visit_id != again.visit_id
+    assert [e.kind for e in store.events()] == [EventKind.EXIT, EventKind.EXIT]
+
+
+def test_presence_without_a_read_is_journaled_as_no_plate(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    clock = Clock()
+    lane = make_lane(store, barrier, ScriptedRecognizer(), clock)
+    lane.presence_arrived()
+    assert lane.tick() is None
+    clock.t += 2
+    outcome = lane.tick()
+    assert outcome is not None and outcome.decision.reason is Reason.NO_PLATE
+    assert barrier.pulses == []
+
+
+def test_barrier_fault_is_journaled_after_the_decision(store: Store) -> None:
+    clock = Clock()
+    broken = FailingBarrier(pulse_seconds=0.05)
+    try:
+        lane = make_lane(store, broken, ScriptedRecognizer([read("ABC123")]), clock)
+        outcome = lane.process_frame(frame(1, clock))
+    finally:
+        broken.close()
+    assert outcome is not None and outcome.barrier_error == "relay board unplugged"
+    assert outcome.frame_to_command_ms is None
+    kinds = [e.kind for e in reversed(store.events())]
+    assert kinds == [EventKind.ENTRY, EventKind.BARRIER_FAULT]
+    assert lane.status.last_error == "relay board unplugged"
+
+
+def test_manual_open_needs_a_reason_and_is_audited(store: Store, barrier: DryRunBarrier) -> None:
+    lane = make_lane(store, barrier, ScriptedRecognizer(), Clock())
+    with pytest.raises(ValueError, match="reason is required"):
+        lane.manual_open(actor="olga", reason="   ")
+    assert barrier.pulses == [] and store.audit_log() == []
+    outcome = lane.manual_open(actor="olga", reason="ticket machine broken")
+    assert outcome.decision.reason is Reason.MANUAL_OPEN and len(barrier.pulses) == 1
+    [entry] = store.audit_log()
+    assert (entry.actor, entry.action, entry.reason) == (
+        "olga",
+        "manual_open",
+        "ticket machine broken",
+    )
+    [event] = store.events()
+    assert event.kind is EventKind.MANUAL_OPEN and event.detail["actor"] == "olga"
+
+
+def test_commissioning_preview_neither_journals_nor_pulses(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    lane = make_lane(store, barrier, ScriptedRecognizer([read("ABC123")]), Clock())
+    outcome = lane.evaluate_image(IMAGE, act=False)
+    assert outcome.decision.open and outcome.event_id == ""
+    assert barrier.pulses == [] and store.events() == []
