@@ -118,11 +118,23 @@ class Agent:
         return sync.start()
 
     def _run_lane(self, lane: Lane) -> None:
-        try:
-            lane.run(self._stop)
-        except Exception:  # a lane must never die silently: log, mark, and let systemd see it
-            log.exception("lane %s crashed", lane.lane_id)
-            lane.status.last_error = "lane loop crashed; see log"
+        """Run a lane loop; if it crashes, log it, show it on the status page and restart it.
+
+        A gate must keep working: one bad frame (a decoder or ONNX error) must not shut a lane
+        until someone restarts the agent. Restarts back off up to 30 s so a persistent fault
+        does not spin; a *hung* loop is the watchdog's business (systemd restarts the agent).
+        """
+        backoff = 1.0
+        while not self._stop.is_set():
+            try:
+                lane.run(self._stop)
+                return
+            except Exception as exc:
+                log.exception("lane %s crashed; restarting in %.0f s", lane.lane_id, backoff)
+                lane.status.last_error = f"lane loop crashed ({type(exc).__name__}); restarting"
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, 30.0)
 
     @property
     def stopping(self) -> bool:

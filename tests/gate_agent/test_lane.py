@@ -217,3 +217,40 @@ def test_commissioning_preview_neither_journals_nor_pulses(
     outcome = lane.evaluate_image(IMAGE, act=False)
     assert outcome.decision.open and outcome.event_id == ""
     assert barrier.pulses == [] and store.events() == []
+
+
+def test_agent_restarts_a_crashed_lane_loop(tmp_path, dataset_dir) -> None:  # type: ignore[no-untyped-def]
+    from gate_agent.app import build_agent
+    from gate_agent.config import parse_config
+    from tests.support.services import wait_for
+
+    class Flaky(ScriptedRecognizer):
+        calls = 0
+
+        def read(self, image: np.ndarray) -> list[PlateRead]:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("onnxruntime: bad frame")
+            return []
+
+    frames = dataset_dir / "eu"
+    config = parse_config(
+        {
+            "lot": {"id": "lot-1", "data_dir": str(tmp_path)},
+            "web": {"enabled": False},
+            "lanes": [
+                {
+                    "id": "in",
+                    "direction": "entry",
+                    "camera": {"kind": "replay", "path": str(frames), "fps": 0},
+                    "barrier": {"kind": "dry-run"},
+                }
+            ],
+        }
+    )
+    agent = build_agent(config, recognizer=Flaky()).start()  # type: ignore[arg-type]
+    try:
+        wait_for(lambda: Flaky.calls >= 3, timeout=10, what="the lane to run again")
+        assert "RuntimeError" in (agent.lanes["in"].status.last_error or "")
+    finally:
+        agent.stop()
