@@ -65,6 +65,7 @@ class LaneStatus:
     last_outcome: LaneOutcome | None = None
     last_error: str | None = None
     recognition_ms: list[float] = field(default_factory=list)
+    loop_tick_at: float | None = None  # the run loop's heartbeat (the systemd watchdog reads it)
 
 
 Listener = Callable[[LaneOutcome], None]
@@ -305,6 +306,7 @@ class Lane:
             raise RuntimeError(f"lane {self.lane_id} has no frame source")
         last_seq = -1
         while not stop.is_set():
+            self.status.loop_tick_at = self._clock()
             frame = self.source.latest(newer_than=last_seq, timeout=poll_seconds)
             if frame is None:
                 self.tick()
