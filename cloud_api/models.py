@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
@@ -271,7 +272,16 @@ class LotChange(Base):
     """Per-lot, gap-free ordered reservation changes the MQTT relay publishes to the gate."""
 
     __tablename__ = "lot_changes"
-    __table_args__ = (UniqueConstraint("lot_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("lot_id", "seq"),
+        Index(
+            "ix_lot_changes_unrelayed",
+            "lot_id",
+            "seq",
+            postgresql_where=text("relayed_at IS NULL"),
+            sqlite_where=text("relayed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="CASCADE"))
@@ -279,6 +289,7 @@ class LotChange(Base):
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    relayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)  # on PUBACK
 
 
 class EventLog(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 
 from cloud_api.auth import can_manage_lot
@@ -12,8 +12,9 @@ from cloud_api.cache import AvailabilityCache
 from cloud_api.changes import changes_since, reservation_snapshot
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now
 from cloud_api.lots import availability, search_lots
-from cloud_api.models import Booking, Lot, Space
+from cloud_api.models import Booking, Lot, Role, Space
 from cloud_api.schemas import AvailabilityOut, LotOut, Problem, Timestamp, VehicleTypeName
+from gate_agent.protocol import ChangesPage, ReservationSnapshot, change_from_feed, encode
 
 __all__ = ["router"]
 
@@ -78,7 +79,8 @@ def lot_availability(
 
 @router.get(
     "/lots/{lot_id}/changes",
-    summary="Reservation changes after sequence `since` (gate catch-up); snapshot if too old",
+    summary="Reservation changes after sequence `since` (gate catch-up, a `ChangesPage` of "
+    "docs/protocol.md); a full snapshot when since=0, too far behind, or snapshot=true",
     responses=NOT_FOUND,
 )
 def lot_changes(
@@ -86,37 +88,43 @@ def lot_changes(
     db: Db,
     user: Caller,
     since: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    snapshot: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-) -> dict[str, Any]:
-    lot = db.get(Lot, lot_id)
-    if lot is None or not can_manage_lot(db, user, lot_id):
+) -> Response:
+    """Only the lot's own device account may read its feed (anyone else: 404)."""
+    if user.role != Role.DEVICE.value or not can_manage_lot(db, user, lot_id):
         raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
-    latest = lot.change_seq
-    rows = changes_since(db, lot_id, since, limit)
-    if since > latest or (rows and rows[0].seq != since + 1) or latest - since > limit:
+    latest = db.execute(select(Lot.change_seq).where(Lot.id == lot_id)).scalar()
+    if latest is None:
+        raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
+    rows = [] if snapshot or since == 0 else changes_since(db, lot_id, since, limit)
+    behind = since > latest or latest - since > limit or (rows and rows[0].seq != since + 1)
+    if snapshot or since == 0 or behind:
+        # the head is read before the bookings: the snapshot holds at least the state at
+        # ``latest`` (a later change is re-applied harmlessly by its seq)
         active = db.execute(
             select(Booking, Space.label)
             .join(Space, Space.id == Booking.space_id)
             .where(Booking.lot_id == lot_id, Booking.status.in_(["pending", "confirmed"]))
         ).all()
-        return {
-            "lot_id": lot_id,
-            "latest_seq": latest,
-            "snapshot": True,
-            "changes": [],
-            "reservations": [reservation_snapshot(b, label) for b, label in active],
-        }
-    return {
-        "lot_id": lot_id,
-        "latest_seq": latest,
-        "snapshot": False,
-        "changes": [
-            {
-                "seq": c.seq,
-                "kind": c.kind,
-                "reservation": c.payload,
-                "created_at": c.created_at.isoformat(),
-            }
-            for c in rows
-        ],
-    }
+        page = ChangesPage(
+            lot_id=str(lot_id),
+            snapshot=True,
+            reservations=[
+                ReservationSnapshot.model_validate(reservation_snapshot(b, label))
+                for b, label in active
+            ],
+            next_since=latest,
+            latest_seq=latest,
+        )
+    else:
+        page = ChangesPage(
+            lot_id=str(lot_id),
+            snapshot=False,
+            changes=[
+                change_from_feed(lot_id, c.seq, c.kind, dict(c.payload), c.created_at) for c in rows
+            ],
+            next_since=rows[-1].seq if rows else since,
+            latest_seq=latest,
+        )
+    return Response(encode(page), media_type="application/json")

@@ -1,0 +1,293 @@
+"""Lot → cloud ingest: gate events and lot status from the broker into the database.
+
+One persistent MQTT 5 session (client id ``{prefix}-ingest``) subscribed to the shared
+subscriptions ``$share/cloud/parkgate/v1/lots/+/events`` and ``.../+/status`` (several workers
+share the load; the broker queues for this session while the worker restarts). Messages are
+acknowledged by hand (paho ``manual_ack``) only after the transaction that stored them committed,
+so nothing acknowledged is lost; a redelivered event meets the unique ``event_id`` and is
+acknowledged and ignored (stored exactly once).
+
+An event whose topic lot differs from its payload's ``lot_id`` is dead-lettered (``wrong_lot``):
+a lot cannot post events for another lot even if the broker's ACL were misconfigured. Entry and
+exit events are recorded on the booking (``visits.record_arrival`` / ``record_exit``: early-exit
+credit, overstay charge, payment and notification through the outbox). Anything unparseable goes
+to ``ingest_dead_letters`` with its reason; the consumer carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud_api.errors import Conflict
+from cloud_api.models import Booking, Lot, utcnow
+from cloud_api.mqtt import BrokerSettings, connect, make_client
+from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
+from cloud_api.visits import find_for_plate, record_arrival, record_exit
+from gate_agent.protocol import (
+    GateEvent,
+    GateEventKind,
+    ProtocolError,
+    parse_gate_event,
+    parse_status,
+    parse_topic,
+    shared_subscription,
+)
+
+__all__ = ["Ingest", "IngestStats", "store_message"]
+
+log = logging.getLogger(__name__)
+
+KEEP_PAYLOAD_CHARS = 4096
+
+
+@dataclass
+class IngestStats:
+    events: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+def store_message(session: Session, topic: str, payload: bytes, now: datetime) -> str:
+    """Store one message in ``session`` (the caller commits); returns what happened:
+    ``stored:{outcome}``, ``duplicate``, ``status`` or ``dead:{reason}``. Never raises on input."""
+    try:
+        lot_text, channel = parse_topic(topic)
+        if channel == "events":
+            message: Any = parse_gate_event(payload)
+        elif channel == "status":
+            message = parse_status(payload)
+        else:
+            raise ProtocolError("bad_topic", f"the cloud does not consume {channel}")
+        if message.lot_id != lot_text:
+            raise ProtocolError("wrong_lot", "payload lot_id differs from the topic's lot")
+        lot_id = int(lot_text) if lot_text.isdigit() else 0
+        if lot_id < 1 or lot_id > 2**31 - 1 or session.get(Lot, lot_id) is None:
+            raise ProtocolError("unknown_lot", "no such lot in the cloud")
+    except ProtocolError as exc:
+        _dead_letter(session, topic, exc, payload, now)
+        return f"dead:{exc.reason}"
+    if channel == "status":
+        _store_status(session, lot_id, message, now)
+        return "status"
+    return _store_event(session, lot_id, message, now)
+
+
+def _dead_letter(
+    session: Session, topic: str, exc: ProtocolError, payload: bytes, now: datetime
+) -> None:
+    text = payload.decode("utf-8", "replace")
+    session.add(
+        IngestDeadLetter(
+            topic=topic[:255],
+            reason=exc.reason,
+            detail=str(exc)[:2000],
+            payload=text[:KEEP_PAYLOAD_CHARS],
+            truncated=len(text) > KEEP_PAYLOAD_CHARS,
+            received_at=now,
+        )
+    )
+    log.warning("ingest: dead-lettered a message (%s): %s", exc.reason, exc.detail)
+
+
+def _store_status(session: Session, lot_id: int, status: Any, now: datetime) -> None:
+    row = session.get(LotStatus, lot_id) or LotStatus(lot_id=lot_id)
+    row.state = status.state
+    row.at = status.at
+    row.outbox_depth = status.outbox_depth
+    row.last_applied_seq = status.last_applied_seq
+    row.lanes = [lane.model_dump(mode="json", exclude_none=True) for lane in status.lanes]
+    row.received_at = now
+    session.add(row)
+
+
+def _store_event(session: Session, lot_id: int, event: GateEvent, now: datetime) -> str:
+    record = GateEventRecord(
+        event_id=event.event_id,
+        lot_id=lot_id,
+        lane_id=event.lane_id,
+        kind=event.kind.value,
+        reason=event.reason,
+        reservation_id=event.reservation_id,
+        visit_id=event.visit_id,
+        plate=event.plate,
+        occurred_at=event.occurred_at,
+        received_at=now,
+        outcome="stored",
+        payload=event.model_dump(mode="json", exclude_none=True),
+    )
+    try:
+        with session.begin_nested():
+            session.add(record)
+            session.flush()
+            record.outcome = _apply_visit(session, lot_id, event, now)
+            session.flush()
+    except IntegrityError:
+        log.debug("ingest: event %s already stored", event.event_id)
+        return "duplicate"
+    return f"stored:{record.outcome}"
+
+
+def _apply_visit(session: Session, lot_id: int, event: GateEvent, now: datetime) -> str:
+    if event.kind not in (GateEventKind.ENTRY, GateEventKind.EXIT):
+        return "stored"
+    booking = None
+    if event.reservation_id:
+        booking = session.get(Booking, event.reservation_id, with_for_update=True)
+    elif event.plate:
+        booking = find_for_plate(session, lot_id, event.plate, event.occurred_at)
+    if booking is None:
+        return "no_booking"
+    if booking.lot_id != lot_id:
+        log.warning("ingest: event %s names a booking of another lot", event.event_id)
+        return "booking_of_other_lot"
+    try:
+        if event.kind is GateEventKind.ENTRY:
+            record_arrival(session, booking, at=event.occurred_at, now=now)
+            return "arrived"
+        outcome = record_exit(session, booking, at=event.occurred_at, now=now)
+    except (Conflict, LookupError, ValueError) as exc:  # wrong state, missing price row
+        reason = getattr(exc, "reason", type(exc).__name__)
+        log.warning(
+            "ingest: event %s left booking %s alone: %s", event.event_id, booking.id, reason
+        )
+        return f"refused:{reason}"[:64]
+    if outcome.overstay_cents:
+        return "exited:overstay"
+    return "exited:credit" if outcome.credit_cents else "exited"
+
+
+class Ingest:
+    """The consumer; :meth:`start`, :meth:`stop` (safe twice)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        broker: BrokerSettings,
+        *,
+        batch: int = 200,
+        client: mqtt.Client | None = None,
+        group: str = "cloud",
+    ) -> None:
+        self._sessions = sessions
+        self._broker = broker
+        self._batch = batch
+        self._group = group
+        self._client = client or make_client(broker, "ingest")
+        self._client.manual_ack_set(True)
+        self._client.max_inflight_messages_set(batch)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._inbox: queue.Queue[_Received | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.connected = threading.Event()
+        self.stats = IngestStats()
+
+    def start(self) -> Ingest:
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name="cloud-ingest", daemon=True)
+        self._thread.start()
+        connect(self._client, self._broker, persistent=True)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is None or self._stop.is_set():
+            return
+        self._stop.set()
+        self._inbox.put(None)
+        self._thread.join(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        log.info("ingest stopped (%s)", self.stats)
+
+    # -- MQTT callbacks (network thread) --------------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            log.warning("ingest: broker refused the connection: %s", rc)
+            return
+        client.subscribe(
+            [(shared_subscription("events", self._group), 1),
+             (shared_subscription("status", self._group), 1)]
+        )  # fmt: skip
+        self.connected.set()
+        log.info("ingest connected")
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("ingest disconnected (%s); reconnecting", rc)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put(_Received(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+
+    # -- the ingest thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._batch:
+                try:
+                    more = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._inbox.put(None)
+                    break
+                batch.append(more)
+            self._store_batch(batch)
+
+    def _store_batch(self, batch: list[_Received]) -> None:
+        while not self._stop.is_set():
+            try:
+                outcomes = self._commit(batch)
+                break
+            except OperationalError as exc:  # database busy or down: keep the batch, retry
+                log.warning("ingest: storing %d messages failed (%s); retrying", len(batch),
+                            type(exc).__name__)  # fmt: skip
+                time.sleep(1.0)
+        else:
+            return  # stopping: unacknowledged messages are redelivered to the next session
+        for received in batch:
+            if received.qos > 0:
+                self._client.ack(received.mid, received.qos)
+        self.stats.batches += 1
+        for outcome in outcomes:
+            if outcome.startswith("stored"):
+                self.stats.events += 1
+            elif outcome == "duplicate":
+                self.stats.duplicates += 1
+            elif outcome == "status":
+                self.stats.statuses += 1
+            else:
+                self.stats.dead_letters += 1
+
+    def _commit(self, batch: list[_Received]) -> list[str]:
+        now = utcnow()
+        with self._sessions.begin() as session:
+            return [store_message(session, r.topic, r.payload, now) for r in batch]
