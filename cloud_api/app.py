@@ -23,7 +23,7 @@ from cloud_api.cache import AvailabilityCache, NoCache, RedisCache, bump_on_comm
 from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.http_errors import install_error_handlers
 from cloud_api.models import utcnow
-from cloud_api.routes import access, admin, analytics, bookings, lots
+from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots
 from cloud_api.settings import Settings
 
 __all__ = ["create_app"]
@@ -107,6 +107,6 @@ def create_app(
     app.state.cache = cache
     app.state.payment_provider = payment_provider or _default_provider(settings)
     install_error_handlers(app)
-    for module in (lots, bookings, access, analytics, admin, webhooks):
+    for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync):
         app.include_router(module.router)
     return app

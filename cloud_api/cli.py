@@ -29,7 +29,53 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-data", help="create a demo lot, customer, operator and device")
     demo.add_argument("--database-url")
     demo.add_argument("--json", action="store_true", help="print lots and users (tokens) as JSON")
+    _add_sync_commands(sub)
     return parser
+
+
+def _add_sync_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sync = sub.add_parser("sync", help="run the MQTT relay and event ingest")
+    sync.add_argument("--database-url")
+    sync.add_argument("--poll-interval", type=float, default=0.05, help="relay poll (seconds)")
+    prov = sub.add_parser("provision-lot", help="a lot's device token and broker password")
+    prov.add_argument("lot_id", metavar="LOT_ID")
+    prov.add_argument("--database-url")
+    prov.add_argument("--passwd-file", help="Mosquitto password file to add the lot to")
+    prov.add_argument("--broker-host", default="127.0.0.1", help="as the agent reaches it")
+    prov.add_argument("--broker-port", type=int, default=1883)
+    prov.add_argument("--cloud-url", default="http://127.0.0.1:8000", help="API base URL")
+
+
+def _sync_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cloud_api.migrate import upgrade
+    from cloud_api.mqtt import BrokerSettings
+
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    if args.command == "sync":
+        from cloud_api.sync_service import run_sync
+
+        return run_sync(settings.database_url, BrokerSettings.from_env(),
+                        poll_interval=args.poll_interval)  # fmt: skip
+    from cloud_api.db import make_engine, make_sessionmaker
+    from cloud_api.provision import ProvisionError, provision_lot, sync_section
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            passwd = Path(args.passwd_file) if args.passwd_file else None
+            done = provision_lot(session, args.lot_id, passwd_file=passwd)
+            session.commit()
+    except ProvisionError as exc:
+        print(f"cloud-api provision-lot: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    print(sync_section(done, broker_host=args.broker_host, broker_port=args.broker_port,
+                       cloud_url=args.cloud_url))  # fmt: skip
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -89,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command in ("sync", "provision-lot"):
+        return _sync_command(args)
     if args.command == "migrate":
         from cloud_api.migrate import upgrade
 

@@ -1,0 +1,110 @@
+"""``cloud-api provision-lot LOT_ID``: a lot's device account, HTTP token and MQTT password.
+
+The device account (role ``device``, member of the lot) gets a fresh bearer token (earlier tokens
+of that account are revoked); the broker gets a password entry for username = lot id through
+``mosquitto_passwd -b FILE USER PASSWORD`` (the file is created when missing). The agent's
+``[sync]`` section is returned for printing: secrets are shown once and stored nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from cloud_api.auth import issue_token
+from cloud_api.models import ApiToken, Lot, LotMember, Role, User
+from gate_agent.protocol import LOT_ID_PATTERN
+
+__all__ = ["RESERVED_USERNAMES", "ProvisionError", "Provisioned", "provision_lot", "sync_section"]
+
+log = logging.getLogger(__name__)
+
+RESERVED_USERNAMES = frozenset({"cloud"})
+
+
+class ProvisionError(ValueError):
+    """The lot cannot be provisioned (reserved name, unknown lot, mosquitto_passwd failed)."""
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    lot_id: str
+    device_email: str
+    device_token: str
+    mqtt_username: str
+    mqtt_password: str
+
+
+def _lot_id(text: str) -> int:
+    if text.lower() in RESERVED_USERNAMES:
+        raise ProvisionError(f"{text!r} is a reserved broker username, not a lot id")
+    if not re.match(LOT_ID_PATTERN, text) or not text.isdigit():
+        raise ProvisionError("LOT_ID must be the cloud's numeric lot id")
+    return int(text)
+
+
+def set_broker_password(passwd_file: Path, username: str, password: str, *,
+                        binary: str = "mosquitto_passwd") -> None:  # fmt: skip
+    create = [] if passwd_file.exists() else ["-c"]
+    try:
+        subprocess.run([binary, *create, "-b", str(passwd_file), username, password],
+                       check=True, capture_output=True, timeout=30)  # fmt: skip
+    except FileNotFoundError as exc:
+        raise ProvisionError(f"{binary} not found (apt-get install mosquitto)") from exc
+    except subprocess.CalledProcessError as exc:
+        message = exc.stderr.decode(errors="replace").strip()
+        raise ProvisionError(f"{binary} failed: {message}") from exc
+
+
+def provision_lot(
+    session: Session,
+    lot_text: str,
+    *,
+    passwd_file: Path | None,
+    mosquitto_passwd: str = "mosquitto_passwd",
+) -> Provisioned:
+    """Create (or renew) the lot's credentials; the caller commits after this returns."""
+    lot_id = _lot_id(lot_text)
+    if session.get(Lot, lot_id) is None:
+        raise ProvisionError(f"lot {lot_id} does not exist")
+    email = f"gate-{lot_id}@devices.parkgate.invalid"
+    user = session.scalars(select(User).where(User.email == email)).first()
+    if user is None:
+        user = User(name=f"gate of lot {lot_id}", email=email, role=Role.DEVICE.value)
+        session.add(user)
+        session.flush()
+        session.add(LotMember(lot_id=lot_id, user_id=user.id))
+    else:
+        session.execute(update(ApiToken).where(ApiToken.user_id == user.id).values(revoked=True))
+    token = issue_token(session, user)
+    password = secrets.token_urlsafe(24)
+    if passwd_file is not None:
+        set_broker_password(passwd_file, str(lot_id), password, binary=mosquitto_passwd)
+    session.flush()
+    log.info("provisioned lot %s (device %s)", lot_id, email)
+    return Provisioned(str(lot_id), email, token, str(lot_id), password)
+
+
+def sync_section(p: Provisioned, *, broker_host: str, broker_port: int, cloud_url: str) -> str:
+    """The agent config's ``[sync]`` section (and the lot id it must use)."""
+    return "\n".join(
+        [
+            f'# [lot] id must be "{p.lot_id}"',
+            "[sync]",
+            "enabled = true",
+            f'broker_host = "{broker_host}"',
+            f"broker_port = {broker_port}",
+            f'username = "{p.mqtt_username}"',
+            f'password = "{p.mqtt_password}"',
+            f'cloud_url = "{cloud_url}"',
+            f'device_token = "{p.device_token}"',
+            "",
+        ]
+    )
