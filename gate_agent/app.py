@@ -26,16 +26,19 @@ from gate_agent.config import (
     SerialBarrierConfig,
 )
 from gate_agent.lane import Lane
+from gate_agent.metrics import AgentMetrics
 from gate_agent.passes import PassTracker
 from gate_agent.recognition import Recognizer, models_dir_from_env
+from gate_agent.retention import RetentionJob, keyed_plate_hasher, load_hash_key
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient, lane_health
+from gate_agent.watchdog import Watchdog
 from gate_agent.web.server import WebServer, start_web_server
 from hardware.barrier import Barrier, DryRunBarrier, GpioBarrier, SerialRelayBarrier
 from hardware.camera import FrameSource, OpenCVCamera, ReplaySource
 from hardware.presence import HoldOpen, PresenceSensor
 
-__all__ = ["Agent", "build_agent", "run_agent"]
+__all__ = ["Agent", "build_agent", "run_agent", "supervise"]
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +87,19 @@ class Agent:
     """Every lane of one lot, running in threads until :meth:`stop`."""
 
     def __init__(
-        self, config: AgentConfig, store: Store, lanes: list[Lane], resources: ExitStack
+        self,
+        config: AgentConfig,
+        store: Store,
+        lanes: list[Lane],
+        resources: ExitStack,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.lanes = {lane.lane_id: lane for lane in lanes}
+        self.metrics = metrics or AgentMetrics()  # served at /metrics by the web server
+        self.metrics.watch(self)
+        self.retention: RetentionJob | None = None  # the privacy purge, while running
         self._resources = resources
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -104,6 +115,12 @@ class Agent:
             self._threads.append(thread)
         if self.config.sync.enabled:
             self.sync = self._start_sync()
+        privacy = self.config.privacy
+        self.retention = RetentionJob(
+            self.store,
+            retention_days=privacy.retention_days,
+            image_dir=privacy.image_dir or Path(self.config.lot.data_dir),
+        ).start()
         self.web = start_web_server(self)  # None when disabled or it could not listen
         log.info("agent for lot %s running %d lane(s)", self.config.lot.id, len(self.lanes))
         return self
@@ -140,6 +157,10 @@ class Agent:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def request_stop(self) -> None:
+        """Ask the main loop (:func:`supervise`) to stop the agent; safe from any thread."""
+        self._stop.set()
+
     def wait(self, timeout: float | None = None) -> bool:
         return self._stop.wait(timeout)
 
@@ -150,6 +171,9 @@ class Agent:
             self.web = None
         for thread in self._threads:
             thread.join(timeout=5)
+        if self.retention is not None:
+            self.retention.stop()
+            self.retention = None
         if self.sync is not None:  # after the lanes (their last events), before the store
             self.sync.stop()
             self.sync = None
@@ -169,7 +193,11 @@ def build_agent(
     try:
         data_dir = Path(config.lot.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(data_dir / "agent.sqlite3")
+        store_path = data_dir / "agent.sqlite3"
+        if config.privacy.hash_plates:  # the journal keeps keyed hashes (gate_agent.retention)
+            store = Store(store_path, plate_hasher=keyed_plate_hasher(load_hash_key(data_dir)))
+        else:
+            store = Store(store_path)
         resources.callback(store.close)
         if recognizer is None:
             rc = config.recognition
@@ -185,6 +213,7 @@ def build_agent(
         rules = config.lot.rules.to_rules()
         privacy = config.privacy
         image_dir = (privacy.image_dir or data_dir) if privacy.keep_images else None
+        metrics = AgentMetrics()
         lanes = []
         for lane_config in config.lanes:
             source = make_camera(lane_config.camera, lane_config.id)
@@ -202,7 +231,7 @@ def build_agent(
                 lot_id=config.lot.id,
                 lane_id=lane_config.id,
                 direction=lane_config.direction,
-                recognizer=recognizer,
+                recognizer=metrics.timed(recognizer, lane_config.id),
                 tracker=tracker,
                 store=store,
                 barrier=barrier,
@@ -216,8 +245,9 @@ def build_agent(
                 hold = HoldOpen(sensor, barrier, pulse_seconds=lane_config.barrier.pulse_seconds)
                 resources.callback(hold.close)
                 sensor.subscribe(arrived=lane.presence_arrived)
+            lane.add_listener(metrics.record_outcome)
             lanes.append(lane)
-        return Agent(config, store, lanes, resources)
+        return Agent(config, store, lanes, resources, metrics)
     except BaseException:
         resources.close()
         raise
@@ -229,13 +259,21 @@ def run_agent(config: AgentConfig) -> int:
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
-        agent._stop.set()
+        agent.request_stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    return supervise(agent, Watchdog.for_agent(agent.lanes.values()))
+
+
+def supervise(agent: Agent, watchdog: Watchdog) -> int:
+    """The main loop of a started agent: tell systemd it is ready, send the watchdog keep-alive
+    while every lane loop ticks (:mod:`gate_agent.watchdog`), stop the agent when asked."""
     try:
-        while not agent.wait(1.0):
-            pass
+        watchdog.ready(f"lot {agent.config.lot.id}: {len(agent.lanes)} lane(s) running")
+        while not agent.wait(watchdog.interval):
+            watchdog.keepalive()
     finally:
+        watchdog.stopping()
         agent.stop()
     return 0

@@ -17,9 +17,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from gate_agent.config import WebConfig
+from gate_agent.metrics import CONTENT_TYPE, AgentMetrics
 from gate_agent.web import api, pages_events, pages_lanes, pages_login, pages_lookup
 from gate_agent.web.auth import COOKIE, LoginRequired, LoginThrottle, OperatorBook, SessionSigner
 from gate_agent.web.context import AgentParts, SyncStatus, SyncStatusSource, WebContext
@@ -62,7 +64,20 @@ def create_web_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (pages_login, pages_lanes, pages_events, pages_lookup, api):
         app.include_router(module.router)
+    metrics = getattr(agent, "metrics", None)  # the Agent's AgentMetrics (gate_agent.metrics)
+    if metrics is not None:
+        _mount_metrics(app, metrics)
     return app
+
+
+def _mount_metrics(app: FastAPI, metrics: AgentMetrics) -> None:
+    """``GET /metrics``: Prometheus text, no login (no plates in it; keep the port on the LAN)."""
+
+    async def scrape() -> Response:
+        body = await run_in_threadpool(metrics.render)  # reads the store
+        return Response(body, media_type=CONTENT_TYPE)
+
+    app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
 
 
 Next = Callable[[Request], Awaitable[Response]]
