@@ -1,0 +1,159 @@
+"""A whole cloud for end-to-end tests and ``bench.sync``: a migrated SQLite database, a secured
+Mosquitto (the shipped ACL, a password per lot via ``provision_lot``), the API served by uvicorn
+on a real port with the relay woken on commit, and the ingest, all in this process."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import func, select
+
+from cloud_api.app import create_app
+from cloud_api.db import make_engine, make_sessionmaker
+from cloud_api.ingest import Ingest
+from cloud_api.migrate import upgrade
+from cloud_api.models import Booking, Role
+from cloud_api.mqtt import BrokerSettings
+from cloud_api.provision import Provisioned, provision_lot
+from cloud_api.relay import Relay, wake_on_commit
+from cloud_api.seed import add_lot, add_user
+from cloud_api.settings import Settings
+from cloud_api.sync_models import GateEventRecord
+from tests.support.services import MosquittoInstance, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+ACL = ROOT / "config" / "mosquitto" / "acl"
+CLOUD_PASSWORD = "cloud-secret"
+FREE = {"car": (0, 0)}  # free bookings are confirmed at once (no payment round trip)
+
+
+def secured_broker(workdir: Path) -> tuple[MosquittoInstance, Path]:
+    passwd = workdir / "passwd"
+    workdir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "cloud", CLOUD_PASSWORD],
+                   check=True)  # fmt: skip
+    extra = f"password_file {passwd}\nacl_file {ACL}"
+    broker = MosquittoInstance(workdir / "broker", extra_config=extra, anonymous=False)
+    return broker, passwd  # start it once the lots' passwords are in the file
+
+
+@dataclass
+class CloudStack:
+    workdir: Path
+    lots: int = 1
+    spaces: int = 50
+    poll_interval: float = 0.05
+    broker: MosquittoInstance = field(init=False)
+    lot_ids: list[int] = field(default_factory=list)
+    devices: dict[int, Provisioned] = field(default_factory=dict)
+    customer_token: str = ""
+    base_url: str = ""
+
+    def start(self) -> CloudStack:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.url = f"sqlite:///{self.workdir / 'cloud.db'}"
+        upgrade(self.url)
+        self.broker, passwd = secured_broker(self.workdir / "mqtt")
+        engine = make_engine(self.url)
+        with make_sessionmaker(engine)() as s:
+            for n in range(self.lots):
+                lot = add_lot(s, f"Lot {n}", {"car": self.spaces}, prices=FREE)
+                self.lot_ids.append(lot.id)
+            self.customer_token = add_user(s, "driver@example.test", Role.CUSTOMER).token
+            for lot_id in self.lot_ids:
+                # one mosquitto_passwd run per lot is slow for 1,000 lots: the bench writes them
+                self.devices[lot_id] = provision_lot(
+                    s, str(lot_id), passwd_file=passwd if self.lots <= 5 else None
+                )
+            s.commit()
+        engine.dispose()
+        if self.lots > 5:
+            _bulk_passwords(passwd, {str(i): d.mqtt_password for i, d in self.devices.items()})
+        self.broker.start()
+        self.mqtt = BrokerSettings(host=self.broker.host, port=self.broker.port,
+                                   password=CLOUD_PASSWORD, client_prefix=f"cloud-{id(self)}")  # fmt: skip
+        app = create_app(Settings(database_url=self.url, hold_sweep_seconds=0))
+        self.sessions = app.state.sessions
+        self.relay = Relay(self.sessions, self.mqtt, poll_interval=self.poll_interval)
+        wake_on_commit(self.sessions, self.relay)
+        self.ingest = Ingest(self.sessions, self.mqtt)
+        self.relay.start()
+        self.ingest.start()
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                access_log=False)  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self._thread.start()
+        self.base_url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: self.server.started, timeout=20, what="uvicorn")
+        wait_for(self.ingest.connected.is_set, timeout=10, what="ingest connected")
+        wait_for(lambda: self.relay.connected, timeout=10, what="relay connected")
+        self.http = httpx.Client(base_url=self.base_url, timeout=10,
+                                 headers={"Authorization": f"Bearer {self.customer_token}"})  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self._thread.join(10)
+        self.ingest.stop()
+        self.relay.stop()
+        self.broker.stop()
+
+    def agent_sync(self, lot_id: int) -> dict[str, Any]:
+        device = self.devices[lot_id]
+        return {
+            "enabled": True,
+            "broker_host": self.broker.host,
+            "broker_port": self.broker.port,
+            "username": device.mqtt_username,
+            "password": device.mqtt_password,
+            "cloud_url": self.base_url,
+            "device_token": device.device_token,
+            "heartbeat_seconds": 5,
+        }
+
+    def book(self, lot_id: int, plate: str, start: datetime, hours: float = 2) -> str:
+        body = {
+            "parking_lot_id": lot_id,
+            "vehicle_plate": plate,
+            "start_time": start.isoformat(),
+            "end_time": (start + timedelta(hours=hours)).isoformat(),
+        }
+        response = self.http.post("/bookings", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["booking_id"])
+
+    def booking(self, booking_id: str) -> Booking:
+        with self.sessions() as s:
+            found = s.get(Booking, booking_id)
+            assert found is not None
+            return found
+
+    def event_ids(self) -> list[str]:
+        with self.sessions() as s:
+            return list(s.scalars(select(GateEventRecord.event_id)))
+
+    def event_count(self) -> int:
+        with self.sessions() as s:
+            return int(s.scalar(select(func.count()).select_from(GateEventRecord)) or 0)
+
+
+def soon(minutes: int = 5) -> datetime:
+    return datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+def _bulk_passwords(passwd: Path, users: dict[str, str]) -> None:
+    """Many entries at once: a plain file, then ``mosquitto_passwd -U`` hashes it in place."""
+    with passwd.open("a") as out:
+        for user, password in users.items():
+            out.write(f"{user}:{password}\n")
+    subprocess.run(["mosquitto_passwd", "-U", str(passwd)], check=True)

@@ -1,0 +1,99 @@
+"""Booking through the API → MQTT push into the agent's cache → a real photo of that plate opens
+the entry lane (mock GPIO pin pulses) → the entry event reaches the cloud booking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from gate_agent.app import build_agent
+from gate_agent.config import SyncConfig, parse_config
+from gate_agent.recognition import Recognizer
+from gate_agent.store import Store
+from gate_agent.sync import SyncClient
+from tests.integration.stack import CloudStack, soon
+from tests.support.services import wait_for
+
+pytestmark = pytest.mark.integration
+
+BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
+BARRIER_PIN = 17
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[CloudStack]:
+    cloud = CloudStack(tmp_path / "cloud").start()
+    yield cloud
+    cloud.stop()
+
+
+def test_booking_reaches_the_gate_and_the_entry_reaches_the_booking(
+    tmp_path: Path, stack: CloudStack, models_dir: Path, dataset_dir: Path
+) -> None:
+    lot_id = stack.lot_ids[0]
+    data_dir = tmp_path / "agent"
+    data_dir.mkdir()
+    sync = parse_config({"lot": {"id": str(lot_id)}, "sync": stack.agent_sync(lot_id),
+                         "lanes": [{"id": "x", "direction": "entry",
+                                    "camera": {"kind": "replay", "path": str(tmp_path)},
+                                    "barrier": {"kind": "dry-run"}}]}).sync  # fmt: skip
+    assert isinstance(sync, SyncConfig)
+
+    # 1. the lot is online (sync only); the booking is pushed over MQTT into its cache
+    store = Store(data_dir / "agent.sqlite3")
+    client = SyncClient(sync, lot_id=str(lot_id), store=store, data_dir=data_dir).start()
+    try:
+        wait_for(lambda: client.status.connected, timeout=10, what="agent connected")
+        wait_for(lambda: client.feed.last_catch_up_at is not None, timeout=10, what="catch-up")
+        booking_id = stack.book(lot_id, "K179658", soon(1))  # inside the early grace
+        cached = wait_for(lambda: store.get_reservation(booking_id), timeout=5, what="push")
+        assert client.feed.last_catch_up_at is not None
+        assert client.dead_letters.count == 0
+    finally:
+        client.stop()
+        store.close()
+    assert getattr(cached, "plate", None) == "K179658"
+    assert stack.booking(booking_id).arrived_at is None
+
+    # 2. the full agent on the same data: a real photo of the plate opens the entry lane
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    (frames / Path(BOOKED_PHOTO).name).symlink_to(dataset_dir / BOOKED_PHOTO)
+    config = parse_config(
+        {
+            "lot": {"id": str(lot_id), "data_dir": str(data_dir)},
+            "passes": {"budget_seconds": 0.8, "gap_seconds": 30},
+            "web": {"enabled": False},
+            "sync": stack.agent_sync(lot_id),
+            "lanes": [
+                {
+                    "id": "entry-1",
+                    "direction": "entry",
+                    "camera": {"kind": "replay", "path": str(frames), "fps": 10},
+                    "barrier": {"kind": "gpio", "pin": BARRIER_PIN, "pulse_seconds": 0.3,
+                                "mock": True},
+                }
+            ],
+        }
+    )  # fmt: skip
+    pins = MockFactory()
+    agent = build_agent(config, recognizer=Recognizer.from_models(models_dir, threads=2),
+                        pin_factory=pins)  # fmt: skip
+    agent.start()
+    try:
+        pin = pins.pin(BARRIER_PIN)
+        wait_for(lambda: any(s.state for s in pin.states), timeout=30, what="barrier pulse")
+        arrived = wait_for(lambda: stack.booking(booking_id).arrived_at, timeout=15,
+                           what="arrival recorded in the cloud")  # fmt: skip
+        events = [e for e in agent.store.events(limit=10) if e.reservation_id == booking_id]
+    finally:
+        agent.stop()
+        pins.reset()
+        pins.close()
+    assert arrived is not None
+    [event] = events
+    assert event.reason == "reservation_valid"
+    assert stack.event_ids() == [event.event_id]
