@@ -22,6 +22,7 @@ from cloud_api.bookings import expire_holds
 from cloud_api.cache import AvailabilityCache, NoCache, RedisCache, bump_on_commit
 from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.http_errors import install_error_handlers
+from cloud_api.metrics import install_metrics
 from cloud_api.models import utcnow
 from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots
 from cloud_api.settings import Settings
@@ -107,6 +108,7 @@ def create_app(
     app.state.cache = cache
     app.state.payment_provider = payment_provider or _default_provider(settings)
     install_error_handlers(app)
+    install_metrics(app, sessions)  # GET /metrics (Prometheus)
     for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync):
         app.include_router(module.router)
     return app
