@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["recognition", "lane", "lookup", "cloud_api"]
+BENCHMARKS = ["recognition", "lane", "lookup", "cloud_api", "sync"]
 
 
 def main(argv: list[str]) -> int:

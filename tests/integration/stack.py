@@ -77,8 +77,12 @@ class CloudStack:
         if self.lots > 5:
             _bulk_passwords(passwd, {str(i): d.mqtt_password for i, d in self.devices.items()})
         self.broker.start()
-        self.mqtt = BrokerSettings(host=self.broker.host, port=self.broker.port,
-                                   password=CLOUD_PASSWORD, client_prefix=f"cloud-{id(self)}")  # fmt: skip
+        self.mqtt = BrokerSettings(
+            host=self.broker.host,
+            port=self.broker.port,
+            password=CLOUD_PASSWORD,
+            client_prefix=f"cloud-{id(self)}",
+        )
         app = create_app(Settings(database_url=self.url, hold_sweep_seconds=0))
         self.sessions = app.state.sessions
         self.relay = Relay(self.sessions, self.mqtt, poll_interval=self.poll_interval)
@@ -96,8 +100,8 @@ class CloudStack:
         wait_for(lambda: self.server.started, timeout=20, what="uvicorn")
         wait_for(self.ingest.connected.is_set, timeout=10, what="ingest connected")
         wait_for(lambda: self.relay.connected, timeout=10, what="relay connected")
-        self.http = httpx.Client(base_url=self.base_url, timeout=10,
-                                 headers={"Authorization": f"Bearer {self.customer_token}"})  # fmt: skip
+        auth = {"Authorization": f"Bearer {self.customer_token}"}
+        self.http = httpx.Client(base_url=self.base_url, timeout=10, headers=auth)
         return self
 
     def stop(self) -> None:
@@ -153,7 +157,7 @@ def soon(minutes: int = 5) -> datetime:
 
 def _bulk_passwords(passwd: Path, users: dict[str, str]) -> None:
     """Many entries at once: a plain file, then ``mosquitto_passwd -U`` hashes it in place."""
-    with passwd.open("a") as out:
-        for user, password in users.items():
+    with passwd.open("w") as out:  # -U would hash an already hashed line again: rewrite all
+        for user, password in {"cloud": CLOUD_PASSWORD, **users}.items():
             out.write(f"{user}:{password}\n")
     subprocess.run(["mosquitto_passwd", "-U", str(passwd)], check=True)

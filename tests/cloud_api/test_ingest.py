@@ -1,0 +1,85 @@
+"""Ingest against a real broker: malformed messages are dead-lettered with the reason and the
+consumer keeps going; duplicates are stored once; a lot cannot post for another lot; status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from cloud_api.ingest import Ingest
+from cloud_api.mqtt import BrokerSettings
+from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
+from gate_agent import protocol as p
+from tests.cloud_api.support import World
+from tests.integration.stack import CLOUD_PASSWORD, secured_broker
+from tests.support.services import MosquittoInstance, wait_for
+from tests.test_mosquitto_acl import Peer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def broker(tmp_path: Path, world: World) -> Iterator[tuple[MosquittoInstance, Path]]:
+    instance, passwd = secured_broker(tmp_path / "mqtt")
+    for lot in (world.lot_id, world.other_lot_id):
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), str(lot), "pw"], check=True)
+    instance.start()
+    yield instance, passwd
+    instance.stop()
+
+
+def event(lot: int | str, **extra: object) -> bytes:
+    ev = p.GateEvent(event_id=uuid.uuid4().hex, lot_id=str(lot), kind=p.GateEventKind.DENIED,
+                     reason="no_reservation", occurred_at=datetime.now(UTC), **extra)  # fmt: skip
+    return p.encode(ev)
+
+
+def test_malformed_are_dead_lettered_and_the_consumer_keeps_going(
+    broker: tuple[MosquittoInstance, Path], session_factory: object, world: World
+) -> None:
+    mqtt_broker, _ = broker
+    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port,
+                              password=CLOUD_PASSWORD, client_prefix="t")  # fmt: skip
+    ingest = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
+    lot = Peer(mqtt_broker, str(world.lot_id), "pw")
+    cloud = Peer(mqtt_broker, "cloud", CLOUD_PASSWORD)
+    try:
+        wait_for(ingest.connected.is_set, what="ingest connected")
+        events = p.topic(str(world.lot_id), "events")
+        good = event(world.lot_id)
+        bad = {
+            b"not json": "bad_json",
+            b"[1]": "not_an_object",
+            b'{"v": 9}': "unsupported_version",
+            json.dumps({"v": 1, "event_id": "x", "lot_id": str(world.lot_id)}).encode(): "invalid",
+            event(world.other_lot_id): "wrong_lot",  # lot A posting as lot B
+        }
+        for payload in bad:
+            assert not lot.publish(events, payload).is_failure
+        assert not lot.publish(events, good).is_failure
+        assert not lot.publish(events, good).is_failure  # redelivered: stored once
+        # the cloud account could publish anywhere: a foreign lot's event on lot A's topic
+        assert not cloud.publish(events, event(world.other_lot_id)).is_failure
+        status = p.Status(lot_id=str(world.lot_id), state="online", at=datetime.now(UTC),
+                          outbox_depth=3, last_applied_seq=7)  # fmt: skip
+        assert not lot.publish(p.topic(str(world.lot_id), "status"), p.encode(status)).is_failure
+        wait_for(lambda: ingest.stats.statuses == 1, what="status stored")
+        wait_for(lambda: ingest.stats.events + ingest.stats.duplicates == 2, what="events")
+    finally:
+        lot.close()
+        cloud.close()
+        ingest.stop()
+    with session_factory() as s:  # type: ignore[operator]
+        reasons = sorted(d.reason for d in s.scalars(select(IngestDeadLetter)))
+        stored = list(s.scalars(select(GateEventRecord)))
+        last = s.get(LotStatus, world.lot_id)
+    assert reasons == sorted([*bad.values(), "wrong_lot"])
+    assert [r.event_id for r in stored] == [p.parse_gate_event(good).event_id]
+    assert last is not None and last.outbox_depth == 3 and last.last_applied_seq == 7
