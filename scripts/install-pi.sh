@@ -81,7 +81,8 @@ install -m 0644 "$SRC/systemd/gate-agent.service" /etc/systemd/system/gate-agent
 systemctl daemon-reload
 if [ "$ENABLE" -eq 1 ]; then
   systemctl enable gate-agent.service
-  if "$PREFIX/venv/bin/gate-agent" check-config "$CONF/agent.toml"; then
+  if (set -a; . "$CONF/secrets.env"; set +a
+      "$PREFIX/venv/bin/gate-agent" check-config "$CONF/agent.toml"); then
     systemctl restart gate-agent.service
     echo "   gate-agent started: journalctl -u gate-agent -f"
   else
