@@ -42,6 +42,9 @@ __all__ = ["InProcessTransport", "LocalPayment", "LocalProvider"]
 log = logging.getLogger(__name__)
 
 
+AUTOPAY_ATTEMPTS = 8
+
+
 def _ref(prefix: str, key: str) -> str:
     """Deterministic object id from an idempotency key, so retries return the same object."""
     return f"{prefix}_local_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
@@ -70,8 +73,12 @@ class LocalProvider:
         http_client: httpx.Client | None = None,
         tolerance: int = DEFAULT_TOLERANCE,
         clock: Callable[[], float] = time.time,
+        autopay_seconds: float | None = None,
     ) -> None:
         self._secret = webhook_secret
+        # The demo's customer: pays every new payment this long after it is created (None: only
+        # when told to with complete()). Delivery is retried like Stripe retries webhooks.
+        self.autopay_seconds = autopay_seconds
         self.webhook_url = webhook_url
         self._http = http_client
         self._tolerance = tolerance
@@ -120,6 +127,8 @@ class LocalProvider:
                 meta = {**metadata, "booking_id": booking_id, "purpose": purpose}
                 payment = LocalPayment(ref, booking_id, amount, currency.lower(), meta)
                 self.payments[ref] = payment
+                if self.autopay_seconds is not None:
+                    self._schedule_autopay(ref, self.autopay_seconds, attempt=1)
         return PaymentIntent(
             provider_ref=ref,
             status=payment.status,
@@ -215,6 +224,22 @@ class LocalProvider:
             payment.status = "succeeded" if succeed else "requires_payment_method"
         kind = "payment_intent.succeeded" if succeed else "payment_intent.payment_failed"
         return self.deliver(self.event(kind, self._intent_object(payment)))
+
+    def _schedule_autopay(self, ref: str, delay: float, *, attempt: int) -> None:
+        timer = threading.Timer(delay, self._autopay, args=(ref, attempt))
+        timer.daemon = True
+        timer.start()
+
+    def _autopay(self, ref: str, attempt: int) -> None:
+        try:
+            response = self.complete(ref)
+            delivered = response.status_code < 500
+        except httpx.HTTPError as exc:
+            log.warning("autopay %s: webhook delivery failed (%s)", ref, exc)
+            delivered = False
+        if not delivered and attempt < AUTOPAY_ATTEMPTS:
+            delay = min(max(self.autopay_seconds or 0.0, 0.05) * 2.0**attempt, 60.0)
+            self._schedule_autopay(ref, delay, attempt=attempt + 1)
 
     def event(self, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         return {
