@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import webhooks
+from cloud_api.auth import TokenCache
 from cloud_api.bookings import expire_holds
 from cloud_api.cache import AvailabilityCache, NoCache, RedisCache, bump_on_commit
 from cloud_api.db import make_engine, make_sessionmaker
@@ -33,12 +34,9 @@ log = logging.getLogger(__name__)
 
 
 def _default_provider(settings: Settings) -> Any:
-    from cloud_api.payments.local_provider import LocalProvider
+    from cloud_api.runtime import payment_provider, resolve_webhook_secret
 
-    return LocalProvider(
-        webhook_secret=settings.webhook_secret,
-        webhook_url=settings.public_url.rstrip("/") + "/payments/webhook",
-    )
+    return payment_provider(settings, resolve_webhook_secret(settings))
 
 
 class HoldSweeper:
@@ -106,6 +104,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.clock = clock
     app.state.cache = cache
+    app.state.tokens = TokenCache(settings.token_cache_seconds)
     app.state.payment_provider = payment_provider or _default_provider(settings)
     install_error_handlers(app)
     install_metrics(app, sessions)  # GET /metrics (Prometheus)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +19,7 @@ from sqlalchemy.orm import Session
 from cloud_api.models import ApiToken, Booking, LotMember, Role, User
 
 __all__ = [
+    "TokenCache",
     "can_manage_lot",
     "can_see_booking",
     "hash_token",
@@ -43,6 +47,40 @@ def user_for_token(session: Session, token: str) -> User | None:
         .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked.is_(False))
     )
     return session.scalars(stmt).first()
+
+
+class TokenCache:
+    """Verified bearer tokens kept in-process for ``ttl`` seconds (digest → detached ``User``).
+
+    Saves a database round trip (and its transaction) per authenticated request. Only successful
+    lookups are kept, so a new token works at once; a revoked token or a changed role is seen
+    within ``ttl`` seconds. Bounded: the oldest entries are dropped beyond ``max_entries``.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 10.0,
+        max_entries: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl, self._max, self._monotonic = ttl, max_entries, monotonic
+        self._entries: dict[str, tuple[float, User]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> User | None:
+        digest = hash_token(token)
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < self._monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token: str, user: User) -> None:
+        if self._ttl <= 0:
+            return
+        with self._lock:
+            while len(self._entries) >= self._max:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[hash_token(token)] = (self._monotonic() + self._ttl, user)
 
 
 def member_lot_ids(session: Session, user: User) -> set[int]:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud_api import outbox
-from cloud_api.availability import blocking, free_spaces, overlapping
+from cloud_api.availability import blocking, free_space_rows, overlapping
 from cloud_api.changes import log_event, record_change
 from cloud_api.errors import Conflict, InvalidRequest, NotFound
 from cloud_api.models import (
@@ -116,12 +116,13 @@ def _validate_window(start: datetime, end: datetime, now: datetime) -> None:
         raise InvalidRequest("too_long", f"a booking lasts at most {MAX_STAY.days} days")
 
 
-def _candidates(session: Session, lot: Lot, req: BookingRequest, now: datetime) -> list[Space]:
+def _candidates(session: Session, lot: Lot, req: BookingRequest, now: datetime) -> list[int]:
+    """Ids of the spaces to try, in order (plain rows: no ORM objects on the hot path)."""
     if req.space_id is None:
-        spaces = free_spaces(session, lot.id, req.start, req.end, now, req.vehicle_type)
+        spaces = free_space_rows(session, lot.id, req.start, req.end, now, req.vehicle_type)
         if not spaces:
             raise Conflict("no_space_free", "no compatible space is free for that window")
-        return spaces
+        return [space.id for space in spaces]
     space = session.get(Space, req.space_id)
     if space is None or space.lot_id != lot.id or not space.active:
         raise InvalidRequest("unknown_space", f"space {req.space_id} is not in lot {lot.id}")
@@ -129,7 +130,7 @@ def _candidates(session: Session, lot: Lot, req: BookingRequest, now: datetime) 
         raise InvalidRequest("space_incompatible", f"space is for {space.vehicle_type}")
     if _space_taken(session, space.id, req.start, req.end, now):
         raise Conflict("space_overlaps", "the chosen space is booked for an overlapping window")
-    return [space]
+    return [space.id]
 
 
 def _space_taken(
@@ -170,8 +171,8 @@ def create_booking(session: Session, user: User, req: BookingRequest, now: datet
         raise InvalidRequest("unknown_lot", f"parking lot {req.lot_id} does not exist")
     plate = normalise_plate(req.plate)
     price = price_for(req.start, req.end, lot_rate(session, lot.id, req.vehicle_type))
-    for space in _candidates(session, lot, req, now):
-        booking = _try_insert(session, lot, space, user, req, plate, price, now)
+    for space_id in _candidates(session, lot, req, now):
+        booking = _try_insert(session, lot, space_id, user, req, plate, price, now)
         if booking is not None:
             _after_create(session, booking, user, now)
             return booking
@@ -182,7 +183,7 @@ def create_booking(session: Session, user: User, req: BookingRequest, now: datet
 def _try_insert(
     session: Session,
     lot: Lot,
-    space: Space,
+    space_id: int,
     user: User,
     req: BookingRequest,
     plate: str,
@@ -193,7 +194,7 @@ def _try_insert(
         id=new_booking_id(),
         user_id=user.id,
         lot_id=lot.id,
-        space_id=space.id,
+        space_id=space_id,
         plate=plate,
         vehicle_type=req.vehicle_type,
         start_time=req.start,
@@ -208,20 +209,22 @@ def _try_insert(
     )
     try:
         with session.begin_nested():
-            _expire_stale_holds(session, space.id, req.start, req.end, now)
+            _expire_stale_holds(session, space_id, req.start, req.end, now)
             session.add(booking)
             session.flush()
     except IntegrityError:
-        log.debug("space %s taken concurrently for %s", space.id, plate)
+        log.debug("space %s taken concurrently for %s", space_id, plate)
         return None
     return booking
 
 
 def _after_create(session: Session, booking: Booking, user: User, now: datetime) -> None:
-    record_change(session, booking, "created", now)
+    """The change feed row comes last: its ``UPDATE lots`` row lock serialises a lot's writers
+    until commit, so nothing else should run while it is held."""
     log_event(session, "booking.created", now, booking=booking, price_cents=booking.price_cents)
     if booking.price_cents:
         request_payment(session, booking, booking.price_cents, PaymentKind.CHARGE, "initial")
+    record_change(session, booking, "created", now)
 
 
 def request_payment(

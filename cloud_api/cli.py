@@ -1,4 +1,4 @@
-"""``cloud-api`` command line: serve, migrate, demo-data."""
+"""``cloud-api`` command line: serve, worker, migrate, demo-data."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--redis-url", help="redis:// URL enabling the availability cache")
+    serve.add_argument(
+        "--with-worker",
+        action="store_true",
+        help="also run the outbox worker (payments, emails) in this process (single machine)",
+    )
+    worker = sub.add_parser("worker", help="run the outbox worker: payments, emails, reminders")
+    worker.add_argument("--database-url")
+    worker.add_argument(
+        "--idle-seconds", type=float, default=1.0, help="wait this long when the outbox is empty"
+    )
     migrate = sub.add_parser("migrate", help="apply the database migrations")
     migrate.add_argument("--database-url")
     demo = sub.add_parser("demo-data", help="create a demo lot, customer, operator and device")
@@ -85,18 +95,36 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
+    import threading
 
     import uvicorn
 
     from cloud_api.migrate import upgrade
+    from cloud_api.runtime import (
+        SECRET_ENV,
+        ConfigError,
+        resolve_webhook_secret,
+        start_worker_thread,
+    )
 
     settings = _settings(args)
+    try:
+        secret = resolve_webhook_secret(settings)  # once: every worker process uses the same
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
     upgrade(settings.database_url)
+    settings = dataclasses.replace(settings, webhook_secret=secret)
+    os.environ[SECRET_ENV] = secret
     os.environ["PARKGATE_DATABASE_URL"] = settings.database_url
     if settings.redis_url:
         os.environ["PARKGATE_REDIS_URL"] = settings.redis_url
     os.environ.setdefault("PARKGATE_PUBLIC_URL", f"http://{args.host}:{args.port}")
+    stop = threading.Event()
+    if args.with_worker:
+        start_worker_thread(Settings.from_env(webhook_secret=secret), stop)
     uvicorn.run(
         "cloud_api.asgi:app",
         host=args.host,
@@ -105,6 +133,29 @@ def _serve(args: argparse.Namespace) -> int:
         log_level="warning",
         access_log=False,
     )
+    stop.set()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from cloud_api.db import make_engine, make_sessionmaker
+    from cloud_api.runtime import ConfigError, build_outbox_worker
+
+    settings = _settings(args)
+    try:
+        worker = build_outbox_worker(
+            settings, make_sessionmaker(make_engine(settings.database_url))
+        )
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.run_forever(stop, idle_seconds=args.idle_seconds)
     return 0
 
 
@@ -135,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "worker":
+        return _worker(args)
     if args.command in ("sync", "provision-lot"):
         return _sync_command(args)
     if args.command == "migrate":

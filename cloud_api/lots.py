@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cloud_api.availability import blocking, free_spaces, space_free_until
+from cloud_api.availability import FreeSpace, blocking, free_space_rows, space_free_until
 from cloud_api.models import Booking, Lot, LotPrice, Space
 from cloud_api.pricing import Rate, price_for
 
@@ -132,39 +132,57 @@ def search_lots(
 
 def availability(
     session: Session,
-    lot: Lot,
+    lot_id: int,
     start: datetime,
     end: datetime,
     now: datetime,
     vehicle_type: str | None,
-) -> dict[str, Any]:
-    """Free spaces per vehicle type for [start, end), the price, and the suggested space."""
-    spaces = free_spaces(session, lot.id, start, end, now, vehicle_type)
-    prices = {p.vehicle_type: p for p in _prices(session, [lot.id])[lot.id]}
+) -> dict[str, Any] | None:
+    """Free spaces per vehicle type for [start, end), the price, and the suggested space.
+
+    ``None`` when the lot does not exist. Three plain-row queries (lot with prices, free spaces,
+    next booking of the suggested spaces); no ORM objects are built.
+    """
+    rows = session.execute(
+        select(Lot.currency, LotPrice.vehicle_type, LotPrice.hourly_cents, LotPrice.daily_cap_cents)
+        .outerjoin(LotPrice, LotPrice.lot_id == Lot.id)
+        .where(Lot.id == lot_id)
+    ).all()
+    if not rows:
+        return None
+    currency = rows[0][0]
+    prices = {vtype: Rate(hourly, cap) for _, vtype, hourly, cap in rows if vtype is not None}
+    spaces = free_space_rows(session, lot_id, start, end, now, vehicle_type)
     types = sorted(
         {vehicle_type} if vehicle_type else set(prices) | {s.vehicle_type for s in spaces}
     )
+    first: dict[str, FreeSpace] = {}
+    counts: dict[str, int] = dict.fromkeys(types, 0)
+    for space in spaces:
+        first.setdefault(space.vehicle_type, space)
+        counts[space.vehicle_type] = counts.get(space.vehicle_type, 0) + 1
+    until = {
+        f.space_id: f.free_until
+        for f in space_free_until(session, [s.id for s in first.values()], end, now)
+    }
     out = []
     for vtype in types:
-        free = [s for s in spaces if s.vehicle_type == vtype]
-        p = prices.get(vtype)
-        first = free[0] if free else None
-        until = space_free_until(session, [first.id], end, now)[0].free_until if first else None
+        head = first.get(vtype)
+        rate = prices.get(vtype)
+        free_until = until.get(head.id) if head else None
         out.append(
             {
                 "vehicle_type": vtype,
-                "free_spaces": len(free),
-                "price_cents": price_for(start, end, Rate(p.hourly_cents, p.daily_cap_cents))
-                if p
-                else None,
-                "currency": lot.currency,
-                "earliest_free_space_id": first.id if first else None,
-                "earliest_free_space_label": first.label if first else None,
-                "free_until": until.isoformat() if until else None,
+                "free_spaces": counts[vtype],
+                "price_cents": price_for(start, end, rate) if rate else None,
+                "currency": currency,
+                "earliest_free_space_id": head.id if head else None,
+                "earliest_free_space_label": head.label if head else None,
+                "free_until": free_until.isoformat() if free_until else None,
             }
         )
     return {
-        "parking_lot_id": lot.id,
+        "parking_lot_id": lot_id,
         "start_time": start.isoformat(),
         "end_time": end.isoformat(),
         "vehicle_types": out,

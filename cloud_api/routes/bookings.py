@@ -85,8 +85,8 @@ def create_booking(
     )
     try:
         booking = svc.create_booking(db, user, req, now)
-        out = booking_out(db, booking)
         if idempotency_key:
+            out = booking_out(db, booking)
             db.add(
                 IdempotencyRecord(
                     user_id=user.id,
@@ -97,6 +97,8 @@ def create_booking(
                 )
             )
         db.commit()
+        if not idempotency_key:
+            out = booking_out(db, booking)  # after commit: the lot's change-feed lock is gone
     except (BookingError, IntegrityError):
         db.rollback()
         if idempotency_key and (replayed := _replay(db, user, idempotency_key, digest)):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from cloud_api.auth import can_manage_lot
 from cloud_api.cache import AvailabilityCache
@@ -53,26 +55,40 @@ def get_lot(lot_id: LotId, db: Db, now: Now) -> dict[str, Any]:
     responses=NOT_FOUND,
     summary="Free spaces per vehicle type for a window, its price, and how long it stays free",
 )
-def lot_availability(
+async def lot_availability(
     request: Request,
     lot_id: LotId,
     start: Timestamp,
     end: Timestamp,
-    db: Db,
     now: Now,
     vehicle_type: VehicleTypeName | None = None,
 ) -> Any:
     if end <= start:
         raise ApiError(422, "end_before_start", "end must be after start")
-    cache: AvailabilityCache = request.app.state.cache
+    answer = await run_in_threadpool(
+        _cached_availability, request.app.state, lot_id, start, end, now, vehicle_type
+    )
+    if answer is None:
+        raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
+    return answer
+
+
+def _cached_availability(
+    state: Any,
+    lot_id: int,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    vehicle_type: str | None,
+) -> dict[str, Any] | None:
+    """Cache, else database: one threadpool hop per request; a session only on a miss."""
+    cache: AvailabilityCache = state.cache
     key, cached = cache.lookup(lot_id, f"{start.isoformat()}|{end.isoformat()}|{vehicle_type}")
     if cached is not None:
         return cached
-    lot = db.get(Lot, lot_id)
-    if lot is None:
-        raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
-    answer = availability(db, lot, start, end, now, vehicle_type)
-    if key is not None:
+    with state.sessions() as db:
+        answer = availability(db, lot_id, start, end, now, vehicle_type)
+    if answer is not None and key is not None:
         cache.store(key, answer)
     return answer
 

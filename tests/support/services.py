@@ -22,6 +22,7 @@ from pathlib import Path
 __all__ = [
     "MosquittoInstance",
     "PostgresInstance",
+    "RedisInstance",
     "free_port",
     "wait_for",
     "wait_for_port",
@@ -156,6 +157,69 @@ class MosquittoInstance:
         return self.log.read_text() if self.log.exists() else ""
 
     def __enter__(self) -> MosquittoInstance:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisInstance:
+    """A private ``redis-server`` without persistence (``--save ''``) on a free port."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        binary = _find_binary("redis-server", ["/usr/bin", "/usr/sbin"])
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisInstance:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        self.proc = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.port, timeout=10)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError("redis-server did not start") from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> RedisInstance:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
