@@ -88,8 +88,17 @@ def payment_provider(settings: Settings, secret: str) -> Any:
         )
     from cloud_api.payments.local_provider import LocalProvider
 
+    autopay = os.environ.get("PARKGATE_LOCAL_AUTOPAY_SECONDS", "").strip()
+    try:
+        autopay_seconds = float(autopay) if autopay else None
+    except ValueError:
+        raise ConfigError(
+            f"PARKGATE_LOCAL_AUTOPAY_SECONDS must be a number of seconds, not {autopay!r}"
+        ) from None
     return LocalProvider(
-        webhook_secret=secret, webhook_url=settings.public_url.rstrip("/") + "/payments/webhook"
+        webhook_secret=secret,
+        webhook_url=settings.public_url.rstrip("/") + "/payments/webhook",
+        autopay_seconds=autopay_seconds,  # the demo's customer pays by itself
     )
 
 

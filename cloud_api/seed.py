@@ -9,7 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud_api.auth import issue_token
-from cloud_api.models import Lot, LotMember, LotPrice, Role, Space, User, VehicleType
+from cloud_api.models import (
+    EarlyExitPolicy,
+    Lot,
+    LotMember,
+    LotPrice,
+    Role,
+    Space,
+    User,
+    VehicleType,
+)
 
 __all__ = ["DEFAULT_PRICES", "SeededUser", "add_lot", "add_user", "demo_data"]
 
@@ -79,8 +88,11 @@ def demo_data(session: Session) -> dict[str, Any]:
     lot = add_lot(
         session,
         "Demo Lot Mitte",
-        {"car": 8, "ev": 2, "motorcycle": 2, "accessible": 1, "van": 1},
+        {"car": 24, "ev": 2, "motorcycle": 2, "accessible": 1, "van": 1},
         address="Alexanderplatz 1, Berlin",
+        # early exit is credited pro rata minus a small fee, so the demo shows a refund
+        early_exit_policy=EarlyExitPolicy.PRO_RATA_MINUS_FEE.value,
+        early_exit_fee_cents=50,
     )
     users = [
         add_user(session, "customer@demo.parkgate.test", Role.CUSTOMER, name="Demo Customer"),
