@@ -60,11 +60,16 @@ def api_events(
 
 @router.post("/api/lanes/{lane_id}/frames", dependencies=[Depends(api_operator)])
 def api_frame(
-    request: Request, lane_id: str, image: Annotated[UploadFile, File()]
+    request: Request,
+    lane_id: str,
+    image: Annotated[UploadFile, File()],
+    act: Annotated[
+        bool, Query(description="false: only say what the lane would decide (no journal, pulse)")
+    ] = True,
 ) -> dict[str, Any]:
     """Run the lane's full pipeline on the uploaded image as a camera frame and act on it."""
     lane = get_lane(request, lane_id)
     photo = read_upload(image)
-    outcome = lane.evaluate_image(photo, act=True)
+    outcome = lane.evaluate_image(photo, act=act)
     log.info("API frame on lane %s: %s", lane_id, outcome.decision.reason.value)
     return outcome_dict(outcome)

@@ -306,6 +306,25 @@ def test_frames_api_opens_for_a_booked_plate(
     ]
 
 
+def test_frames_api_preview_neither_journals_nor_pulses(
+    client: TestClient, pins: MockFactory, dataset_dir: Path
+) -> None:
+    response = client.post(
+        f"/api/lanes/{LANE}/frames?act=false",
+        files=photo(dataset_dir, BOOKED_PHOTO),
+        headers=bearer(),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["open"], body["reason"], body["plate"]) == (
+        True,
+        "reservation_valid",
+        BOOKED_PLATE,
+    )
+    assert pin_states(pins) == [False]
+    assert client.get("/api/events?limit=5", headers=bearer()).json()["events"] == []
+
+
 def test_frames_api_denies_an_unknown_plate(
     client: TestClient, pins: MockFactory, dataset_dir: Path
 ) -> None:
