@@ -279,23 +279,24 @@ class Lane:
     def evaluate_image(self, image: np.ndarray, *, act: bool = True) -> LaneOutcome:
         """Commissioning: run a photo through the full pipeline as a camera frame, decide now.
 
-        A single photo is all the evidence there will be, so the pass is decided at once. With
-        ``act=False`` nothing is journaled and the barrier does not move (a preview).
+        A single photo is all the evidence there will be, so the pass is decided at once. It is a
+        pass of its own, never merged with what the lane's camera is watching. With ``act=False``
+        nothing is journaled and the barrier does not move (a preview).
         """
         started = self._clock()
         frame = Frame(image=image, seq=-1, captured_at=started, wall_time=time.time())
         reads = self.recognizer.read(image)
         now = self._clock()
         self._note_frame(frame, reads, started, now)
+        current = Pass(visit_id=new_visit_id(), started_at=now, budget_s=0.0)
+        current.add_frame(reads, now)
         with self._lock:
-            current = self.tracker.start(now)
-            current.add_frame(reads, now)
             decision = self._decision_for(current)
             if not act:
                 return LaneOutcome(
                     self.lane_id, current.visit_id, "", decision, -1, self._wallclock()
                 )
-            self.tracker.decide(current.visit_id)
+            current.decided = True
             return self._act(current.visit_id, decision, frame)
 
     # -- the loop -----------------------------------------------------------------------------

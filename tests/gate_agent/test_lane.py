@@ -254,3 +254,18 @@ def test_agent_restarts_a_crashed_lane_loop(tmp_path, dataset_dir) -> None:  # t
         assert "RuntimeError" in (agent.lanes["in"].status.last_error or "")
     finally:
         agent.stop()
+
+
+def test_an_uploaded_photo_never_joins_the_cameras_pass(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    clock = Clock()
+    recognizer = ScriptedRecognizer([read("XYZ999")], [read("ABC123")], [read("XYZ999")])
+    lane = make_lane(store, barrier, recognizer, clock)
+    assert lane.process_frame(frame(1, clock)) is None  # the camera watches an unknown car
+    preview = lane.evaluate_image(IMAGE, act=False)  # an operator tries a booked plate's photo
+    assert preview.decision.open and store.events() == []
+    clock.t += 2  # the camera's pass runs out of time: it must not open for the uploaded plate
+    outcome = lane.process_frame(frame(2, clock))
+    assert outcome is not None and outcome.decision.reason is Reason.NO_RESERVATION
+    assert barrier.pulses == []
