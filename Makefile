@@ -34,7 +34,7 @@ check: $(STAMP)
 	$(VENV)/bin/mypy
 
 demo: $(STAMP) sysdeps
-	$(PY) -m gate_agent.demo
+	$(PY) -m demo
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

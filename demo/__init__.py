@@ -1,0 +1,1 @@
+"""`make demo`: a whole lot on one machine (see __main__)."""
