@@ -93,7 +93,7 @@ def run() -> list[str]:
             if outcome is not None and outcome.frame_to_command_ms is not None:
                 opened += 1
                 latencies.append(outcome.frame_to_command_ms)
-                recognition.append(lane.status.recognition_ms[-1])
+                recognition.append(lane.status.recognition_ms or 0.0)
         barrier.close()
         store.close()
     p50, p95 = statistics.median(latencies), _pct(latencies, 0.95)

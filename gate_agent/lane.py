@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,7 +64,7 @@ class LaneStatus:
     last_read_at: float | None = None
     last_outcome: LaneOutcome | None = None
     last_error: str | None = None
-    recognition_ms: list[float] = field(default_factory=list)
+    recognition_ms: float | None = None  # the last frame's
     loop_tick_at: float | None = None  # the run loop's heartbeat (the systemd watchdog reads it)
 
 
@@ -102,7 +102,9 @@ class Lane:
         self._wallclock = wallclock
         self._listeners = list(listeners)
         self.image_dir = image_dir  # evidence images are kept only when this is set (privacy)
-        self._lock = threading.Lock()  # the loop and commissioning uploads share the tracker
+        # the camera loop, presence sensor callbacks and operator actions share the tracker and
+        # must not journal two decisions for one pass
+        self._lock = threading.Lock()
         self.status = LaneStatus()
 
     def add_listener(self, listener: Listener) -> None:
@@ -133,7 +135,7 @@ class Lane:
         status = self.status
         status.frames += 1
         status.last_frame_at = frame.captured_at
-        status.recognition_ms = [*status.recognition_ms[-99:], (now - started) * 1000]
+        status.recognition_ms = (now - started) * 1000
         if reads:
             status.last_reads = tuple(reads)
             status.last_read_at = now

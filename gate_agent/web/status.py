@@ -130,7 +130,9 @@ def lane_snapshot(ctx: WebContext, lane: Lane, started_at: float) -> dict[str, A
             "age_s": None if status.last_read_at is None else round(now - status.last_read_at, 2),
         },
         "last_decision": None if outcome is None else outcome_dict(outcome),
-        "recognition_ms": round(status.recognition_ms[-1], 1) if status.recognition_ms else None,
+        "recognition_ms": None
+        if status.recognition_ms is None
+        else round(status.recognition_ms, 1),
         "alarms": lane_alarms(ctx, lane, started_at),
     }
 
