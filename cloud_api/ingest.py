@@ -1,8 +1,12 @@
 """Lot → cloud ingest: gate events and lot status from the broker into the database.
 
-One persistent MQTT 5 session (client id ``{prefix}-ingest``) subscribed to the shared
-subscriptions ``$share/cloud/parkgate/v1/lots/+/events`` and ``.../+/status`` (several workers
-share the load; the broker queues for this session while the worker restarts). Messages are
+One persistent MQTT 5 session (client id ``{prefix}-ingest``) subscribed to
+``parkgate/v1/lots/+/events`` and ``.../+/status``; the broker queues for this session while the
+worker restarts, and keeps the subscription across its own restarts. With ``group`` set, the
+filters are shared subscriptions (``$share/{group}/…``) so several workers split the load —
+Mosquitto 2.0 does not restore shared subscriptions after a broker restart, so until the workers
+re-subscribe the broker answers lots with PUBACK 0x10 (no subscribers) and the lots publish
+again (``gate_agent.sync_outbox``); see ``docs/scaling.md``. Messages are
 acknowledged by hand (paho ``manual_ack``) only after the transaction that stored them committed,
 so nothing acknowledged is lost; a redelivered event meets the unique ``event_id`` and is
 acknowledged and ignored (stored exactly once).
@@ -34,6 +38,7 @@ from cloud_api.mqtt import BrokerSettings, connect, make_client
 from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
 from cloud_api.visits import find_for_plate, record_arrival, record_exit
 from gate_agent.protocol import (
+    TOPIC_ROOT,
     GateEvent,
     GateEventKind,
     ProtocolError,
@@ -43,7 +48,7 @@ from gate_agent.protocol import (
     shared_subscription,
 )
 
-__all__ = ["Ingest", "IngestStats", "store_message"]
+__all__ = ["Ingest", "IngestStats", "store_message", "subscription_filters"]
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +181,13 @@ def _apply_visit(session: Session, lot_id: int, event: GateEvent, now: datetime)
     return "exited:credit" if outcome.credit_cents else "exited"
 
 
+def subscription_filters(group: str | None) -> list[str]:
+    """The ingest's filters: plain (durable in Mosquitto) or shared by ``group``."""
+    if group is None:
+        return [f"{TOPIC_ROOT}/+/events", f"{TOPIC_ROOT}/+/status"]
+    return [shared_subscription("events", group), shared_subscription("status", group)]
+
+
 class Ingest:
     """The consumer; :meth:`start`, :meth:`stop` (safe twice)."""
 
@@ -186,12 +198,12 @@ class Ingest:
         *,
         batch: int = 200,
         client: mqtt.Client | None = None,
-        group: str = "cloud",
+        group: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._broker = broker
         self._batch = batch
-        self._group = group
+        self.filters = subscription_filters(group or broker.ingest_group)
         self._client = client or make_client(broker, "ingest")
         self._client.manual_ack_set(True)
         self._client.max_inflight_messages_set(batch)
@@ -228,10 +240,8 @@ class Ingest:
         if rc.is_failure:
             log.warning("ingest: broker refused the connection: %s", rc)
             return
-        client.subscribe(
-            [(shared_subscription("events", self._group), 1),
-             (shared_subscription("status", self._group), 1)]
-        )  # fmt: skip
+        # every connect, even with session present: a broker restart drops shared subscriptions
+        client.subscribe([(f, 1) for f in self.filters])
         self.connected.set()
         log.info("ingest connected")
 

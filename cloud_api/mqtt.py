@@ -3,7 +3,9 @@ way to build a paho 2.x MQTT 5 client.
 
 Environment: ``PARKGATE_MQTT_HOST`` (default 127.0.0.1), ``PARKGATE_MQTT_PORT`` (1883),
 ``PARKGATE_MQTT_USER`` (``cloud``), ``PARKGATE_MQTT_PASSWORD``, ``PARKGATE_MQTT_TLS_CA`` (a CA
-file; enables TLS), ``PARKGATE_MQTT_CLIENT_PREFIX`` (client ids; default ``cloud-{hostname}``).
+file; enables TLS), ``PARKGATE_MQTT_CLIENT_PREFIX`` (client ids; default ``cloud-{hostname}``),
+``PARKGATE_MQTT_INGEST_GROUP`` (unset: the ingest holds a plain persistent subscription; a name:
+several ingest workers share ``$share/{name}/…`` — see ``docs/scaling.md`` for the trade-off).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class BrokerSettings:
     client_prefix: str = "cloud"
     session_expiry_s: int = 24 * 3600
     """The ingest's persistent session: events keep queueing at the broker while it restarts."""
+    ingest_group: str | None = None
+    """None: a plain subscription, which Mosquitto 2.0 restores after its own restart. A name:
+    a shared subscription (several workers), which Mosquitto 2.0 does *not* restore: until the
+    workers re-subscribe, lots get PUBACK 0x10 and publish again."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BrokerSettings:
@@ -47,6 +53,7 @@ class BrokerSettings:
             password=env.get("PARKGATE_MQTT_PASSWORD") or None,
             tls_ca_file=env.get("PARKGATE_MQTT_TLS_CA") or None,
             client_prefix=env.get("PARKGATE_MQTT_CLIENT_PREFIX", f"cloud-{socket.gethostname()}"),
+            ingest_group=env.get("PARKGATE_MQTT_INGEST_GROUP") or None,
         )
 
 

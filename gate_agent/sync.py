@@ -61,6 +61,7 @@ log = logging.getLogger(__name__)
 COMMANDS_STATE_KEY = "sync.recent_commands"
 RECENT_COMMANDS = 200  # command ids remembered so a redelivered open does not open twice
 CATCH_UP_BACKOFF_S = (1.0, 60.0)
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code
 
 
 class RemoteLane(Protocol):
@@ -249,7 +250,9 @@ class SyncClient:
                 self._note_error(f"subscription refused: {code}")
 
     def _on_publish(self, _c: mqtt.Client, _ud: Any, mid: int, rc: Any, _p: Any) -> None:
-        self.outbox.acknowledged(mid, not rc.is_failure)
+        # 0x10 "No matching subscribers" is a success code, yet the broker dropped the message
+        delivered = getattr(rc, "value", 0) != NO_MATCHING_SUBSCRIBERS
+        self.outbox.acknowledged(mid, not rc.is_failure, delivered=delivered)
         self._wake.set()
 
     def _on_message(self, _c: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:

@@ -10,6 +10,12 @@ locking against the MQTT client's own locks.
 Delivery is at least once: after a reconnect the MQTT client re-sends what was in flight (same
 mids), and after a restart the store still lists everything not acknowledged, so an event can
 reach the broker twice; the cloud deduplicates on ``event_id``.
+
+A PUBACK with reason code 0x10 "No matching subscribers" is a *success* code in MQTT 5, but it
+means the broker dropped the event: nobody (not even an offline persistent session) subscribes
+to our events topic at that instant, e.g. the cloud's ingest has not re-subscribed yet after a
+broker restart. Such an event is not marked sent: the outbox pauses briefly and publishes it
+again (``NO_SUBSCRIBERS_BACKOFF_S``) until the broker has somewhere to put it.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ log = logging.getLogger(__name__)
 Publish = Callable[[bytes], int | None]  # returns the message id, None when it was not accepted
 ACK_TIMEOUT_S = 60.0  # connected but no PUBACK this long: forget it and publish it again
 REFUSED_BACKOFF_S = (1.0, 60.0)  # broker refused a publish (reason code): pause, doubling
+NO_SUBSCRIBERS_BACKOFF_S = (0.25, 5.0)  # PUBACK 0x10: the cloud is not subscribed yet
 
 
 @dataclass(slots=True)
@@ -58,18 +65,21 @@ class OutboxPublisher:
         self._clock = clock
         self._on_bad_event = on_bad_event
         self._inflight: dict[int, _InFlight] = {}
-        self._acks: deque[tuple[int, bool]] = deque()  # appended by the network thread
+        self._acks: deque[tuple[int, bool, bool]] = deque()  # appended by the network thread
         self._paused_until = 0.0
         self._backoff = REFUSED_BACKOFF_S[0]
+        self._undelivered_backoff = NO_SUBSCRIBERS_BACKOFF_S[0]
         self.sent_total = 0
+        self.undelivered_total = 0  # PUBACKs saying nobody subscribed (published again later)
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
 
-    def acknowledged(self, mid: int, ok: bool) -> None:
-        """Record a PUBACK (any thread; deque appends are atomic). ``ok`` False: refused."""
-        self._acks.append((mid, ok))
+    def acknowledged(self, mid: int, ok: bool, *, delivered: bool = True) -> None:
+        """Record a PUBACK (any thread; deque appends are atomic). ``ok`` False: refused;
+        ``delivered`` False: accepted but dropped for want of subscribers (0x10)."""
+        self._acks.append((mid, ok, delivered))
 
     def pump(self, connected: bool) -> float | None:
         """Mark acknowledged events sent and, when connected, refill the window.
@@ -114,19 +124,32 @@ class OutboxPublisher:
     def _settle(self) -> None:
         done: list[str] = []
         while self._acks:
-            mid, ok = self._acks.popleft()
+            mid, ok, delivered = self._acks.popleft()
             flight = self._inflight.pop(mid, None)
             if flight is None:
                 continue  # a status/heartbeat publish, or one we already gave up on
-            if ok:
+            if ok and delivered:
                 done.append(flight.event_id)
                 self._backoff = REFUSED_BACKOFF_S[0]
+                self._undelivered_backoff = NO_SUBSCRIBERS_BACKOFF_S[0]
+            elif ok:
+                self._not_delivered(flight.event_id)
             else:
                 log.error("broker refused event %s; pausing %.0fs", flight.event_id, self._backoff)
                 self._paused_until = self._clock() + self._backoff
                 self._backoff = min(self._backoff * 2, REFUSED_BACKOFF_S[1])
         if done:
             self.sent_total += self.store.mark_sent(done)
+
+    def _not_delivered(self, event_id: str) -> None:
+        self.undelivered_total += 1
+        now = self._clock()
+        if now < self._paused_until:
+            return  # the rest of a window dropped together: one pause is enough
+        log.warning("no subscriber for event %s (PUBACK 0x10); publishing it again in %.2fs",
+                    event_id, self._undelivered_backoff)  # fmt: skip
+        self._paused_until = now + self._undelivered_backoff
+        self._undelivered_backoff = min(self._undelivered_backoff * 2, NO_SUBSCRIBERS_BACKOFF_S[1])
 
     def _expire(self, now: float) -> None:
         stale = [m for m, f in self._inflight.items() if now - f.published_at > ACK_TIMEOUT_S]

@@ -83,3 +83,31 @@ def test_malformed_are_dead_lettered_and_the_consumer_keeps_going(
     assert reasons == sorted([*bad.values(), "wrong_lot"])
     assert [r.event_id for r in stored] == [p.parse_gate_event(good).event_id]
     assert last is not None and last.outbox_depth == 3 and last.last_applied_seq == 7
+
+
+def test_the_ingest_subscription_survives_a_broker_restart_while_the_ingest_is_away(
+    broker: tuple[MosquittoInstance, Path], session_factory: object, world: World
+) -> None:
+    """The default (unshared) subscription is restored by Mosquitto after a restart, so events
+    published before the ingest is back are queued for it, not dropped with PUBACK 0x10."""
+    mqtt_broker, _ = broker
+    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port,
+                              password=CLOUD_PASSWORD, client_prefix="durable")  # fmt: skip
+    first = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
+    wait_for(first.connected.is_set, what="ingest connected")
+    first.stop()  # the persistent session (and its subscription) stays at the broker
+    mqtt_broker.restart()
+    lot = Peer(mqtt_broker, str(world.lot_id), "pw")
+    queued = event(world.lot_id)
+    try:
+        code = lot.publish(p.topic(str(world.lot_id), "events"), queued)
+        assert code.value == 0  # Success; 0x10 would mean the broker dropped it
+    finally:
+        lot.close()
+    second = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
+    try:
+        wait_for(lambda: second.stats.events == 1, what="queued event stored")
+    finally:
+        second.stop()
+    with session_factory() as s:  # type: ignore[operator]
+        assert s.get(GateEventRecord, p.parse_gate_event(queued).event_id) is not None

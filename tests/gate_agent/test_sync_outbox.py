@@ -74,3 +74,23 @@ def test_nothing_is_published_while_disconnected(store: Store) -> None:
     broker.accept = False
     outbox.pump(connected=True)
     assert outbox.inflight == 0 and store.outbox_depth() == 2
+
+
+def test_puback_no_matching_subscribers_is_not_sent_and_published_again(store: Store) -> None:
+    """0x10 is a success code, but the broker dropped the event: keep it, retry shortly."""
+    now = [0.0]
+    broker = FakeBroker()
+    outbox = OutboxPublisher(store, broker.publish, window=2, clock=lambda: now[0])
+    journal(store, 2)
+    outbox.pump(connected=True)
+    outbox.acknowledged(1, ok=True, delivered=False)
+    outbox.acknowledged(2, ok=True, delivered=False)  # the same window: one pause
+    assert outbox.pump(connected=True) == pytest.approx(0.25)
+    assert store.outbox_depth() == 2 and outbox.undelivered_total == 2
+    now[0] = 0.3
+    outbox.pump(connected=True)
+    assert len(broker.published) == 4  # both published again
+    outbox.acknowledged(3, ok=True)
+    outbox.acknowledged(4, ok=True)
+    outbox.pump(connected=True)
+    assert store.outbox_depth() == 0
