@@ -6,6 +6,7 @@ arguments. ``Agent`` owns the threads and closes the devices it opened (barriers
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -255,7 +256,12 @@ def build_agent(
 
 def run_agent(config: AgentConfig) -> int:
     """Run until SIGTERM/SIGINT; exit code for the CLI."""
-    agent = build_agent(config).start()
+    agent = build_agent(config)
+    # The models, the cache connections and the web app are long-lived: move them out of the
+    # garbage collector's generations so a full collection never pauses a lane mid-frame.
+    gc.collect()
+    gc.freeze()
+    agent.start()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping", signum)
