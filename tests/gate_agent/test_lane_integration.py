@@ -7,11 +7,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
@@ -252,3 +254,34 @@ def agent_events(tmp_path: Path) -> list:  # type: ignore[type-arg]
         return store.events(limit=10)
     finally:
         store.close()
+
+
+def test_presence_sensor_starts_a_pass_and_holds_the_barrier_open(
+    tmp_path: Path, recognizer: Recognizer, pins: MockFactory
+) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "empty-lane.png"), np.zeros((240, 320, 3), dtype=np.uint8))
+    config = agent_config(tmp_path, frames)
+    config["passes"] = {"budget_seconds": 0.5, "gap_seconds": 30}
+    lane_config = config["lanes"][0]  # type: ignore[index]
+    lane_config["presence"] = {"pin": 27, "active_high": True, "mock": True}
+    agent = build_agent(parse_config(config), recognizer=recognizer, pin_factory=pins)
+    agent.start()
+    loop, relay = pins.pin(27), pins.pin(BARRIER_PIN)
+    try:
+        loop.drive_high()  # a car rolls onto the induction loop; the camera reads no plate
+        events = wait_for(lambda: agent.store.events(limit=5), timeout=10, what="a decision")
+        assert [(e.kind, e.reason) for e in events] == [(EventKind.DENIED, "no_plate")]
+        agent.lanes["entry-1"].manual_open(actor="olga", reason="driver lost the booking mail")
+        wait_for(lambda: relay.state, timeout=2, what="the pulse")
+        held_from = time.monotonic()
+        # while the car is on the loop the pulse is re-armed: still open after 3 pulse lengths
+        wait_for(lambda: time.monotonic() - held_from > 3 * PULSE_S, timeout=5, what="time")
+        assert relay.state is True
+        loop.drive_low()  # the car has passed: the last pulse runs out in the driver
+        wait_for(lambda: not relay.state, timeout=3 * PULSE_S + 1, what="the revert")
+    finally:
+        agent.stop()
+    assert [s.state for s in relay.states][:2] == [False, True]
+    assert [s.state for s in relay.states].count(True) == 1  # one continuous opening
