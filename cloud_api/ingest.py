@@ -11,6 +11,12 @@ acknowledged by hand (paho ``manual_ack``) only after the transaction that store
 so nothing acknowledged is lost; a redelivered event meets the unique ``event_id`` and is
 acknowledged and ignored (stored exactly once).
 
+After that commit the lot gets the cloud's own confirmation: one ``EventAck`` per lot per batch
+on ``parkgate/v1/lots/{lot}/acks`` (QoS 1) listing the events stored or already known
+(duplicates). The lot's PUBACK only says the broker accepted an event, and a broker crash can lose
+accepted events before its next autosave; the lot publishes unconfirmed events again until this
+confirmation arrives. Dead-lettered events are not confirmed.
+
 An event whose topic lot differs from its payload's ``lot_id`` is dead-lettered (``wrong_lot``):
 a lot cannot post events for another lot even if the broker's ACL were misconfigured. Entry and
 exit events are recorded on the booking (``visits.record_arrival`` / ``record_exit``: early-exit
@@ -24,6 +30,7 @@ import logging
 import queue
 import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,14 +45,18 @@ from cloud_api.mqtt import BrokerSettings, connect, make_client
 from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
 from cloud_api.visits import find_for_plate, record_arrival, record_exit
 from gate_agent.protocol import (
+    MAX_ACK_IDS,
     TOPIC_ROOT,
+    EventAck,
     GateEvent,
     GateEventKind,
     ProtocolError,
+    encode,
     parse_gate_event,
     parse_status,
     parse_topic,
     shared_subscription,
+    topic,
 )
 
 __all__ = ["Ingest", "IngestStats", "store_message", "subscription_filters"]
@@ -62,6 +73,7 @@ class IngestStats:
     statuses: int = 0
     dead_letters: int = 0
     batches: int = 0
+    acks: int = 0  # EventAck messages published to lots
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,13 @@ class _Received:
 def store_message(session: Session, topic: str, payload: bytes, now: datetime) -> str:
     """Store one message in ``session`` (the caller commits); returns what happened:
     ``stored:{outcome}``, ``duplicate``, ``status`` or ``dead:{reason}``. Never raises on input."""
+    return _store(session, topic, payload, now)[0]
+
+
+def _store(
+    session: Session, topic: str, payload: bytes, now: datetime
+) -> tuple[str, tuple[str, str] | None]:
+    """:func:`store_message`'s outcome and, for a stored or duplicate event, (lot, event id)."""
     try:
         lot_text, channel = parse_topic(topic)
         if channel == "events":
@@ -90,11 +109,11 @@ def store_message(session: Session, topic: str, payload: bytes, now: datetime) -
             raise ProtocolError("unknown_lot", "no such lot in the cloud")
     except ProtocolError as exc:
         _dead_letter(session, topic, exc, payload, now)
-        return f"dead:{exc.reason}"
+        return f"dead:{exc.reason}", None
     if channel == "status":
         _store_status(session, lot_id, message, now)
-        return "status"
-    return _store_event(session, lot_id, message, now)
+        return "status", None
+    return _store_event(session, lot_id, message, now), (lot_text, message.event_id)
 
 
 def _dead_letter(
@@ -275,7 +294,7 @@ class Ingest:
     def _store_batch(self, batch: list[_Received]) -> None:
         while not self._stop.is_set():
             try:
-                outcomes = self._commit(batch)
+                outcomes, stored = self._commit(batch)
                 break
             except OperationalError as exc:  # database busy or down: keep the batch, retry
                 log.warning("ingest: storing %d messages failed (%s); retrying", len(batch),
@@ -283,6 +302,7 @@ class Ingest:
                 time.sleep(1.0)
         else:
             return  # stopping: unacknowledged messages are redelivered to the next session
+        self._confirm(stored)
         for received in batch:
             if received.qos > 0:
                 self._client.ack(received.mid, received.qos)
@@ -297,7 +317,27 @@ class Ingest:
             else:
                 self.stats.dead_letters += 1
 
-    def _commit(self, batch: list[_Received]) -> list[str]:
+    def _commit(self, batch: list[_Received]) -> tuple[list[str], list[tuple[str, str]]]:
         now = utcnow()
         with self._sessions.begin() as session:
-            return [store_message(session, r.topic, r.payload, now) for r in batch]
+            results = [_store(session, r.topic, r.payload, now) for r in batch]
+        return [outcome for outcome, _ in results], [key for _, key in results if key]
+
+    def _confirm(self, stored: list[tuple[str, str]]) -> None:
+        """Committed: tell each lot which of its events the cloud now holds (QoS 1; if this
+        is lost the lot publishes them again and they are confirmed as duplicates)."""
+        by_lot: dict[str, dict[str, None]] = defaultdict(dict)
+        for lot, event_id in stored:
+            by_lot[lot][event_id] = None
+        now = utcnow()
+        for lot, ids in by_lot.items():
+            unique = list(ids)
+            for start in range(0, len(unique), MAX_ACK_IDS):
+                ack = EventAck(lot_id=lot, event_ids=unique[start : start + MAX_ACK_IDS],
+                               acked_at=now)  # fmt: skip
+                info = self._client.publish(topic(lot, "acks"), encode(ack), qos=1)
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                    log.warning("ingest: ack to lot %s not queued: %s", lot,
+                                mqtt.error_string(info.rc))  # fmt: skip
+                    continue
+                self.stats.acks += 1

@@ -210,6 +210,12 @@ class SyncConfig(_Model):
         7 * 24 * 3600, ge=60, description="Broker keeps our session and queued messages this long."
     )
     inflight_window: int = Field(20, ge=1, le=1000, description="Unacknowledged event publishes.")
+    confirm_timeout_seconds: float = Field(
+        30,
+        gt=0,
+        description="Publish an event again when the broker accepted it (PUBACK) but the cloud"
+        " has not confirmed storing it (EventAck on the acks topic) within this many seconds.",
+    )
 
 
 class AgentConfig(_Model):

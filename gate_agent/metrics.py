@@ -122,7 +122,7 @@ class AgentCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         agent = self._agent
         outbox = GaugeMetricFamily(
-            "parkgate_outbox_depth", "Journal events not yet acknowledged by the broker."
+            "parkgate_outbox_depth", "Journal events not yet confirmed by the cloud."
         )
         outbox.add_metric([], agent.store.outbox_depth())
         yield outbox

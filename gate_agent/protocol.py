@@ -10,6 +10,7 @@ Topics (``{lot}`` matches :data:`LOT_ID_PATTERN`)::
     parkgate/v1/lots/{lot}/events         lot → cloud   QoS 1   GateEvent
     parkgate/v1/lots/{lot}/status         lot → cloud   QoS 1, retained, last will   Status
     parkgate/v1/lots/{lot}/commands       cloud → lot   QoS 1   Command
+    parkgate/v1/lots/{lot}/acks           cloud → lot   QoS 1   EventAck
     GET /lots/{lot}/changes?since=N[&snapshot=true]   lot → cloud (HTTP)   ChangesPage
 
 Every payload is one UTF-8 JSON object with a version field ``v`` (:data:`PROTOCOL_VERSION`).
@@ -30,11 +31,13 @@ from pydantic import ValidationError
 
 from gate_agent.protocol_models import (
     LOT_ID_PATTERN,
+    MAX_ACK_IDS,
     PROTOCOL_VERSION,
     ChangeKind,
     ChangesPage,
     Command,
     CommandKind,
+    EventAck,
     GateEvent,
     GateEventKind,
     LaneHealth,
@@ -49,6 +52,7 @@ from gate_agent.protocol_models import (
 __all__ = [
     "CHANNELS",
     "LOT_ID_PATTERN",
+    "MAX_ACK_IDS",
     "MAX_MESSAGE_BYTES",
     "PROTOCOL_VERSION",
     "TOPIC_ROOT",
@@ -57,6 +61,7 @@ __all__ = [
     "Channel",
     "Command",
     "CommandKind",
+    "EventAck",
     "GateEvent",
     "GateEventKind",
     "LaneHealth",
@@ -70,6 +75,7 @@ __all__ = [
     "encode",
     "parse_changes_page",
     "parse_command",
+    "parse_event_ack",
     "parse_gate_event",
     "parse_reservation_change",
     "parse_status",
@@ -80,8 +86,8 @@ __all__ = [
 
 TOPIC_ROOT = "parkgate/v1/lots"
 MAX_MESSAGE_BYTES = 256 * 1024  # one MQTT message; a ChangesPage (HTTP) is not bounded by this
-Channel = Literal["reservations", "events", "status", "commands"]
-CHANNELS: tuple[Channel, ...] = ("reservations", "events", "status", "commands")
+Channel = Literal["reservations", "events", "status", "commands", "acks"]
+CHANNELS: tuple[Channel, ...] = ("reservations", "events", "status", "commands", "acks")
 _LOT_ID = re.compile(LOT_ID_PATTERN)
 
 
@@ -208,6 +214,10 @@ def parse_status(payload: bytes | str) -> Status:
 
 def parse_command(payload: bytes | str) -> Command:
     return _decode(Command, payload, MAX_MESSAGE_BYTES)
+
+
+def parse_event_ack(payload: bytes | str) -> EventAck:
+    return _decode(EventAck, payload, MAX_MESSAGE_BYTES)
 
 
 def parse_changes_page(payload: bytes | str) -> ChangesPage:

@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOT_ID_PATTERN",
+    "MAX_ACK_IDS",
     "PROTOCOL_VERSION",
     "ChangeKind",
     "ChangesPage",
     "Command",
     "CommandKind",
+    "EventAck",
     "GateEvent",
     "GateEventKind",
     "LaneHealth",
@@ -229,6 +231,23 @@ class GateEvent(Message):
         )
 
 
+# -- cloud → lot: confirmation of stored events ------------------------------------------------
+
+
+MAX_ACK_IDS: Final = 1000
+
+
+class EventAck(Message):
+    """On ``acks``: the cloud stored these events (or already had them) in a committed
+    transaction. A PUBACK is only the broker's promise; this is the cloud's."""
+
+    lot_id: LotId
+    event_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        ..., min_length=1, max_length=MAX_ACK_IDS, description="Stored or duplicate event ids."
+    )
+    acked_at: AwareDatetime
+
+
 # -- lot → cloud: status and heartbeat ----------------------------------------------------------
 
 
@@ -247,7 +266,9 @@ class Status(Message):
     lot_id: LotId
     state: Literal["online", "offline"]
     at: AwareDatetime | None = Field(None, description="When sent (None in the last will).")
-    outbox_depth: int | None = Field(None, ge=0, description="Journaled events not yet PUBACKed.")
+    outbox_depth: int | None = Field(
+        None, ge=0, description="Journaled events the cloud has not confirmed yet."
+    )
     last_applied_seq: int | None = Field(None, ge=0)
     lanes: list[LaneHealth] = Field(default_factory=list)
 

@@ -2,9 +2,10 @@
 
 **Retention.** :class:`RetentionJob` runs in a daemon thread of the agent. Once an hour (and once at
 start) it asks the store to blank the plate text and image path of journal events older than
-``privacy.retention_days`` *that the cloud has acknowledged* (an unsent event keeps its plate
-until it is delivered), then deletes kept evidence images: the image of every event it can see
-was purged, and any image file older than the retention period whatever its event says.
+``privacy.retention_days`` *that the cloud has confirmed* (an ``EventAck``; an unconfirmed event
+keeps its plate, even when the broker accepted it), then deletes kept evidence images: the image
+of every event it can see was purged, and any image file older than the retention period
+whatever its event says.
 
 **Hashed plates.** With ``privacy.hash_plates = true`` the journal stores
 ``h:`` + the first 16 hex digits (64 bits) of HMAC-SHA256(key, normalised plate) instead of the
@@ -141,11 +142,11 @@ class RetentionJob:
         return purged, deleted
 
     def _images_of_purgeable_events(self, cutoff: datetime) -> set[str]:
-        """Image paths of sent events before ``cutoff`` (purge_reads is about to blank them)."""
+        """Image paths of confirmed events before ``cutoff`` (purge_reads will blank them)."""
         if self.image_dir is None:
             return set()
         events = self.store.events(SCAN_LIMIT, until=cutoff)
-        return {e.image_path for e in events if e.image_path and e.sent_at is not None}
+        return {e.image_path for e in events if e.image_path and e.confirmed_at is not None}
 
     def _delete_images(self, doomed: set[str], cutoff: datetime) -> int:
         if self.image_dir is None:

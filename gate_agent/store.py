@@ -24,7 +24,7 @@ lock. A thread's reader connection lives until :meth:`Store.close`. Bulk loads c
 The hot path, :meth:`Store.facts_for`, is in :mod:`gate_agent.store_lookup`: fixed SQL on the raw
 ``sqlite3`` cursor, no sqlite-utils introspection.
 
-Privacy: :meth:`Store.purge_reads` blanks plate text of *sent* events past retention; the
+Privacy: :meth:`Store.purge_reads` blanks plate text of *confirmed* events past retention; the
 ``plate_hasher`` seam (identity by default) is applied to plate text written to the journal.
 """
 
@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -207,7 +207,19 @@ class Store:
         with self._db.write() as conn:
             return journal_sql.mark_sent(conn, event_ids, self._clock())
 
+    def mark_confirmed(self, event_ids: Iterable[str]) -> int:
+        """Mark events the cloud confirmed it stored (``EventAck``); returns how many were new."""
+        with self._db.write() as conn:
+            return journal_sql.mark_confirmed(conn, event_ids, self._clock())
+
+    def requeue_unconfirmed(self, older_than: timedelta = timedelta(0)) -> int:
+        """Put events the broker accepted more than ``older_than`` ago (default: any) but the
+        cloud never confirmed back in the outbox, to be published again; returns how many."""
+        with self._db.write() as conn:
+            return journal_sql.requeue_unconfirmed(conn, self._clock() - older_than)
+
     def outbox_depth(self) -> int:
+        """Journaled events the cloud has not confirmed yet (sent or not)."""
         with self._db.read() as conn:
             return journal_sql.outbox_depth(conn)
 
@@ -229,13 +241,15 @@ class Store:
             )
 
     def purge_reads(self, older_than: datetime) -> int:
-        """Blank plate text and image paths of events older than ``older_than`` that were sent.
+        """Blank plate text and image paths of events older than ``older_than`` that the cloud
+        confirmed.
 
-        Unsent events keep their plate (the cloud still needs it). Returns the rows blanked.
+        Unconfirmed events (even if the broker accepted them) keep their plate: the broker may
+        lose them and the cloud still needs it. Returns the rows blanked.
         """
         with self._db.write() as conn:
             count = journal_sql.purge_reads(conn, older_than)
-        log.info("purged plate text from %d sent events", count)
+        log.info("purged plate text from %d confirmed events", count)
         return count
 
     # -- audit ----------------------------------------------------------------------------------

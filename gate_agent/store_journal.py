@@ -2,7 +2,9 @@
 
 Part of :mod:`gate_agent.store`: functions over an open connection inside a transaction the
 caller holds. The outbox is the journal rows whose ``sent_at`` is NULL, read in ``seq`` order
-through a partial index.
+through a partial index. ``sent_at`` is the broker's PUBACK; ``confirmed_at`` the cloud's
+``EventAck`` (stored for good). A sent but unconfirmed event is put back in the outbox
+(:func:`requeue_unconfirmed`) when the confirmation is overdue or after a reconnect.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ __all__ = [
     "events",
     "insert_event",
     "inside",
+    "mark_confirmed",
     "mark_sent",
     "outbox_depth",
     "presence_of",
     "purge_reads",
+    "requeue_unconfirmed",
     "unsent_events",
 ]
 
@@ -46,7 +50,7 @@ PresenceChange = Literal["enter", "leave", "none"]
 PlateHasher = Callable[[str], str]
 
 _INSERT_EVENT = f"""
-INSERT INTO events ({EVENT_COLUMNS.removesuffix(", sent_at")})
+INSERT INTO events ({EVENT_COLUMNS.removesuffix(", sent_at, confirmed_at")})
 VALUES ({", ".join("?" * 17)})
 ON CONFLICT (event_id) DO NOTHING
 """
@@ -99,8 +103,29 @@ def mark_sent(conn: sqlite3.Connection, event_ids: Iterable[str], now: datetime)
     return sum(conn.execute(sql, (sent_at, eid)).rowcount for eid in event_ids)
 
 
+def mark_confirmed(conn: sqlite3.Connection, event_ids: Iterable[str], now: datetime) -> int:
+    """Confirmed by the cloud; also sent (an ack can overtake the PUBACK's bookkeeping)."""
+    sql = """UPDATE events SET confirmed_at = ?1, sent_at = coalesce(sent_at, ?1)
+             WHERE event_id = ?2 AND confirmed_at IS NULL"""
+    stamp = to_text(now)
+    return sum(conn.execute(sql, (stamp, eid)).rowcount for eid in event_ids)
+
+
+def requeue_unconfirmed(conn: sqlite3.Connection, sent_before: datetime) -> int:
+    """Back into the outbox: events the broker accepted before ``sent_before`` that the cloud
+    has not confirmed (the broker may have lost them)."""
+    cursor = conn.execute(
+        """UPDATE events SET sent_at = NULL
+           WHERE confirmed_at IS NULL AND sent_at IS NOT NULL AND sent_at < ?""",
+        (to_text(sent_before),),
+    )
+    return cursor.rowcount
+
+
 def outbox_depth(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("SELECT count(*) FROM events WHERE sent_at IS NULL").fetchone()[0])
+    """Events the cloud has not confirmed yet (unsent, or sent and unconfirmed)."""
+    sql = "SELECT count(*) FROM events WHERE confirmed_at IS NULL"
+    return int(conn.execute(sql).fetchone()[0])
 
 
 def events(
@@ -135,10 +160,10 @@ def events(
 
 
 def purge_reads(conn: sqlite3.Connection, older_than: datetime) -> int:
-    """Blank plate text and image path of *sent* events older than ``older_than``."""
+    """Blank plate text and image path of *confirmed* events older than ``older_than``."""
     cursor = conn.execute(
         """UPDATE events SET plate = NULL, read_text = NULL, image_path = NULL
-           WHERE sent_at IS NOT NULL AND occurred_at < ?
+           WHERE confirmed_at IS NOT NULL AND occurred_at < ?
              AND (plate IS NOT NULL OR read_text IS NOT NULL OR image_path IS NOT NULL)""",
         (to_text(older_than),),
     )

@@ -54,7 +54,8 @@ class JournalEvent:
 
     ``event_id`` is generated when absent and is the cloud's deduplication key. ``occurred_at``
     defaults to the store's clock when journaled. ``plate`` is the matched plate (else the read),
-    ``sent_at`` is set by :meth:`Store.mark_sent` (None while in the outbox).
+    ``sent_at`` is set by :meth:`Store.mark_sent` (the broker accepted it: PUBACK) and
+    ``confirmed_at`` by :meth:`Store.mark_confirmed` (the cloud stored it: an ``EventAck``).
     """
 
     lot_id: str
@@ -75,6 +76,7 @@ class JournalEvent:
     detail: dict[str, Any] = field(default_factory=dict)
     event_id: str = field(default_factory=new_event_id)
     sent_at: datetime | None = None
+    confirmed_at: datetime | None = None
 
     @classmethod
     def for_decision(
@@ -151,7 +153,8 @@ LIST_COLUMNS = "plate, kind, valid_from, valid_until, note"
 PRESENCE_COLUMNS = "plate, visit_id, entered_at, reservation_id"
 EVENT_COLUMNS = (
     "event_id, lot_id, kind, lane_id, direction, visit_id, plate, read_text, confidence, reason, "
-    "reservation_id, fuzzy, amount_owed_cents, currency, occurred_at, image_path, detail, sent_at"
+    "reservation_id, fuzzy, amount_owed_cents, currency, occurred_at, image_path, detail, sent_at, "
+    "confirmed_at"
 )
 
 
@@ -221,7 +224,7 @@ def event_row(e: JournalEvent, occurred_at: datetime) -> tuple[object, ...]:
 def event_from_row(row: tuple[Any, ...]) -> JournalEvent:
     (event_id, lot_id, kind, lane_id, direction, visit_id, plate, read_text, confidence,
      reason, reservation_id, fuzzy, owed, currency, occurred_at, image_path, detail,
-     sent_at) = row  # fmt: skip
+     sent_at, confirmed_at) = row  # fmt: skip
     return JournalEvent(
         lot_id=lot_id,
         kind=EventKind(kind),
@@ -241,6 +244,7 @@ def event_from_row(row: tuple[Any, ...]) -> JournalEvent:
         detail=json.loads(detail),
         event_id=event_id,
         sent_at=opt_time(sent_at),
+        confirmed_at=opt_time(confirmed_at),
     )
 
 

@@ -96,6 +96,16 @@ _INITIAL = (
 )
 
 
+@MIGRATIONS(name="0002_event_confirmed_at")
+def _event_confirmed_at(db: Database) -> None:
+    """``confirmed_at``: the cloud stored the event (its ``EventAck``), not just the broker's
+    PUBACK (``sent_at``). Events sent before this migration count as confirmed (that was the
+    rule when they were sent; re-publishing a whole history would flood the cloud)."""
+    db.execute("ALTER TABLE events ADD COLUMN confirmed_at TEXT")
+    db.execute("UPDATE events SET confirmed_at = sent_at WHERE sent_at IS NOT NULL")
+    db.execute("CREATE INDEX events_unconfirmed ON events(seq) WHERE confirmed_at IS NULL")
+
+
 def apply_migrations(db: Database) -> list[str]:
     """Apply pending migrations; returns the names applied (empty when up to date)."""
     pending = [m.name for m in MIGRATIONS.pending(db)]

@@ -3,7 +3,8 @@
 Wire contract: :mod:`gate_agent.protocol` (and ``docs/protocol.md``). Three threads:
 
 - the paho network thread (``loop_start``) reconnects by itself with backoff; its callbacks only
-  parse and hand work on (``on_message`` → the inbox queue, ``on_publish`` → the outbox);
+  parse and hand work on (``on_message`` → the inbox queue, or the outbox for the cloud's
+  ``EventAck``; ``on_publish`` → the outbox);
 - ``sync-inbox`` applies reservation changes (:class:`~gate_agent.sync_changes.ReservationFeed`),
   runs catch-ups (at start, after every connect, on a gap, on a ``resync`` command; retried with
   backoff when the cloud is unreachable) and obeys commands;
@@ -46,6 +47,7 @@ from gate_agent.protocol import (
     Status,
     encode,
     parse_command,
+    parse_event_ack,
     parse_reservation_change,
     parse_topic,
     topic,
@@ -128,12 +130,12 @@ class SyncClient:
             transport=transport,
         )
         self.topics = {
-            ch: topic(lot_id, ch) for ch in ("reservations", "events", "status", "commands")
+            ch: topic(lot_id, ch) for ch in ("reservations", "events", "status", "commands", "acks")
         }
         self._client = self._make_client()
         self.outbox = OutboxPublisher(
             store, self._publish_event, window=config.inflight_window,
-            on_bad_event=self._bad_event,
+            on_bad_event=self._bad_event, confirm_timeout_s=config.confirm_timeout_seconds,
         )  # fmt: skip
         self._inbox: queue.Queue[_Work] = queue.Queue()
         self._wake = threading.Event()
@@ -234,7 +236,8 @@ class SyncClient:
         self._update_status(connected_at=datetime.now(UTC))
         log.info("sync for lot %s connected (session present: %s)", self.lot_id,
                  flags.session_present)  # fmt: skip
-        client.subscribe([(self.topics["reservations"], 1), (self.topics["commands"], 1)])
+        client.subscribe([(self.topics[ch], 1) for ch in ("reservations", "commands", "acks")])
+        self.outbox.reconnected()  # the broker may have lost what it accepted but never delivered
         client.publish(self.topics["status"], encode(self._online()), qos=1, retain=True)
         self._inbox.put(_CatchUp(time.monotonic()))
         self._wake.set()
@@ -264,6 +267,12 @@ class SyncClient:
                 self._inbox.put(parse_reservation_change(bytes(message.payload)))
             elif channel == "commands":
                 self._inbox.put(parse_command(bytes(message.payload)))
+            elif channel == "acks":
+                ack = parse_event_ack(bytes(message.payload))
+                if ack.lot_id != self.lot_id:
+                    raise ProtocolError("wrong_lot", "ack payload lot_id differs from the topic's")
+                self.outbox.confirmed(ack.event_ids)
+                self._wake.set()
             else:
                 raise ProtocolError("bad_topic", f"lots do not consume {channel}")
         except ProtocolError as exc:
@@ -377,7 +386,7 @@ class SyncClient:
 
     def _bad_event(self, event: JournalEvent, exc: ProtocolError) -> None:
         self.dead_letters.add("journal", f"event {event.event_id}: {exc}", repr(event.kind))
-        self.store.mark_sent([event.event_id])  # never publishable; keep it from blocking
+        self.store.mark_confirmed([event.event_id])  # never publishable; keep it from blocking
 
     def _online(self) -> Status:
         lanes = self._lane_health() if self._lane_health is not None else []

@@ -16,6 +16,14 @@ means the broker dropped the event: nobody (not even an offline persistent sessi
 to our events topic at that instant, e.g. the cloud's ingest has not re-subscribed yet after a
 broker restart. Such an event is not marked sent: the outbox pauses briefly and publishes it
 again (``NO_SUBSCRIBERS_BACKOFF_S``) until the broker has somewhere to put it.
+
+A PUBACK 0x00 is still only the broker's promise: Mosquitto saves its persistence every
+``autosave_interval`` and on a clean stop, so a broker crash can lose a PUBACKed event. The cloud
+therefore confirms what it stored (``EventAck`` on the lot's ``acks`` topic; the network thread
+records it with :meth:`confirmed`, :meth:`pump` commits ``Store.mark_confirmed``). An event the
+broker accepted but the cloud has not confirmed within ``confirm_timeout_s``, and every such
+event after a (re)connect (:meth:`reconnected`), goes back into the outbox
+(``Store.requeue_unconfirmed``) and is published again; the cloud acks duplicates too.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from gate_agent.protocol import GateEvent, ProtocolError, encode
 from gate_agent.store import JournalEvent, Store
@@ -37,6 +46,7 @@ Publish = Callable[[bytes], int | None]  # returns the message id, None when it 
 ACK_TIMEOUT_S = 60.0  # connected but no PUBACK this long: forget it and publish it again
 REFUSED_BACKOFF_S = (1.0, 60.0)  # broker refused a publish (reason code): pause, doubling
 NO_SUBSCRIBERS_BACKOFF_S = (0.25, 5.0)  # PUBACK 0x10: the cloud is not subscribed yet
+MAX_CONFIRM_CHECK_S = 5.0  # look for overdue confirmations at least this often
 
 
 @dataclass(slots=True)
@@ -56,6 +66,7 @@ class OutboxPublisher:
         window: int = 20,
         clock: Callable[[], float] = time.monotonic,
         on_bad_event: Callable[[JournalEvent, ProtocolError], None] | None = None,
+        confirm_timeout_s: float = 30.0,
     ) -> None:
         if window < 1:
             raise ValueError("the in-flight window must be at least 1")
@@ -69,8 +80,15 @@ class OutboxPublisher:
         self._paused_until = 0.0
         self._backoff = REFUSED_BACKOFF_S[0]
         self._undelivered_backoff = NO_SUBSCRIBERS_BACKOFF_S[0]
+        self._confirmations: deque[list[str]] = deque()  # EventAck ids, from the network thread
+        self._confirm_timeout = timedelta(seconds=confirm_timeout_s)
+        self._check_every = min(max(confirm_timeout_s / 4, 0.05), MAX_CONFIRM_CHECK_S)
+        self._next_check = 0.0
+        self._requeue_all = False
         self.sent_total = 0
         self.undelivered_total = 0  # PUBACKs saying nobody subscribed (published again later)
+        self.confirmed_total = 0  # events the cloud confirmed (first time each)
+        self.requeued_total = 0  # PUBACKed events published again for want of a confirmation
 
     @property
     def inflight(self) -> int:
@@ -81,21 +99,33 @@ class OutboxPublisher:
         ``delivered`` False: accepted but dropped for want of subscribers (0x10)."""
         self._acks.append((mid, ok, delivered))
 
-    def pump(self, connected: bool) -> float | None:
-        """Mark acknowledged events sent and, when connected, refill the window.
+    def confirmed(self, event_ids: list[str]) -> None:
+        """Record the cloud's confirmation of stored events (any thread)."""
+        self._confirmations.append(event_ids)
 
-        Returns seconds until a pause ends (the caller should wake by then), else None.
+    def reconnected(self) -> None:
+        """The session was (re)established: whatever the broker held unconfirmed may be gone."""
+        self._requeue_all = True
+
+    def pump(self, connected: bool) -> float | None:
+        """Record PUBACKs (sent) and the cloud's acks (confirmed), put overdue events back in
+        the outbox and, when connected, refill the window.
+
+        Returns seconds until a pause ends or the next overdue check (the caller should wake
+        by then), else None.
         """
         self._settle()
+        self._confirm()
         now = self._clock()
         if not connected:
             return None
+        self._requeue_overdue(now)
         if now < self._paused_until:
-            return self._paused_until - now
+            return min(self._paused_until, self._next_check) - now
         self._expire(now)
         room = self.window - len(self._inflight)
         if room <= 0:
-            return None
+            return max(0.0, self._next_check - now)
         flying = {f.event_id for f in self._inflight.values()}
         for event in self.store.unsent_events(limit=room + len(flying)):
             if event.event_id in flying:
@@ -105,7 +135,29 @@ class OutboxPublisher:
             room -= 1
             if room == 0:
                 break
-        return None
+        return max(0.0, self._next_check - now)
+
+    def _confirm(self) -> None:
+        ids: list[str] = []
+        while self._confirmations:
+            ids.extend(self._confirmations.popleft())
+        if ids:
+            self.confirmed_total += self.store.mark_confirmed(ids)
+
+    def _requeue_overdue(self, now: float) -> None:
+        if self._requeue_all:
+            self._requeue_all = False
+            older_than = timedelta(0)
+        elif now >= self._next_check:
+            older_than = self._confirm_timeout
+        else:
+            return
+        self._next_check = now + self._check_every
+        requeued = self.store.requeue_unconfirmed(older_than)
+        if requeued:
+            self.requeued_total += requeued
+            log.warning("%d event(s) accepted by the broker but not confirmed by the cloud; "
+                        "publishing them again", requeued)  # fmt: skip
 
     def _send(self, event: JournalEvent, now: float) -> bool:
         try:

@@ -1,7 +1,8 @@
 """The shipped Mosquitto ACL (config/mosquitto/acl) against a real broker.
 
-Lot A's credentials may publish its own events/status and read its own reservations/commands;
-lot B's topics are refused by the broker (MQTT 5 reason code 0x87 "not authorized").
+Lot A's credentials may publish its own events/status and read its own
+reservations/commands/acks; lot B's topics are refused by the broker (MQTT 5 reason code 0x87
+"not authorized").
 """
 
 from __future__ import annotations
@@ -175,3 +176,20 @@ def test_shipped_mosquitto_conf_starts(tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert b"Error" not in err
+
+
+def test_lot_reads_only_its_own_acks_and_cannot_forge_them(peers: dict[str, Peer]) -> None:
+    """``acks`` (the cloud's confirmation of stored events): lot A never sees lot B's, and no lot
+    may publish an ack (a forged one would make an agent stop re-sending a lost event)."""
+    lot_a, lot_b, cloud = peers["lot-a"], peers["lot-b"], peers["cloud"]
+    assert lot_a.subscribe(topic("lot-b", "acks")).value in (1, NOT_AUTHORIZED)
+    assert lot_a.subscribe(topic("lot-a", "acks")).value == 1
+    assert lot_b.subscribe(topic("lot-b", "acks")).value == 1
+    assert lot_a.publish(topic("lot-a", "acks"), b'{"forged": "a"}').value == NOT_AUTHORIZED
+    assert lot_b.publish(topic("lot-a", "acks"), b'{"forged": "b"}').value == NOT_AUTHORIZED
+    assert not cloud.publish(topic("lot-b", "acks"), b'{"ids": "b"}').is_failure
+    assert not cloud.publish(topic("lot-a", "acks"), b'{"marker": "a"}').is_failure
+    wait_for(lambda: (topic("lot-b", "acks"), b'{"ids": "b"}') in lot_b.messages)
+    wait_for(lambda: (topic("lot-a", "acks"), b'{"marker": "a"}') in lot_a.messages)
+    assert lot_a.messages == [(topic("lot-a", "acks"), b'{"marker": "a"}')]
+    assert lot_b.messages == [(topic("lot-b", "acks"), b'{"ids": "b"}')]

@@ -111,3 +111,38 @@ def test_the_ingest_subscription_survives_a_broker_restart_while_the_ingest_is_a
         second.stop()
     with session_factory() as s:  # type: ignore[operator]
         assert s.get(GateEventRecord, p.parse_gate_event(queued).event_id) is not None
+
+
+def test_stored_and_duplicate_events_are_confirmed_to_their_lot_after_the_commit(
+    broker: tuple[MosquittoInstance, Path], session_factory: object, world: World
+) -> None:
+    """``EventAck`` on the lot's ``acks`` topic (readable with the lot's own credentials) lists
+    what the cloud stored or already had; dead-lettered events are never confirmed."""
+    mqtt_broker, _ = broker
+    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port,
+                              password=CLOUD_PASSWORD, client_prefix="acks")  # fmt: skip
+    ingest = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
+    lot = Peer(mqtt_broker, str(world.lot_id), "pw")
+    acks_topic = p.topic(str(world.lot_id), "acks")
+
+    def acked() -> list[p.EventAck]:
+        return [p.parse_event_ack(m) for t, m in list(lot.messages) if t == acks_topic]
+
+    try:
+        wait_for(ingest.connected.is_set, what="ingest connected")
+        assert lot.subscribe(acks_topic).value == 1
+        events = p.topic(str(world.lot_id), "events")
+        first, second = event(world.lot_id), event(world.lot_id)
+        for payload in (first, second, b"not json", event(world.other_lot_id)):
+            assert not lot.publish(events, payload).is_failure
+        ids = {p.parse_gate_event(e).event_id for e in (first, second)}
+        wait_for(lambda: {i for a in acked() for i in a.event_ids} == ids, what="both acked")
+        before = len(acked())
+        assert not lot.publish(events, first).is_failure  # redelivered: acked again
+        wait_for(lambda: len(acked()) > before, what="the duplicate acked")
+        assert acked()[-1].event_ids == [p.parse_gate_event(first).event_id]
+        assert all(a.lot_id == str(world.lot_id) for a in acked())
+        assert ingest.stats.duplicates == 1 and ingest.stats.dead_letters == 2
+    finally:
+        lot.close()
+        ingest.stop()

@@ -94,12 +94,19 @@ class Received:
 
 
 class CloudPeer:
-    """The cloud's MQTT side: a persistent MQTT 5 session subscribed to events and status."""
+    """The cloud's MQTT side: a persistent MQTT 5 session subscribed to events and status that
+    confirms every event it receives with an ``EventAck`` (unless ``acks`` is False)."""
 
     def __init__(
-        self, broker: MosquittoInstance, lot_id: str, *, client_id: str | None = None
+        self,
+        broker: MosquittoInstance,
+        lot_id: str,
+        *,
+        client_id: str | None = None,
+        acks: bool = True,
     ) -> None:
         self.lot_id = lot_id
+        self.acks = acks
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"cloud-{uuid.uuid4().hex[:8]}",
@@ -123,9 +130,13 @@ class CloudPeer:
         client.subscribe([(p.topic(self.lot_id, "events"), 1), (p.topic(self.lot_id, "status"), 1)])
         self.connects += 1
 
-    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, client: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
             self.received.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
+        if self.acks and msg.topic.endswith("/events"):
+            ack = p.EventAck(lot_id=self.lot_id, acked_at=datetime.now(UTC),
+                             event_ids=[p.parse_gate_event(msg.payload).event_id])  # fmt: skip
+            client.publish(p.topic(self.lot_id, "acks"), p.encode(ack), qos=1)
 
     def send(self, channel: p.Channel, payload: bytes) -> None:
         info = self.client.publish(p.topic(self.lot_id, channel), payload, qos=1)

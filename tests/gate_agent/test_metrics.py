@@ -90,6 +90,8 @@ def test_metrics_move_with_decisions_pulses_and_outbox(agent: Agent) -> None:
     assert value(after, "parkgate_barrier_pulses_total", lane=LANE, result="ok") == 1
     assert value(after, "parkgate_outbox_depth") == 2
     agent.store.mark_sent([e.event_id for e in agent.store.unsent_events()])
+    assert value(scrape(client), "parkgate_outbox_depth") == 2  # the broker's PUBACK is not enough
+    agent.store.mark_confirmed([e.event_id for e in agent.store.events()])
     assert value(scrape(client), "parkgate_outbox_depth") == 0
 
 

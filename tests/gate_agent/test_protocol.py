@@ -168,6 +168,27 @@ def test_status_and_will() -> None:
         p.parse_status(json.dumps({"v": 1, "lot_id": "lot-a", "state": "sleepy"}))
 
 
+def test_event_ack() -> None:
+    ack = p.EventAck(lot_id="lot-a", event_ids=["e1", "e2"], acked_at=T0)
+    assert p.parse_event_ack(p.encode(ack)) == ack
+    assert p.parse_topic(p.topic("lot-a", "acks")) == ("lot-a", "acks")
+    good = json.loads(p.encode(ack))
+    for broken in (
+        {**good, "event_ids": []},
+        {**good, "event_ids": [""]},
+        {**good, "event_ids": ["e"] * (p.MAX_ACK_IDS + 1)},
+        {**good, "acked_at": "2026-03-02T12:00:00"},
+        {**good, "stored": 2},
+        {k: v for k, v in good.items() if k != "lot_id"},
+    ):
+        with pytest.raises(p.ProtocolError) as info:
+            p.parse_event_ack(json.dumps(broken))
+        assert info.value.reason == "invalid"
+    with pytest.raises(p.ProtocolError) as info:
+        p.parse_event_ack(json.dumps({**good, "v": 2}))
+    assert info.value.reason == "unsupported_version"
+
+
 def test_commands() -> None:
     open_cmd = {
         "v": 1,

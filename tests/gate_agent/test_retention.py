@@ -56,7 +56,7 @@ def test_purge_blanks_sent_reads_and_deletes_their_images(tmp_path: Path) -> Non
         recent_sent = denied("NEW1", NOW - timedelta(days=1))
         for event in (old_sent, old_unsent, recent_sent):
             store.journal(event)
-        store.mark_sent([old_sent.event_id, recent_sent.event_id])
+        store.mark_confirmed([old_sent.event_id, recent_sent.event_id])
         # fresh files on disk: the purged event's image goes because its event was purged
         old_sent_image = keep_image(tmp_path, old_sent)
         old_unsent_image = keep_image(tmp_path, old_unsent)  # recent mtime, unsent: kept

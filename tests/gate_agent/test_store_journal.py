@@ -73,9 +73,27 @@ def test_unsent_events_in_journal_order_and_mark_sent(store: Store, clock: Clock
     clock.now = NOW + timedelta(minutes=1)
     assert store.mark_sent(ids[:2]) == 2
     assert store.mark_sent(ids[:2]) == 0
-    assert store.outbox_depth() == 3
+    assert store.outbox_depth() == 5  # the broker's PUBACK is not the cloud's confirmation
     assert [e.event_id for e in store.unsent_events()] == ids[2:]
     assert store.events(plate="AB123CD")[-1].sent_at == NOW + timedelta(minutes=1)
+
+
+def test_confirmed_events_leave_the_outbox_unconfirmed_ones_are_requeued(
+    store: Store, clock: Clock
+) -> None:
+    ids = [store.journal(ev(visit_id=f"v{i}")) for i in range(4)]
+    store.mark_sent(ids[:3])
+    clock.now = NOW + timedelta(seconds=10)
+    assert store.mark_confirmed([ids[0], ids[3], "unknown"]) == 2  # an ack can beat the PUBACK
+    assert store.mark_confirmed([ids[0]]) == 0
+    assert store.outbox_depth() == 2
+    by_id = {e.event_id: e for e in store.events()}
+    assert by_id[ids[3]].sent_at == by_id[ids[3]].confirmed_at == NOW + timedelta(seconds=10)
+    assert store.requeue_unconfirmed(timedelta(seconds=30)) == 0  # sent 10 s ago: not overdue
+    clock.now = NOW + timedelta(seconds=31)
+    assert store.requeue_unconfirmed(timedelta(seconds=30)) == 2
+    assert [e.event_id for e in store.unsent_events()] == ids[1:3]
+    assert store.requeue_unconfirmed() == 0  # unsent ones are the outbox's already
 
 
 def test_events_newest_first_with_filters(store: Store, clock: Clock) -> None:
@@ -93,12 +111,14 @@ def test_events_newest_first_with_filters(store: Store, clock: Clock) -> None:
     assert len(store.events(limit=1)) == 1
 
 
-def test_purge_blanks_only_sent_old_reads(store: Store, clock: Clock) -> None:
+def test_purge_blanks_only_confirmed_old_reads(store: Store, clock: Clock) -> None:
     old_sent = store.journal(ev("OLD111", image_path="/img/1.jpg"))
     old_unsent = store.journal(ev("OLD222"))
+    old_sent_only = store.journal(ev("OLD444"))  # the broker accepted it; the cloud never said
     clock.now = NOW + timedelta(days=40)
     recent_sent = store.journal(ev("NEW333"))
-    store.mark_sent([old_sent, recent_sent])
+    store.mark_sent([old_sent, recent_sent, old_sent_only])
+    store.mark_confirmed([old_sent, recent_sent])
     assert store.purge_reads(older_than=NOW + timedelta(days=10)) == 1
     by_id = {e.event_id: e for e in store.events()}
     assert (by_id[old_sent].plate, by_id[old_sent].read_text, by_id[old_sent].image_path) == (
@@ -108,6 +128,7 @@ def test_purge_blanks_only_sent_old_reads(store: Store, clock: Clock) -> None:
     )
     assert by_id[old_sent].reason == "reservation_valid"  # the event itself stays
     assert by_id[old_unsent].plate == "OLD222"
+    assert by_id[old_sent_only].plate == "OLD444"
     assert by_id[recent_sent].plate == "NEW333"
     assert store.purge_reads(older_than=NOW + timedelta(days=10)) == 0
 

@@ -4,8 +4,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
-from gate_agent.store import Store
+from gate_agent.store import EventKind, JournalEvent, Store
 from gate_agent.store_schema import MIGRATIONS
 
 
@@ -39,3 +40,22 @@ def test_close_is_safe_twice_and_closed_store_refuses(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(sqlite3.ProgrammingError):
         store.set_state("k", 1)
+
+
+def test_confirmed_at_migration_counts_events_sent_before_it_as_confirmed(tmp_path: Path) -> None:
+    """0002 adds ``confirmed_at``: events PUBACKed under the old rule stay out of the outbox."""
+    path = tmp_path / "agent.sqlite"
+    with sqlite3.connect(path) as conn:
+        MIGRATIONS.apply(Database(conn), stop_before="0002_event_confirmed_at")
+        row = "INSERT INTO events (event_id, lot_id, kind, occurred_at, sent_at) VALUES (?,?,?,?,?)"
+        conn.execute(row, ("old-sent", "lot", "health", "2026-03-01T00:00:00+00:00",
+                           "2026-03-01T00:00:01+00:00"))  # fmt: skip
+        conn.execute(row, ("old-unsent", "lot", "health", "2026-03-01T00:00:00+00:00", None))
+    with Store(path) as store:
+        assert applied(path)[-1] == "0002_event_confirmed_at"
+        by_id = {e.event_id: e for e in store.events()}
+        assert by_id["old-sent"].confirmed_at == by_id["old-sent"].sent_at is not None
+        assert by_id["old-unsent"].confirmed_at is None
+        assert store.outbox_depth() == 1
+        store.journal(JournalEvent(lot_id="lot", kind=EventKind.HEALTH, event_id="new"))
+        assert [e.event_id for e in store.unsent_events()] == ["old-unsent", "new"]

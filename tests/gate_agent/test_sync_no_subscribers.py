@@ -70,6 +70,7 @@ def test_a_broker_restart_drops_shared_subscriptions_and_nothing_is_lost(
     before = journal(store, 2, "before")
     sync.notify()
     wait_for(lambda: peer.event_ids() == before, what="delivered through $share")
+    wait_for(lambda: store.outbox_depth() == 0, what="confirmed by the cloud")
     peer.close()  # the ingest goes away; its persistent session stays at the broker
     mosquitto.restart()  # SIGTERM: the session is saved, but Mosquitto 2.0 forgets $share subs
     wait_for(lambda: sync.status.connected, timeout=15, what="agent reconnected")
@@ -80,6 +81,6 @@ def test_a_broker_restart_drops_shared_subscriptions_and_nothing_is_lost(
     back = SharedPeer(mosquitto, LOT, client_id="cloud-ingest")
     try:
         wait_for(lambda: back.event_ids() == after, timeout=15, what="published again")
-        wait_for(lambda: store.outbox_depth() == 0, what="all marked sent")
+        wait_for(lambda: store.outbox_depth() == 0, what="all confirmed")
     finally:
         back.close()

@@ -34,12 +34,12 @@ CLOUD_PASSWORD = "cloud-secret"
 FREE = {"car": (0, 0)}  # free bookings are confirmed at once (no payment round trip)
 
 
-def secured_broker(workdir: Path) -> tuple[MosquittoInstance, Path]:
+def secured_broker(workdir: Path, extra_config: str = "") -> tuple[MosquittoInstance, Path]:
     passwd = workdir / "passwd"
     workdir.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "cloud", CLOUD_PASSWORD],
                    check=True)  # fmt: skip
-    extra = f"password_file {passwd}\nacl_file {ACL}"
+    extra = f"password_file {passwd}\nacl_file {ACL}\n{extra_config}"
     broker = MosquittoInstance(workdir / "broker", extra_config=extra, anonymous=False)
     return broker, passwd  # start it once the lots' passwords are in the file
 
@@ -50,6 +50,7 @@ class CloudStack:
     lots: int = 1
     spaces: int = 50
     poll_interval: float = 0.05
+    broker_config: str = ""  # appended to the broker's config (later lines win)
     broker: MosquittoInstance = field(init=False)
     lot_ids: list[int] = field(default_factory=list)
     devices: dict[int, Provisioned] = field(default_factory=dict)
@@ -60,7 +61,7 @@ class CloudStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.url = f"sqlite:///{self.workdir / 'cloud.db'}"
         upgrade(self.url)
-        self.broker, passwd = secured_broker(self.workdir / "mqtt")
+        self.broker, passwd = secured_broker(self.workdir / "mqtt", self.broker_config)
         engine = make_engine(self.url)
         with make_sessionmaker(engine)() as s:
             for n in range(self.lots):
