@@ -24,6 +24,11 @@ lock. A thread's reader connection lives until :meth:`Store.close`. Bulk loads c
 The hot path, :meth:`Store.facts_for`, is in :mod:`gate_agent.store_lookup`: fixed SQL on the raw
 ``sqlite3`` cursor, no sqlite-utils introspection.
 
+Lookups: an in-memory key filter (:mod:`gate_agent.store_filter`) in front of the plate index
+lets an unknown car's lookup skip its index seeks. It learns every key this ``Store`` writes and
+is rebuilt from the index on open and after snapshots, so the cache must be written through one
+``Store`` per database file (the agent's); other processes may read the file but not write it.
+
 Privacy: :meth:`Store.purge_reads` blanks plate text of *confirmed* events past retention; the
 ``plate_hasher`` seam (identity by default) is applied to plate text written to the journal.
 """
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -45,6 +51,7 @@ from gate_agent import store_cache as cache
 from gate_agent import store_journal as journal_sql
 from gate_agent.domain import CandidateFacts, ListEntry, ListKind, Presence, Reservation
 from gate_agent.store_db import Connections
+from gate_agent.store_filter import KeyFilter
 from gate_agent.store_journal import PresenceChange
 from gate_agent.store_rows import AuditEntry, EventKind, JournalEvent, to_text
 from gate_agent.store_schema import apply_migrations
@@ -63,6 +70,19 @@ def utc_now() -> datetime:
 
 def _identity(plate: str) -> str:
     return plate
+
+
+def _keys_of(plate_texts: Iterable[str]) -> Iterator[str]:
+    for text in plate_texts:
+        yield from plates.index_keys(plates.normalise(text))
+
+
+def _load_filter(conn: sqlite3.Connection) -> KeyFilter:
+    """A filter over every key in ``plate_keys`` (a scan: at start-up and after snapshots)."""
+    count = conn.execute("SELECT count(*) FROM plate_keys").fetchone()[0]
+    keys = KeyFilter(count)
+    keys.add_all(row[0] for row in conn.execute("SELECT key FROM plate_keys"))
+    return keys
 
 
 def _chunks(items: Iterable[Reservation], size: int) -> Iterator[list[Reservation]]:
@@ -86,6 +106,7 @@ class Store:
         self._hash = plate_hasher
         with self._db.locked() as conn:
             applied = apply_migrations(Database(conn))
+            self._keys = _load_filter(conn)
         if applied:
             log.info("store %s: applied migrations %s", self._db.path, ", ".join(applied))
 
@@ -99,14 +120,17 @@ class Store:
         """Close every connection; safe to call twice."""
         self._db.close()
 
+    def _rebuild_filter(self) -> None:
+        with self._db.locked() as conn:  # no write can add keys while the new filter is built
+            self._keys = _load_filter(conn)
+
     def _stamp(self) -> str:
         return to_text(self._clock())
 
     # -- reservations ---------------------------------------------------------------------------
 
     def upsert_reservation(self, reservation: Reservation) -> None:
-        with self._db.write() as conn:
-            cache.upsert_reservations(conn, [reservation], self._stamp())
+        self.upsert_reservations([reservation])
 
     def upsert_reservations(self, reservations: Iterable[Reservation]) -> int:
         """Bulk insert/update, committed every ``BULK_CHUNK`` rows (not atomic as a whole, so a
@@ -114,18 +138,29 @@ class Store:
         count = 0
         for chunk in _chunks(reservations, BULK_CHUNK):
             with self._db.write() as conn:
+                self._keys.add_all(_keys_of(r.plate for r in chunk))  # before the rows commit
                 count += cache.upsert_reservations(conn, chunk, self._stamp())
         if count > BULK_CHUNK:
             self._db.checkpoint()
+        if self._keys.overfull:
+            self._rebuild_filter()
         return count
 
     def replace_all_reservations(self, reservations: Iterable[Reservation]) -> int:
         """Swap the whole reservation cache for a snapshot, atomically."""
+        keys = self._keys
+
+        def noting_keys(items: Iterable[Reservation]) -> Iterator[Reservation]:
+            for r in items:  # the live filter learns the new plates before they commit
+                keys.add_all(_keys_of([r.plate]))
+                yield r
+
         with self._db.write() as conn:
             count = cache.replace_reservations(
-                conn, _chunks(reservations, BULK_CHUNK), self._stamp()
+                conn, _chunks(noting_keys(reservations), BULK_CHUNK), self._stamp()
             )
         self._db.checkpoint()
+        self._rebuild_filter()  # drop the replaced plates' keys, size it for the new cache
         log.info("reservation snapshot applied: %d reservations", count)
         return count
 
@@ -145,6 +180,7 @@ class Store:
 
     def put_list_entry(self, entry: ListEntry) -> None:
         with self._db.write() as conn:
+            self._keys.add_all(_keys_of([entry.plate]))
             cache.put_list_entry(conn, entry, self._stamp())
 
     def remove_list_entry(self, plate: str, kind: ListKind) -> bool:
@@ -159,7 +195,7 @@ class Store:
 
     def facts_for(self, read_text: str, confidence: float) -> CandidateFacts:
         """The hot path: match a read against the cache and gather the matched plate's facts."""
-        return store_lookup.lookup(self._db.fetch, read_text, confidence)
+        return store_lookup.lookup(self._db.fetch, read_text, confidence, self._keys)
 
     # -- presence -------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ taken a moment later. ``bench/lookup.py`` measures this path with 1,000,000 rese
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -65,18 +65,26 @@ def plates_by_keys_sql(n_keys: int) -> str:
     )
 
 
-def lookup(fetch: Fetch, read_text: str, confidence: float) -> CandidateFacts:
-    """Match a read against the cache and gather the matched plate's facts (see module doc)."""
+def lookup(
+    fetch: Fetch, read_text: str, confidence: float, known: Container[str] | None = None
+) -> CandidateFacts:
+    """Match a read against the cache and gather the matched plate's facts (see module doc).
+
+    ``known`` (the store's :class:`~gate_agent.store_filter.KeyFilter`) says which index keys
+    may exist; keys it rules out are not looked up, which makes an unknown car's lookup cheap.
+    """
     read = plates.normalise(read_text)
     if not read:
         return CandidateFacts(read, confidence, Match(MatchKind.NONE))
     key = plates.lookalike_key(read)
-    rows = fetch(FACTS_BY_KEY, (key,))
-    facts = facts_from_rows(read, confidence, rows)
-    if facts.match.kind is not MatchKind.NONE:
-        return facts
-    others = tuple(k for k in plates.query_keys(read) if k != key)
-    near = {row[0] for row in rows}
+    near: set[str] = set()
+    if known is None or key in known:
+        rows = fetch(FACTS_BY_KEY, (key,))
+        facts = facts_from_rows(read, confidence, rows)
+        if facts.match.kind is not MatchKind.NONE:
+            return facts
+        near.update(row[0] for row in rows)
+    others = tuple(k for k in plates.query_keys(read) if k != key and (known is None or k in known))
     if others:
         near.update(row[0] for row in fetch(plates_by_keys_sql(len(others)), others))
     found = plates.match(read, near)
