@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 
+from gate_agent.recognition import Recognizer
 from tests.support.services import MosquittoInstance, PostgresInstance
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +39,21 @@ def artifacts_dir() -> Path:
     path = ROOT / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def recognizer(models_dir: Path) -> Recognizer:
+    """The real plate recognizer, loaded once (it is thread-safe and holds no per-lane state)."""
+    return Recognizer.from_models(models_dir, threads=2)
+
+
+@pytest.fixture
+def pins() -> Iterator[MockFactory]:
+    """gpiozero's mock pins; each pin keeps its timestamped state history."""
+    factory = MockFactory()
+    yield factory
+    factory.reset()
+    factory.close()
 
 
 @pytest.fixture

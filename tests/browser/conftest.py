@@ -50,22 +50,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-@pytest.fixture(scope="module")
-def recognizer(models_dir: Path) -> Recognizer:
-    return Recognizer.from_models(models_dir, threads=2)
-
-
 @pytest.fixture(scope="session")
 def operator_hash() -> str:
     return hash_password(PASSWORD)
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()
-    factory.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,11 +27,6 @@ BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
 UNKNOWN_PHOTO = "us/1e241dc8-8f18-4955-8988-03a0ab49f813.jpg"  # plate CCLVN3
 PULSE_S = 0.3
 BARRIER_PIN = 17
-
-
-@pytest.fixture(scope="module")
-def recognizer(models_dir: Path) -> Recognizer:
-    return Recognizer.from_models(models_dir, threads=2)
 
 
 def photo_folder(tmp_path: Path, dataset_dir: Path, photo: str) -> Path:
@@ -74,14 +68,6 @@ def booking(plate: str) -> Reservation:
         status=ReservationStatus.CONFIRMED,
         space_label="A7",
     )
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()
-    factory.close()
 
 
 def start_agent(

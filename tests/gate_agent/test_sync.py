@@ -117,7 +117,7 @@ def test_pushed_changes_reach_the_store_duplicates_and_garbage_do_no_harm(
         first = cloud.upsert(snapshot("bk_1", "AB123CD"))
         peer.send("reservations", p.encode(first))
         wait_for(lambda: store.get_reservation("bk_1"), what="bk_1 cached")
-        assert sync.status.last_applied_seq == 1
+        wait_for(lambda: sync.status.last_applied_seq == 1, what="seq 1 recorded")
 
         changed = cloud.upsert(snapshot("bk_1", "XY999ZZ"), cause="plate_changed")
         peer.send("reservations", p.encode(changed))

@@ -41,11 +41,6 @@ API_TOKEN = "t0ken-for-the-lot-api-123456"
 LANE = "entry-1"
 
 
-@pytest.fixture(scope="module")
-def recognizer(models_dir: Path) -> Recognizer:
-    return Recognizer.from_models(models_dir, threads=2)
-
-
 @pytest.fixture(scope="session")
 def operator_hash() -> str:
     return hash_password(PASSWORD)
@@ -114,14 +109,6 @@ def login(client: TestClient | httpx.Client, password: str = PASSWORD) -> httpx.
 
 def pin_states(pins: MockFactory) -> list[bool]:
     return [s.state for s in pins.pin(PIN).states]
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()
-    factory.close()
 
 
 @pytest.fixture

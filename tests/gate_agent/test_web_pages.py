@@ -38,21 +38,8 @@ from tests.support.services import free_port
 
 
 @pytest.fixture(scope="module")
-def recognizer(models_dir: Path) -> Recognizer:
-    return Recognizer.from_models(models_dir, threads=2)
-
-
-@pytest.fixture(scope="module")
 def operator_hash() -> str:
     return hash_password(PASSWORD)
-
-
-@pytest.fixture
-def pins() -> Iterator[MockFactory]:
-    factory = MockFactory()
-    yield factory
-    factory.reset()
-    factory.close()
 
 
 @pytest.fixture
