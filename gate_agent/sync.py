@@ -23,11 +23,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -36,7 +36,6 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gate_agent.config import SyncConfig
-from gate_agent.domain import Direction
 from gate_agent.protocol import (
     ChangeKind,
     Command,
@@ -54,6 +53,7 @@ from gate_agent.protocol import (
 )
 from gate_agent.store import JournalEvent, Store
 from gate_agent.sync_changes import CatchUpError, DeadLetters, ReservationFeed
+from gate_agent.sync_commands import RemoteLane, lane_health, remote_open
 from gate_agent.sync_outbox import OutboxPublisher
 
 __all__ = ["RemoteLane", "SyncClient", "SyncStatus", "lane_health"]
@@ -64,15 +64,6 @@ COMMANDS_STATE_KEY = "sync.recent_commands"
 RECENT_COMMANDS = 200  # command ids remembered so a redelivered open does not open twice
 CATCH_UP_BACKOFF_S = (1.0, 60.0)
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code
-
-
-class RemoteLane(Protocol):
-    """What the sync client needs of a lane (``gate_agent.lane.Lane`` fits)."""
-
-    lane_id: str
-    direction: Direction
-
-    def manual_open(self, *, actor: str, reason: str) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,25 +330,10 @@ class SyncClient:
         self._remote_open(command)
 
     def _remote_open(self, command: Command) -> None:
-        actor = f"remote:{command.actor}"
-        lane = self.lanes.get(command.lane_id or "")
-        refusal = None
-        if command.expires_at is not None and command.expires_at <= datetime.now(UTC):
-            refusal = "command expired before it arrived"
-        elif lane is None:
-            refusal = "no such lane"
-        if refusal is not None or lane is None:
-            log.warning("remote open of lane %s refused: %s", command.lane_id, refusal)
-            detail = {"command_id": command.command_id, "asked": command.reason}
-            self.store.audit(actor, "remote_open_refused", refusal or "no such lane",
-                             lane_id=command.lane_id, detail=detail)  # fmt: skip
-            return
-        log.info("remote open of lane %s by %s", lane.lane_id, command.actor)
-        try:
-            lane.manual_open(actor=actor, reason=command.reason or "remote open")
-        except ValueError as exc:
-            self._note_error(f"remote open failed: {exc}")
-        self._wake.set()
+        error = remote_open(command, self.lanes, self.store)
+        if error is not None:
+            self._note_error(error)
+        self._wake.set()  # the manual open journaled an event (or an audit row): publish it
 
     # -- the outbox thread ----------------------------------------------------------------------
 
@@ -412,22 +388,3 @@ class SyncClient:
     def _update_status(self, **changes: Any) -> None:
         with self._status_lock:
             self._status = replace(self._status, **changes)
-
-
-def lane_health(
-    lanes: Iterable[Any], clock: Callable[[], float] = time.monotonic
-) -> list[LaneHealth]:
-    """Heartbeat lane entries from ``Lane.status`` (frames, age of the last frame, last error)."""
-    now = clock()
-    return [
-        LaneHealth(
-            lane_id=lane.lane_id,
-            direction=lane.direction,
-            frames=lane.status.frames,
-            last_frame_age_s=None
-            if lane.status.last_frame_at is None
-            else max(0.0, now - lane.status.last_frame_at),
-            last_error=(lane.status.last_error or None) and str(lane.status.last_error)[:500],
-        )
-        for lane in lanes
-    ]
