@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,6 +22,8 @@ from gate_agent.config import parse_config
 from gate_agent.domain import Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
 from gate_agent.store import EventKind, Store
+from tests.support.agents import one_lane_config
+from tests.support.agents import photo_folder as support_photo_folder
 from tests.support.services import wait_for
 
 BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
@@ -31,31 +34,14 @@ BARRIER_PIN = 17
 
 def photo_folder(tmp_path: Path, dataset_dir: Path, photo: str) -> Path:
     """A replay folder holding one dataset photo (linked, not copied)."""
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    (folder / Path(photo).name).symlink_to(dataset_dir / photo)
-    return folder
+    return support_photo_folder(tmp_path / "frames", dataset_dir / photo)
 
 
-def agent_config(tmp_path: Path, frames: Path, fps: float = 10.0) -> dict[str, object]:
-    return {
-        "lot": {"id": "lot-1", "data_dir": str(tmp_path / "data")},
-        "passes": {"budget_seconds": 0.8, "gap_seconds": 30},
-        "web": {"enabled": False},
-        "lanes": [
-            {
-                "id": "entry-1",
-                "direction": "entry",
-                "camera": {"kind": "replay", "path": str(frames), "fps": fps},
-                "barrier": {
-                    "kind": "gpio",
-                    "pin": BARRIER_PIN,
-                    "pulse_seconds": PULSE_S,
-                    "mock": True,
-                },
-            }
-        ],
-    }
+def agent_config(tmp_path: Path, frames: Path, fps: float = 10.0) -> dict[str, Any]:
+    return one_lane_config(
+        lot_id="lot-1", data_dir=tmp_path / "data", frames=frames, pin=BARRIER_PIN,
+        pulse_seconds=PULSE_S, fps=fps, passes={"budget_seconds": 0.8, "gap_seconds": 30},
+    )  # fmt: skip
 
 
 def booking(plate: str) -> Reservation:

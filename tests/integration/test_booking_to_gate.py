@@ -15,6 +15,7 @@ from gate_agent.recognition import Recognizer
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 from tests.integration.stack import CloudStack, soon
+from tests.support.agents import one_lane_config
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,11 @@ def stack(tmp_path: Path) -> Iterator[CloudStack]:
 
 
 def test_booking_reaches_the_gate_and_the_entry_reaches_the_booking(
-    tmp_path: Path, stack: CloudStack, models_dir: Path, dataset_dir: Path
+    tmp_path: Path,
+    stack: CloudStack,
+    recognizer: Recognizer,
+    pins: MockFactory,
+    dataset_dir: Path,
 ) -> None:
     lot_id = stack.lot_ids[0]
     data_dir = tmp_path / "agent"
@@ -63,25 +68,13 @@ def test_booking_reaches_the_gate_and_the_entry_reaches_the_booking(
     frames.mkdir()
     (frames / Path(BOOKED_PHOTO).name).symlink_to(dataset_dir / BOOKED_PHOTO)
     config = parse_config(
-        {
-            "lot": {"id": str(lot_id), "data_dir": str(data_dir)},
-            "passes": {"budget_seconds": 0.8, "gap_seconds": 30},
-            "web": {"enabled": False},
-            "sync": stack.agent_sync(lot_id),
-            "lanes": [
-                {
-                    "id": "entry-1",
-                    "direction": "entry",
-                    "camera": {"kind": "replay", "path": str(frames), "fps": 10},
-                    "barrier": {"kind": "gpio", "pin": BARRIER_PIN, "pulse_seconds": 0.3,
-                                "mock": True},
-                }
-            ],
-        }
+        one_lane_config(
+            lot_id=str(lot_id), data_dir=data_dir, frames=frames, pin=BARRIER_PIN,
+            pulse_seconds=0.3, fps=10, passes={"budget_seconds": 0.8, "gap_seconds": 30},
+            sync=stack.agent_sync(lot_id),
+        )
     )  # fmt: skip
-    pins = MockFactory()
-    agent = build_agent(config, recognizer=Recognizer.from_models(models_dir, threads=2),
-                        pin_factory=pins)  # fmt: skip
+    agent = build_agent(config, recognizer=recognizer, pin_factory=pins)
     agent.start()
     try:
         pin = pins.pin(BARRIER_PIN)

@@ -21,6 +21,7 @@ from gate_agent.recognition import Recognizer
 from gate_agent.store import EventKind, JournalEvent, Store
 from gate_agent.sync import SyncClient
 from tests.integration.stack import CloudStack, soon
+from tests.support.agents import one_lane_config
 from tests.support.services import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,7 +57,11 @@ def journal_health(store: Store, lot_id: int, n: int) -> list[str]:
 
 
 def test_a_partitioned_lot_keeps_admitting_and_its_backlog_drains_once(
-    tmp_path: Path, stack: CloudStack, models_dir: Path, dataset_dir: Path
+    tmp_path: Path,
+    stack: CloudStack,
+    recognizer: Recognizer,
+    pins: MockFactory,
+    dataset_dir: Path,
 ) -> None:
     lot_id = stack.lot_ids[0]
     data_dir = tmp_path / "agent"
@@ -64,24 +69,12 @@ def test_a_partitioned_lot_keeps_admitting_and_its_backlog_drains_once(
     frames.mkdir()
     (frames / "booked.jpg").symlink_to(dataset_dir / BOOKED_PHOTO)
     config = parse_config(
-        {
-            "lot": {"id": str(lot_id), "data_dir": str(data_dir)},
-            "web": {"enabled": False},
-            "sync": stack.agent_sync(lot_id),
-            "lanes": [
-                {
-                    "id": "entry-1",
-                    "direction": "entry",
-                    "camera": {"kind": "replay", "path": str(frames), "fps": 1},
-                    "barrier": {"kind": "gpio", "pin": BARRIER_PIN, "pulse_seconds": 0.1,
-                                "mock": True},
-                }
-            ],
-        }
+        one_lane_config(
+            lot_id=str(lot_id), data_dir=data_dir, frames=frames, pin=BARRIER_PIN,
+            pulse_seconds=0.1, fps=1, sync=stack.agent_sync(lot_id),
+        )
     )  # fmt: skip
-    pins = MockFactory()
-    agent = build_agent(config, recognizer=Recognizer.from_models(models_dir, threads=2),
-                        pin_factory=pins)  # fmt: skip
+    agent = build_agent(config, recognizer=recognizer, pin_factory=pins)
     lane, store = agent.lanes["entry-1"], agent.store
     sync = SyncClient(config.sync, lot_id=str(lot_id), store=store, data_dir=data_dir,
                       lanes=agent.lanes).start()  # fmt: skip
