@@ -176,7 +176,8 @@ class SmtpMailer:
             raise MailRejected(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise MailUnavailable(f"SMTP {s.host}:{s.port} unavailable: {exc}") from exc
-        log.info("sent %s to %s", message["X-ParkGate-Template"], message["To"])
+        log.info("sent %s", message["X-ParkGate-Template"])  # no addresses above debug (privacy)
+        log.debug("sent %s to %s", message["X-ParkGate-Template"], message["To"])
 
 
 class Mailer(Protocol):
