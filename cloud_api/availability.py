@@ -20,7 +20,6 @@ __all__ = [
     "SpaceFreedom",
     "blocking",
     "free_space_rows",
-    "free_spaces",
     "overlapping",
     "space_free_until",
 ]
@@ -48,21 +47,6 @@ def _free(stmt: Select, lot_id: int, start: datetime, end: datetime, now: dateti
     return stmt.where(Space.lot_id == lot_id, Space.active.is_(True), Space.id.not_in(taken))
 
 
-def free_spaces(
-    session: Session,
-    lot_id: int,
-    start: datetime,
-    end: datetime,
-    now: datetime,
-    vehicle_type: str | None = None,
-) -> list[Space]:
-    """Active spaces of the lot with no blocking booking overlapping [start, end), by id."""
-    stmt = _free(select(Space), lot_id, start, end, now)
-    if vehicle_type is not None:
-        stmt = stmt.where(Space.vehicle_type == vehicle_type)
-    return list(session.scalars(stmt.order_by(Space.id)))
-
-
 class FreeSpace(NamedTuple):
     id: int
     label: str
@@ -77,7 +61,8 @@ def free_space_rows(
     now: datetime,
     vehicle_type: str | None = None,
 ) -> list[FreeSpace]:
-    """Like :func:`free_spaces` as plain rows (no ORM objects to build: the hot path)."""
+    """Active spaces of the lot with no blocking booking overlapping [start, end), by id, as
+    plain rows (no ORM objects to build: the hot path)."""
     stmt = _free(select(Space.id, Space.label, Space.vehicle_type), lot_id, start, end, now)
     if vehicle_type is not None:
         stmt = stmt.where(Space.vehicle_type == vehicle_type)
