@@ -54,6 +54,7 @@ __all__ = [
     "notify",
     "release_booking",
     "request_payment",
+    "validate_window",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def lot_rate(session: Session, lot_id: int, vehicle_type: str) -> Rate:
     return Rate(row.hourly_cents, row.daily_cap_cents)
 
 
-def _validate_window(start: datetime, end: datetime, now: datetime) -> None:
+def validate_window(start: datetime, end: datetime, now: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise InvalidRequest("naive_time", "times need a timezone offset")
     if end <= start:
@@ -165,11 +166,11 @@ def _expire_stale_holds(
 
 def create_booking(session: Session, user: User, req: BookingRequest, now: datetime) -> Booking:
     """Reserve a compatible free space (or the chosen one); ``Conflict`` when none is free."""
-    _validate_window(req.start, req.end, now)
+    validate_window(req.start, req.end, now)
+    plate = normalise_plate(req.plate)
     lot = session.get(Lot, req.lot_id)
     if lot is None:
         raise InvalidRequest("unknown_lot", f"parking lot {req.lot_id} does not exist")
-    plate = normalise_plate(req.plate)
     price = price_for(req.start, req.end, lot_rate(session, lot.id, req.vehicle_type))
     for space_id in _candidates(session, lot, req, now):
         booking = _try_insert(session, lot, space_id, user, req, plate, price, now)

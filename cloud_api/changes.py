@@ -14,7 +14,31 @@ from sqlalchemy.orm import Session
 
 from cloud_api.models import Booking, EventLog, Lot, LotChange, Space
 
-__all__ = ["changes_since", "log_event", "record_change", "reservation_snapshot"]
+__all__ = [
+    "INFO_BOOKING_COUNTS",
+    "INFO_CHANGED_LOTS",
+    "INFO_RELAY_WAKE",
+    "changes_since",
+    "log_event",
+    "note_sql_change",
+    "record_change",
+    "reservation_snapshot",
+]
+
+# ``Session.info`` notes that after-commit listeners act on; set by after-flush listeners for ORM
+# rows, and by ``note_sql_change`` for rows written by SQL functions (``cloud_api.booking_pg``).
+INFO_CHANGED_LOTS = "changed_lots"  # set of lot ids → availability cache generations bumped
+INFO_RELAY_WAKE = "relay_wake"  # True → the MQTT relay publishes now
+INFO_BOOKING_COUNTS = "metrics_bookings"  # [created, cancelled] → Prometheus counters
+
+
+def note_sql_change(session: Session, lot_id: int, *, bookings_created: int = 0) -> None:
+    """Record a change-feed row written by SQL (no ORM object, so no after-flush listener saw
+    it): after commit the cache generation is bumped, the relay woken and the metrics counted."""
+    session.info.setdefault(INFO_CHANGED_LOTS, set()).add(lot_id)
+    session.info[INFO_RELAY_WAKE] = True
+    if bookings_created:
+        session.info.setdefault(INFO_BOOKING_COUNTS, [0, 0])[0] += bookings_created
 
 
 def reservation_snapshot(booking: Booking, space_label: str | None) -> dict[str, Any]:

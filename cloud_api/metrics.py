@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloud_api.changes import INFO_BOOKING_COUNTS
 from cloud_api.models import Booking, BookingStatus, OutboxMessage
 
 __all__ = ["CONTENT_TYPE", "CloudMetrics", "install_metrics"]
@@ -80,20 +81,20 @@ class CloudMetrics:
             created = sum(1 for obj in session.new if isinstance(obj, Booking))
             cancelled = sum(1 for obj in session.dirty if _became_cancelled(obj))
             if created or cancelled:
-                pending = session.info.setdefault("metrics_bookings", [0, 0])
+                pending = session.info.setdefault(INFO_BOOKING_COUNTS, [0, 0])
                 pending[0] += created
                 pending[1] += cancelled
 
         @event.listens_for(sessions, "after_commit")
         def _count(session: Session) -> None:
-            pending = session.info.pop("metrics_bookings", None)
+            pending = session.info.pop(INFO_BOOKING_COUNTS, None)
             if pending:
                 self.bookings_created.inc(pending[0])
                 self.bookings_cancelled.inc(pending[1])
 
         @event.listens_for(sessions, "after_rollback")
         def _forget(session: Session) -> None:
-            session.info.pop("metrics_bookings", None)
+            session.info.pop(INFO_BOOKING_COUNTS, None)
 
 
 def _became_cancelled(obj: object) -> bool:

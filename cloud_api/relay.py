@@ -28,6 +28,7 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud_api.changes import INFO_RELAY_WAKE
 from cloud_api.models import LotChange, utcnow
 from cloud_api.mqtt import BrokerSettings, connect, make_client
 from cloud_api.sync_models import LotCommand
@@ -323,10 +324,9 @@ def wake_on_commit(sessions: sessionmaker[Session], relay: Relay) -> None:
     @event.listens_for(sessions, "after_flush")
     def _note(session: Session, _ctx: Any) -> None:
         if any(isinstance(obj, LotChange | LotCommand) for obj in session.new):
-            session.info["relay_wake"] = True
+            session.info[INFO_RELAY_WAKE] = True
 
     @event.listens_for(sessions, "after_commit")
     def _wake(session: Session) -> None:
-        if session.info.pop("relay_wake", False):
+        if session.info.pop(INFO_RELAY_WAKE, False):
             relay.wake()
-

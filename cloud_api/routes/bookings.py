@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query
@@ -14,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from cloud_api import bookings as svc
 from cloud_api.auth import can_see_booking
+from cloud_api.booking_pg import create_booking_pg
 from cloud_api.deps import ApiError, Caller, Db, Now
 from cloud_api.errors import BookingError, NotFound
 from cloud_api.models import Booking, IdempotencyRecord, Role, User
-from cloud_api.routes.views import booking_out
+from cloud_api.routes.views import booking_out, booking_view
 from cloud_api.schemas import BookingCreate, BookingOut, ExtendRequest, PlateChange, Problem
 
 __all__ = ["router"]
@@ -72,7 +74,7 @@ def create_booking(
     now: Now,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Any:
-    digest = _request_hash(body)
+    digest = _request_hash(body) if idempotency_key else ""
     if idempotency_key and (replayed := _replay(db, user, idempotency_key, digest)):
         return replayed
     req = svc.BookingRequest(
@@ -84,9 +86,9 @@ def create_booking(
         space_id=body.space_id,
     )
     try:
-        booking = svc.create_booking(db, user, req, now)
+        booking, out = _book(db, user, req, now)
         if idempotency_key:
-            out = booking_out(db, booking)
+            out = out or booking_out(db, booking)
             db.add(
                 IdempotencyRecord(
                     user_id=user.id,
@@ -97,8 +99,8 @@ def create_booking(
                 )
             )
         db.commit()
-        if not idempotency_key:
-            out = booking_out(db, booking)  # after commit: the lot's change-feed lock is gone
+        # (after commit: the lot's change-feed lock is gone)
+        out = out or booking_out(db, booking)
     except (BookingError, IntegrityError):
         db.rollback()
         if idempotency_key and (replayed := _replay(db, user, idempotency_key, digest)):
@@ -106,6 +108,20 @@ def create_booking(
         raise
     log.info("booking %s created for lot %s space %s", booking.id, booking.lot_id, booking.space_id)
     return JSONResponse(out.model_dump(mode="json"), status_code=201)
+
+
+def _book(
+    db: Session, user: User, req: svc.BookingRequest, now: datetime
+) -> tuple[Booking, BookingOut | None]:
+    """PostgreSQL: one round trip (``cloud_api.booking_pg``) answering with everything the
+    response needs; otherwise, or when a lapsed hold must be expired first, the ORM path."""
+    if db.get_bind().dialect.name == "postgresql":
+        created = create_booking_pg(db, user, req, now)
+        if created is not None:
+            return created.booking, booking_view(
+                created.booking, created.space_label, created.payment_id
+            )
+    return svc.create_booking(db, user, req, now), None
 
 
 @router.get("/bookings", response_model=list[BookingOut], summary="The caller's own bookings")

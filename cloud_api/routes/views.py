@@ -8,16 +8,11 @@ from sqlalchemy.orm import Session
 from cloud_api.models import Booking, Payment, Space
 from cloud_api.schemas import BookingOut, PaymentInstructions
 
-__all__ = ["booking_out"]
+__all__ = ["booking_out", "booking_view"]
 
 
-def _instructions(session: Session, booking: Booking) -> PaymentInstructions:
+def _instructions(booking: Booking, payment_id: int | None) -> PaymentInstructions:
     if booking.status == "pending":
-        payment_id = session.scalar(
-            select(Payment.id)
-            .where(Payment.booking_id == booking.id, Payment.kind == "charge")
-            .order_by(Payment.id)
-        )
         return PaymentInstructions(
             status="awaiting_payment",
             amount_cents=booking.price_cents,
@@ -40,7 +35,20 @@ def _instructions(session: Session, booking: Booking) -> PaymentInstructions:
 
 
 def booking_out(session: Session, booking: Booking) -> BookingOut:
+    """The answer for ``booking``, reading its space label and pending charge's payment id."""
     label = session.scalar(select(Space.label).where(Space.id == booking.space_id))
+    payment_id = None
+    if booking.status == "pending":
+        payment_id = session.scalar(
+            select(Payment.id)
+            .where(Payment.booking_id == booking.id, Payment.kind == "charge")
+            .order_by(Payment.id)
+        )
+    return booking_view(booking, label, payment_id)
+
+
+def booking_view(booking: Booking, label: str | None, payment_id: int | None) -> BookingOut:
+    """The answer for ``booking`` when its space label and pending payment id are known."""
     return BookingOut(
         booking_id=booking.id,
         parking_lot_id=booking.lot_id,
@@ -59,5 +67,5 @@ def booking_out(session: Session, booking: Booking) -> BookingOut:
         arrived_at=booking.arrived_at,
         exited_at=booking.exited_at,
         created_at=booking.created_at,
-        payment=_instructions(session, booking),
+        payment=_instructions(booking, payment_id),
     )
