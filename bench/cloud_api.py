@@ -125,7 +125,12 @@ def _measure(
 
 
 def _api(
-    pg: PostgresInstance, redis_url: str | None, level: int, lines: list[str], raw: float
+    pg: PostgresInstance,
+    redis_url: str | None,
+    level: int,
+    lines: list[str],
+    raw: float,
+    parts: set[str],
 ) -> None:
     db = f"bench_{level}_{'r' if redis_url else 'n'}"
     pg.create_database(db)
@@ -134,7 +139,7 @@ def _api(
     world = seed_world(url, {"car": 50})
     with running_server(url, workers=WORKERS, redis_url=redis_url) as base:
         tokens = [world.auth("alice"), world.auth("bob")]
-        if redis_url is None:
+        if redis_url is None and "bookings" in parts:
             reqs = [
                 encode(
                     base,
@@ -153,6 +158,8 @@ def _api(
                 f"({100 * result.rate / raw:.1f}% of raw; target ≥ 25%) {verdict}; "
                 f"p50 {result.pct_ms(0.5):.0f} ms; {cpu}"
             )
+        if "availability" not in parts:
+            return
         windows = [(datetime.now(UTC) + timedelta(days=1, hours=i % 24)) for i in range(24)]
         reads = [
             encode(
@@ -177,7 +184,11 @@ def _api(
         )
 
 
-def run() -> list[str]:
+PARTS = ("bookings", "availability")
+
+
+def run(parts: tuple[str, ...] = PARTS) -> list[str]:
+    """The bench lines; ``parts`` picks bookings and/or availability (both by default)."""
     lines = [
         f"cloud_api on PostgreSQL: cloud-api serve --workers {WORKERS} (uvicorn), "
         f"{os.cpu_count()} CPUs shared by server, PostgreSQL, Redis and load generator",
@@ -200,8 +211,10 @@ def run() -> list[str]:
         raw = {c: _raw_insert_rate(pg.dsn("bench_raw"), c, 3000) for c in (16, 64)}
         for level in (16, 64):
             lines.append(f"  raw EXCLUDE inserts/s @ {level:>2} connections: {raw[level]:8.1f}")
-            _api(pg, None, level, lines, raw[level])
-            _api(pg, f"redis://127.0.0.1:{redis_port}/0", level, lines, raw[level])
+            _api(pg, None, level, lines, raw[level], set(parts))
+            if "availability" in parts:
+                redis_url = f"redis://127.0.0.1:{redis_port}/0"
+                _api(pg, redis_url, level, lines, raw[level], set(parts))
     finally:
         redis.terminate()
         redis.wait()
@@ -211,5 +224,7 @@ def run() -> list[str]:
 
 
 if __name__ == "__main__":
-    for line in run():
+    import sys
+
+    for line in run(tuple(sys.argv[1:]) or PARTS):
         print(line)

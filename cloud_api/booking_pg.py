@@ -4,7 +4,12 @@ The ORM path in ``cloud_api.bookings`` takes about sixteen round trips and most 
 server CPU (unit of work, savepoint, five flushes). Here Python validates the request, then one
 ``SELECT`` runs the whole check-and-insert in the database; the ``EXCLUDE`` constraint still
 decides a race. Rows written are the ORM path's rows (``tests/cloud_api/test_booking_pg.py``).
-``None`` means "take the ORM path" (a lapsed hold overlaps the window and must be expired first).
+
+The statement runs as a transaction of its own (autocommit). Appending to the lot's change feed
+locks the lot's row until commit; committed inside the statement, the lock is held for
+microseconds, not for a round trip to a busy Python process (measured: 16 clients on one lot went
+from 434 to ... bookings/s, 64 clients from 98 to ...). The caller's ``session.commit()`` afterwards
+writes nothing and runs the after-commit hooks (availability cache, relay, metrics).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ __all__ = ["Created", "create_booking_pg"]
 _CALL = text(
     "SELECT outcome, space_id, space_label, status, price_cents, currency, hold_expires_at, "
     "payment_id, detail FROM parkgate_create_booking(:id, :user_id, :lot_id, :space_id, "
-    ":plate, :vehicle_type, :start, :end, :now, :wall, :starts_at, :ends_at)"
+    ":plate, :vehicle_type, :start, :end, :now, :wall, :starts_at, :ends_at, :key, :hash)"
 )
 
 
@@ -40,12 +45,26 @@ class Created:
 
 
 def create_booking_pg(
-    session: Session, user: User, req: BookingRequest, now: datetime
+    session: Session,
+    user: User,
+    req: BookingRequest,
+    now: datetime,
+    idempotency: tuple[str, str] | None = None,
 ) -> Created | None:
-    """Book in one round trip; ``Conflict``/``InvalidRequest`` as the ORM path raises them."""
+    """Book in one committed statement; ``Conflict``/``InvalidRequest`` as the ORM path raises
+    them. ``idempotency`` = (key, request hash) claims the key with a placeholder answer
+    ``{"booking_id": ...}`` (``IntegrityError`` if another request holds it); ``None`` = a lapsed
+    hold is in the way: take the ORM path (the session is left without a transaction).
+
+    ``session`` must have no transaction in progress: it gets an autocommit connection.
+    """
+    if session.in_transaction():
+        raise RuntimeError("create_booking_pg commits by itself: end the session's transaction")
     validate_window(req.start, req.end, now)
     plate = normalise_plate(req.plate)
     booking_id = new_booking_id()
+    key, digest = idempotency or (None, None)
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     row = session.execute(
         _CALL,
         {
@@ -61,9 +80,12 @@ def create_booking_pg(
             "wall": utcnow(),
             "starts_at": req.start.isoformat(),
             "ends_at": req.end.isoformat(),
+            "key": key,
+            "hash": digest,
         },
     ).one()
     if row.outcome == "stale_hold":
+        session.rollback()  # leave autocommit: the ORM path needs one ordinary transaction
         return None
     if row.outcome != "created":
         raise _refusal(row.outcome, req, row.detail)

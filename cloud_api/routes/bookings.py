@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,6 +57,9 @@ def _replay(db: Session, user: User, key: str, digest: str) -> JSONResponse | No
         return None
     if record.request_hash != digest:
         raise ApiError(422, "idempotency_key_reused", "this key was used for another request")
+    if set(record.response) == {"booking_id"}:  # claimed by booking_pg; answer not stored yet
+        booking = svc.get_booking(db, record.response["booking_id"])
+        return JSONResponse(booking_out(db, booking).model_dump(mode="json"), status_code=201)
     return JSONResponse(record.response, status_code=record.status_code)
 
 
@@ -86,42 +89,56 @@ def create_booking(
         space_id=body.space_id,
     )
     try:
-        booking, out = _book(db, user, req, now)
-        if idempotency_key:
-            out = out or booking_out(db, booking)
-            db.add(
-                IdempotencyRecord(
-                    user_id=user.id,
-                    key=idempotency_key,
-                    request_hash=digest,
-                    status_code=201,
-                    response=out.model_dump(mode="json"),
-                )
-            )
-        db.commit()
-        # (after commit: the lot's change-feed lock is gone)
-        out = out or booking_out(db, booking)
+        out = _book(db, user, req, now, (idempotency_key, digest) if idempotency_key else None)
     except (BookingError, IntegrityError):
         db.rollback()
         if idempotency_key and (replayed := _replay(db, user, idempotency_key, digest)):
             return replayed  # a concurrent retry with the same key won
         raise
-    log.info("booking %s created for lot %s space %s", booking.id, booking.lot_id, booking.space_id)
+    log.info("booking %s created for lot %s space %s", out.booking_id, req.lot_id, out.space_id)
     return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
 def _book(
-    db: Session, user: User, req: svc.BookingRequest, now: datetime
-) -> tuple[Booking, BookingOut | None]:
-    """PostgreSQL: one round trip (``cloud_api.booking_pg``) answering with everything the
-    response needs; otherwise, or when a lapsed hold must be expired first, the ORM path."""
+    db: Session,
+    user: User,
+    req: svc.BookingRequest,
+    now: datetime,
+    idempotency: tuple[str, str] | None,
+) -> BookingOut:
+    """Book and commit. PostgreSQL: one committed statement (``cloud_api.booking_pg``), whose
+    answer has everything the response needs; otherwise, or when a lapsed hold must be expired
+    first, the ORM path in one transaction."""
     if db.get_bind().dialect.name == "postgresql":
-        created = create_booking_pg(db, user, req, now)
+        db.rollback()  # end the read transaction of an idempotency lookup, if any
+        created = create_booking_pg(db, user, req, now, idempotency)
         if created is not None:
-            return created.booking, booking_view(
-                created.booking, created.space_label, created.payment_id
+            out = booking_view(created.booking, created.space_label, created.payment_id)
+            if idempotency:  # the key is claimed; store the answer to replay
+                db.execute(
+                    update(IdempotencyRecord)
+                    .where(
+                        IdempotencyRecord.user_id == user.id,
+                        IdempotencyRecord.key == idempotency[0],
+                    )
+                    .values(response=out.model_dump(mode="json"))
+                )
+            db.commit()  # nothing left to write: runs the after-commit hooks
+            return out
+    booking = svc.create_booking(db, user, req, now)
+    if idempotency:
+        out = booking_out(db, booking)
+        db.add(
+            IdempotencyRecord(
+                user_id=user.id,
+                key=idempotency[0],
+                request_hash=idempotency[1],
+                status_code=201,
+                response=out.model_dump(mode="json"),
             )
-    return svc.create_booking(db, user, req, now), None
+        )
+    db.commit()
+    return booking_out(db, booking)  # after commit: the lot's change-feed lock is gone
 
 
 @router.get("/bookings", response_model=list[BookingOut], summary="The caller's own bookings")

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import bookings as svc
@@ -29,6 +30,7 @@ from cloud_api.migrate import upgrade
 from cloud_api.models import (
     Booking,
     EventLog,
+    IdempotencyRecord,
     Lot,
     LotChange,
     OutboxMessage,
@@ -95,6 +97,7 @@ def _orm(s: Session, user: User, req: svc.BookingRequest) -> str:
 
 
 def _fast(s: Session, user: User, req: svc.BookingRequest) -> str:
+    s.rollback()  # it runs as a transaction of its own
     created = create_booking_pg(s, user, req, NOW)
     assert created is not None
     s.commit()
@@ -202,7 +205,9 @@ def test_fast_path_answers_with_the_stored_booking(
 ) -> None:
     _, lot, user = twins
     with pg_sessions() as s:
-        created = create_booking_pg(s, user, _request(lot, s, start=NOW + H, end=NOW + 4 * H), NOW)
+        req = _request(lot, s, start=NOW + H, end=NOW + 4 * H)
+        s.rollback()
+        created = create_booking_pg(s, user, req, NOW)
         assert created is not None
         s.commit()
         stored = s.get(Booking, created.booking.id)
@@ -284,6 +289,7 @@ def test_lapsed_hold_hands_over_to_the_orm_path(
         first = _orm(s, user, _request(lot, s, start=NOW + H, end=NOW + 3 * H, space=0))
         later = NOW + timedelta(minutes=21)
         req = _request(lot, s, start=NOW + 2 * H, end=NOW + 4 * H, space=0)
+        s.rollback()
         assert create_booking_pg(s, user, req, later) is None
         booking = svc.create_booking(s, user, req, later)
         s.commit()
@@ -297,7 +303,9 @@ def test_after_commit_notes(
     """Rows written by SQL still bump the availability cache, wake the relay and count."""
     _, lot, user = twins
     with pg_sessions() as s:
-        create_booking_pg(s, user, _request(lot, s, start=NOW + H, end=NOW + 2 * H), NOW)
+        req = _request(lot, s, start=NOW + H, end=NOW + 2 * H)
+        s.rollback()
+        create_booking_pg(s, user, req, NOW)
         assert s.info[INFO_CHANGED_LOTS] == {lot.id}
         assert s.info[INFO_RELAY_WAKE] is True
         assert s.info[INFO_BOOKING_COUNTS] == [1, 0]
@@ -321,3 +329,35 @@ def test_sql_price_is_price_for(
             {"s": start, "e": start + span, "h": hourly, "c": cap},
         )
     assert sql == price_for(start, start + span, Rate(hourly, cap))
+
+
+def test_idempotency_key_is_claimed_once(
+    pg_sessions: sessionmaker[Session], twins: tuple[Lot, Lot, User]
+) -> None:
+    """The key is claimed in the booking's own statement: a second claim undoes its booking."""
+    _, lot, user = twins
+    key = (f"key-{lot.id}", "0" * 64)
+    with pg_sessions() as s:
+        first = _request(lot, s, start=NOW + H, end=NOW + 2 * H)
+        s.rollback()
+        created = create_booking_pg(s, user, first, NOW, key)
+        assert created is not None
+        s.commit()
+        with pytest.raises(IntegrityError):
+            create_booking_pg(s, user, first, NOW, key)
+        s.rollback()
+        record = s.scalars(select(IdempotencyRecord).where(IdempotencyRecord.key == key[0])).one()
+        assert record.response == {"booking_id": created.booking.id}
+        assert (
+            s.scalar(select(func.count()).select_from(Booking).where(Booking.lot_id == lot.id)) == 1
+        )
+
+
+def test_refuses_to_run_inside_a_transaction(
+    pg_sessions: sessionmaker[Session], twins: tuple[Lot, Lot, User]
+) -> None:
+    _, lot, user = twins
+    with pg_sessions() as s:
+        req = _request(lot, s, start=NOW + H, end=NOW + 2 * H, space=0)  # a read began one
+        with pytest.raises(RuntimeError, match="commits by itself"):
+            create_booking_pg(s, user, req, NOW)

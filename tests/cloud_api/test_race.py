@@ -56,3 +56,44 @@ def test_race_sqlite(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_race_postgres(postgres_db: str) -> None:
     _assert_one_winner(postgres_db, workers=2)
+
+
+async def _retries(base: str, world: World, n: int) -> list[httpx.Response]:
+    """``n`` concurrent sends of one request with one ``Idempotency-Key`` (a client retrying)."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=5)
+    body = {
+        "parking_lot_id": world.lot_id,
+        "vehicle_plate": "RETRY1",
+        "vehicle_type": "car",
+        "start_time": start.isoformat(),
+        "end_time": (start + timedelta(hours=1)).isoformat(),
+    }
+    headers = {**world.auth("alice"), "Idempotency-Key": "retry-1"}
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        first = await asyncio.gather(
+            *(client.post("/bookings", json=body, headers=headers) for _ in range(n))
+        )
+        later = await client.post("/bookings", json=body, headers=headers)
+        mine = await client.get("/bookings", headers=world.auth("alice"))
+    return [*first, later, mine]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_concurrent_retries_with_one_key_book_once(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'retry.db'}"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_db")
+    )
+    upgrade(url)
+    world = seed_world(url)
+    with running_server(url, workers=2) as base:
+        *answers, mine = asyncio.run(_retries(base, world, 20))
+    assert {r.status_code for r in answers} == {201}, [r.text for r in answers][:3]
+    assert len({r.json()["booking_id"] for r in answers}) == 1
+    assert all(r.json() == answers[-1].json() for r in answers)  # the stored answer, replayed
+    assert [b["vehicle_plate"] for b in mine.json()] == ["RETRY1"]

@@ -229,7 +229,21 @@ class RedisInstance:
 class PostgresInstance:
     """A private PostgreSQL cluster, run as the ``postgres`` user when we are root."""
 
-    def __init__(self, workdir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path | None = None,
+        port: int | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        # tests trade durability for speed; ``settings`` overrides (the bench runs durable)
+        self.settings = {
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "300",
+            "shared_buffers": "128MB",
+        }
+        self.settings.update(settings or {})
         bindirs = ["/usr/lib/postgresql/*/bin"]
         initdb = _find_binary("initdb", bindirs)
         postgres = _find_binary("postgres", bindirs)
@@ -290,16 +304,7 @@ class PostgresInstance:
                 self.host,
                 "-k",
                 str(self.sockdir),
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=300",
-                "-c",
-                "shared_buffers=128MB",
+                *(arg for k, v in self.settings.items() for arg in ("-c", f"{k}={v}")),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

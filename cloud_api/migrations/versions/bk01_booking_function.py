@@ -1,13 +1,14 @@
 """booking in one round trip: parkgate_price() and parkgate_create_booking() (PostgreSQL only)
 
-``cloud_api.booking_pg`` calls ``parkgate_create_booking`` for ``POST /bookings`` on PostgreSQL:
-one statement finds a free compatible space (or checks the chosen one), inserts the booking (the
-``EXCLUDE`` constraint still decides: a concurrent winner makes the insert fail and the next
-candidate is tried), its event-log row, its payment row and ``payment.create`` outbox message,
-and appends the lot's change-feed row. The rows are exactly those the ORM path in
-``cloud_api.bookings`` writes (``tests/cloud_api/test_booking_pg.py`` compares them); SQLite keeps
-the ORM path. A lapsed hold overlapping the chosen space is not expired here: the function answers
-``stale_hold`` and the caller takes the ORM path, which expires it with its own change-feed row.
+``cloud_api.booking_pg`` calls ``parkgate_create_booking`` for ``POST /bookings`` on PostgreSQL,
+as a transaction of its own: one statement finds a free compatible space (or checks the chosen
+one), inserts the booking (the ``EXCLUDE`` constraint still decides: a concurrent winner makes the
+insert fail and the next candidate is tried), its event-log row, its payment row and
+``payment.create`` outbox message, claims the ``Idempotency-Key`` if one was sent, and appends the
+lot's change-feed row. The rows are those the ORM path in ``cloud_api.bookings`` writes
+(``tests/cloud_api/test_booking_pg.py`` compares them); SQLite keeps the ORM path. A lapsed hold
+overlapping a candidate space is not expired here: the function answers ``stale_hold`` and the
+caller takes the ORM path, which expires it with its own change-feed row.
 
 ``parkgate_price`` is ``cloud_api.pricing.price_for`` in SQL (tested against it with hypothesis).
 
@@ -44,7 +45,7 @@ CREATE_BOOKING = """
 CREATE OR REPLACE FUNCTION parkgate_create_booking(
     p_id text, p_user_id integer, p_lot_id integer, p_space_id integer, p_plate text,
     p_vehicle_type text, p_start timestamptz, p_end timestamptz, p_now timestamptz,
-    p_wall timestamptz, p_starts_at text, p_ends_at text
+    p_wall timestamptz, p_starts_at text, p_ends_at text, p_idem_key text, p_idem_hash text
 ) RETURNS TABLE (
     outcome text, space_id integer, space_label text, status text, price_cents integer,
     currency text, hold_expires_at timestamptz, payment_id integer, detail text
@@ -62,7 +63,7 @@ DECLARE
     v_payment integer;
     v_seq integer;
 BEGIN
-    SELECT * INTO v_lot FROM lots WHERE id = p_lot_id;
+    SELECT * INTO v_lot FROM lots WHERE id = p_lot_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN QUERY SELECT 'unknown_lot', NULL::integer, NULL::text, NULL::text, NULL::integer,
             NULL::text, NULL::timestamptz, NULL::integer, NULL::text;
@@ -99,17 +100,19 @@ BEGIN
         SELECT s.id, s.label FROM spaces s
         WHERE s.lot_id = p_lot_id AND s.active AND s.vehicle_type = p_vehicle_type
           AND (p_space_id IS NULL OR s.id = p_space_id)
-          AND NOT EXISTS (
+          AND NOT EXISTS (  -- the range form lets the EXCLUDE constraint's GiST index answer
               SELECT 1 FROM bookings b
-              WHERE b.space_id = s.id AND b.start_time < p_end AND b.end_time > p_start
-                AND (b.status = 'confirmed' OR (b.status = 'pending'
-                     AND (b.hold_expires_at IS NULL OR b.hold_expires_at > p_now))))
+              WHERE b.space_id = s.id AND b.status IN ('pending', 'confirmed')
+                AND tstzrange(b.start_time, b.end_time) && tstzrange(p_start, p_end)
+                AND (b.status = 'confirmed' OR b.hold_expires_at IS NULL
+                     OR b.hold_expires_at > p_now))
         ORDER BY s.id
     LOOP
         IF EXISTS (
             SELECT 1 FROM bookings b
-            WHERE b.space_id = v_space.id AND b.status = 'pending' AND b.hold_expires_at <= p_now
-              AND b.start_time < p_end AND b.end_time > p_start
+            WHERE b.space_id = v_space.id AND b.status IN ('pending', 'confirmed')
+              AND tstzrange(b.start_time, b.end_time) && tstzrange(p_start, p_end)
+              AND b.status = 'pending' AND b.hold_expires_at <= p_now
         ) THEN
             RETURN QUERY SELECT 'stale_hold', NULL::integer, NULL::text, NULL::text,
                 NULL::integer, NULL::text, NULL::timestamptz, NULL::integer, NULL::text;
@@ -153,7 +156,17 @@ BEGIN
                 'idempotency_key', p_id || ':charge:initial'),
             p_wall, p_wall, 0, NULL, NULL, false);
     END IF;
-    -- last: the lots row lock taken here orders the lot's change feed until commit
+    IF p_idem_key IS NOT NULL THEN
+        -- a concurrent request with the same key: unique_violation undoes this one (the caller
+        -- then replays the winner's answer); the caller stores the full answer after commit
+        INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, response,
+            created_at)
+        VALUES (p_user_id, p_idem_key, p_idem_hash, 201, json_build_object('booking_id', p_id),
+            p_wall);
+    END IF;
+    -- last: the lots row lock taken here orders the lot's change feed until commit, so the
+    -- caller runs this function as its own transaction (autocommit): no client round trip
+    -- happens while the lock is held
     UPDATE lots SET change_seq = change_seq + 1 WHERE id = p_lot_id RETURNING change_seq INTO v_seq;
     INSERT INTO lot_changes (lot_id, seq, kind, payload, created_at, relayed_at)
     VALUES (p_lot_id, v_seq, 'created', json_build_object(
@@ -168,9 +181,18 @@ $$
 """
 
 
+# Which spaces of a lot are taken in a window (availability, the ORM booking path): a GiST index
+# over active bookings' ranges per lot, like the EXCLUDE constraint's per space.
+LOT_WINDOW_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_bookings_lot_window ON bookings USING gist "
+    "(lot_id, tstzrange(start_time, end_time)) WHERE (status IN ('pending', 'confirmed'))"
+)
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.execute(LOT_WINDOW_INDEX)
     op.execute(PRICE)
     op.execute(CREATE_BOOKING)
 
@@ -180,6 +202,7 @@ def downgrade() -> None:
         return
     op.execute(
         "DROP FUNCTION IF EXISTS parkgate_create_booking(text, integer, integer, integer, text, "
-        "text, timestamptz, timestamptz, timestamptz, timestamptz, text, text)"
+        "text, timestamptz, timestamptz, timestamptz, timestamptz, text, text, text, text)"
     )
     op.execute("DROP FUNCTION IF EXISTS parkgate_price(timestamptz, timestamptz, integer, integer)")
+    op.execute("DROP INDEX IF EXISTS ix_bookings_lot_window")
