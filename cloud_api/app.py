@@ -7,6 +7,8 @@ Tests pass ``clock=`` to control time and ``payment_provider=`` to swap the prov
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud_api import webhooks
 from cloud_api.auth import TokenCache
 from cloud_api.bookings import expire_holds
-from cloud_api.cache import AvailabilityCache, NoCache, RedisCache, bump_on_commit
+from cloud_api.cache import AvailabilityCache, NearCache, NoCache, RedisCache, bump_on_commit
 from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.http_errors import install_error_handlers
 from cloud_api.metrics import install_metrics
@@ -80,6 +82,9 @@ def create_app(
     if cache is None:
         cache = RedisCache(settings.redis_url) if settings.redis_url else NoCache()
     bump_on_commit(sessions, cache)
+    # per process, subscribed while the app runs (lifespan); in-process transports without
+    # lifespan never subscribe and always take the Redis path
+    near_cache = NearCache(cache.subscribe if isinstance(cache, RedisCache) else None)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -87,7 +92,12 @@ def create_app(
         if settings.hold_sweep_seconds > 0:
             sweeper = HoldSweeper(sessions, settings.hold_sweep_seconds, clock)
             sweeper.start()
+        subscription = asyncio.create_task(near_cache.keep_subscribed())
         yield
+        subscription.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await subscription
+        near_cache.close()
         if sweeper:
             sweeper.stop()
         engine.dispose()
@@ -104,6 +114,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.clock = clock
     app.state.cache = cache
+    app.state.near_cache = near_cache
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     app.state.payment_provider = payment_provider or _default_provider(settings)
     install_error_handlers(app)

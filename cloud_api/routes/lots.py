@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from cloud_api.auth import can_manage_lot
-from cloud_api.cache import AvailabilityCache
+from cloud_api.cache import AvailabilityCache, NearCache
 from cloud_api.changes import changes_since, reservation_snapshot
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now
 from cloud_api.lots import availability, search_lots
@@ -49,48 +51,89 @@ def get_lot(lot_id: LotId, db: Db, now: Now) -> dict[str, Any]:
     return found[0]
 
 
-@router.get(
-    "/parkingLots/{lot_id}/availability",
-    response_model=AvailabilityOut,
-    responses=NOT_FOUND,
-    summary="Free spaces per vehicle type for a window, its price, and how long it stays free",
-)
+class _NearCachedRoute(APIRoute):
+    """Answers near-cache hits before FastAPI parses and validates the parameters.
+
+    A body is stored only under the exact path and query string of a request that passed
+    validation (:func:`_near_key`), so a hit answers the same request bytes with the same bytes;
+    anything else (new, invalid, not found) goes through FastAPI as usual.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        validated = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            body = request.app.state.near_cache.get(_near_key(request))
+            if body is not None:
+                return Response(body, media_type="application/json", headers=_FROM_NEAR)
+            return await validated(request)
+
+        return handler
+
+
+def _near_key(request: Request) -> tuple[str, bytes]:
+    return request.scope["path"], request.scope["query_string"]
+
+
+_FROM_NEAR = {"X-Cache": "near"}
+
+
 async def lot_availability(
     request: Request,
     lot_id: LotId,
     start: Timestamp,
     end: Timestamp,
-    now: Now,
     vehicle_type: VehicleTypeName | None = None,
-) -> Any:
+) -> Response:
+    """The `X-Cache` response header tells where the answer came from: `near` (this server
+    process), `redis` or `db`; cached answers are invalidated by every committed change."""
     if end <= start:
         raise ApiError(422, "end_before_start", "end must be after start")
-    answer = await run_in_threadpool(
-        _cached_availability, request.app.state, lot_id, start, end, now, vehicle_type
+    near: NearCache = request.app.state.near_cache
+    tag = near.tag(lot_id)  # before Redis and the database are read
+    query = f"{start.isoformat()}|{end.isoformat()}|{vehicle_type}"
+    found = await run_in_threadpool(
+        _cached_availability, request.app.state, lot_id, query, start, end, vehicle_type
     )
-    if answer is None:
+    if found is None:
         raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
-    return answer
+    body, source = found
+    near.put(_near_key(request), lot_id, tag, body)
+    return Response(body, media_type="application/json", headers={"X-Cache": source})
+
+
+router.add_api_route(
+    "/parkingLots/{lot_id}/availability",
+    lot_availability,
+    methods=["GET"],
+    response_model=AvailabilityOut,
+    responses=NOT_FOUND,
+    summary="Free spaces per vehicle type for a window, its price, and how long it stays free",
+    route_class_override=_NearCachedRoute,
+)
 
 
 def _cached_availability(
     state: Any,
     lot_id: int,
+    query: str,
     start: datetime,
     end: datetime,
-    now: datetime,
     vehicle_type: str | None,
-) -> dict[str, Any] | None:
-    """Cache, else database: one threadpool hop per request; a session only on a miss."""
+) -> tuple[bytes, str] | None:
+    """Redis, else database (then stored in Redis); the body and where it came from."""
     cache: AvailabilityCache = state.cache
-    key, cached = cache.lookup(lot_id, f"{start.isoformat()}|{end.isoformat()}|{vehicle_type}")
+    key, cached = cache.lookup(lot_id, query)
     if cached is not None:
-        return cached
+        return cached, "redis"
     with state.sessions() as db:
-        answer = availability(db, lot_id, start, end, now, vehicle_type)
-    if answer is not None and key is not None:
-        cache.store(key, answer)
-    return answer
+        answer = availability(db, lot_id, start, end, state.clock(), vehicle_type)
+    if answer is None:
+        return None
+    body = AvailabilityOut.model_validate(answer).model_dump_json().encode()  # as response_model
+    if key is not None:
+        cache.store(key, body)
+    return body, "db"
 
 
 @router.get(
