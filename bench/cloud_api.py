@@ -29,6 +29,8 @@ from tests.support.services import PostgresInstance, free_port, wait_for_port
 
 __all__ = ["run"]
 
+# Production durability (the test clusters run with fsync off): a booking is money.
+DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 BOOKINGS_PER_LEVEL = 1200
 READS_PER_LEVEL = 3000
 WORKERS = max(2, os.cpu_count() or 2)
@@ -36,7 +38,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _raw_insert_rate(dsn: str, clients: int, n: int) -> float:
-    """Non-overlapping inserts into an EXCLUDE-constrained table, ``clients`` connections."""
+    """Non-overlapping inserts into an EXCLUDE-constrained table, ``clients`` connections
+    (autocommit: one durable transaction per insert, like one booking)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
         conn.execute("DROP TABLE IF EXISTS raw_bookings")
@@ -129,7 +132,6 @@ def _api(
     redis_url: str | None,
     level: int,
     lines: list[str],
-    raw: float,
     parts: set[str],
 ) -> None:
     db = f"bench_{level}_{'r' if redis_url else 'n'}"
@@ -151,7 +153,16 @@ def _api(
                 for i in range(BOOKINGS_PER_LEVEL)
             ]
             run_closed_loop(base, level, reqs[:level])  # warm up: connections, tokens, statements
+            # the raw rate is measured right before and right after, and the better of the two
+            # is the reference: a slow moment of this shared VM must not flatter the API
+            before = _raw_insert_rate(pg.dsn("bench_raw"), level, 3000)
             result, cpu = _measure(base, pg, level, reqs[level:])
+            after = _raw_insert_rate(pg.dsn("bench_raw"), level, 3000)
+            raw = max(before, after)
+            lines.append(
+                f"  raw EXCLUDE inserts/s @ {level:>2} connections: {raw:8.1f}  "
+                f"(before {before:.0f}, after {after:.0f}: the better is the reference)"
+            )
             verdict = "PASS" if result.rate >= 0.25 * raw else "FAIL"
             lines.append(
                 f"  API bookings/s @ {level:>2} clients: {result.rate:8.1f}  "
@@ -192,12 +203,14 @@ def run(parts: tuple[str, ...] = PARTS) -> list[str]:
     lines = [
         f"cloud_api on PostgreSQL: cloud-api serve --workers {WORKERS} (uvicorn), "
         f"{os.cpu_count()} CPUs shared by server, PostgreSQL, Redis and load generator",
+        "  PostgreSQL durable (fsync, synchronous_commit and full_page_writes on); one lot of 50 "
+        "car spaces, every booking a new non-overlapping hour, customers alice and bob",
         "  load: closed-loop clients (each sends its next request when the answer arrived), "
         "one HTTP/1.1 keep-alive connection each, raw asyncio generator in the bench process",
         "  note: closed loop ⇒ mean latency = clients / throughput (Little's law); "
         "p99 ≤ 20 ms at 64 clients needs > 3,200 answers/s",
     ]
-    pg = PostgresInstance()
+    pg = PostgresInstance(settings=DURABLE)
     pg.start()
     redis_dir = Path(tempfile.mkdtemp(prefix="pg-redis-"))
     redis_port = free_port()
@@ -208,13 +221,10 @@ def run(parts: tuple[str, ...] = PARTS) -> list[str]:
     try:
         wait_for_port(redis_port)
         pg.create_database("bench_raw")
-        raw = {c: _raw_insert_rate(pg.dsn("bench_raw"), c, 3000) for c in (16, 64)}
         for level in (16, 64):
-            lines.append(f"  raw EXCLUDE inserts/s @ {level:>2} connections: {raw[level]:8.1f}")
-            _api(pg, None, level, lines, raw[level], set(parts))
+            _api(pg, None, level, lines, set(parts))
             if "availability" in parts:
-                redis_url = f"redis://127.0.0.1:{redis_port}/0"
-                _api(pg, redis_url, level, lines, raw[level], set(parts))
+                _api(pg, f"redis://127.0.0.1:{redis_port}/0", level, lines, set(parts))
     finally:
         redis.terminate()
         redis.wait()

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import webhooks
 from cloud_api.auth import TokenCache
+from cloud_api.booking_pg import PgBooker
 from cloud_api.bookings import expire_holds
 from cloud_api.cache import AvailabilityCache, NearCache, NoCache, RedisCache, bump_on_commit
 from cloud_api.db import make_engine, make_sessionmaker
@@ -86,8 +87,14 @@ def create_app(
     # lifespan never subscribe and always take the Redis path
     near_cache = NearCache(cache.subscribe if isinstance(cache, RedisCache) else None)
 
+    booker = None
+    if engine.dialect.name == "postgresql":
+        booker = PgBooker(settings.database_url, sessions, settings.db_pool_size)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if booker is not None:
+            await booker.open()
         sweeper = None
         if settings.hold_sweep_seconds > 0:
             sweeper = HoldSweeper(sessions, settings.hold_sweep_seconds, clock)
@@ -100,6 +107,8 @@ def create_app(
         near_cache.close()
         if sweeper:
             sweeper.stop()
+        if booker is not None:
+            await booker.close()
         engine.dispose()
 
     app = FastAPI(
@@ -114,6 +123,7 @@ def create_app(
     app.state.sessions = sessions
     app.state.clock = clock
     app.state.cache = cache
+    app.state.booker = booker  # POST /bookings on the event loop (PostgreSQL)
     app.state.near_cache = near_cache
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     app.state.payment_provider = payment_provider or _default_provider(settings)

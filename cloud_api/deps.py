@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from cloud_api.auth import TokenCache, user_for_token
@@ -45,20 +45,22 @@ async def _now(request: Request) -> datetime:
     return clock()
 
 
-def _lookup_user(db: Session, token: str) -> User | None:
-    user = user_for_token(db, token)
-    if user is not None:
-        db.expunge(user)
-    db.rollback()  # end the read transaction now (on SQLite it holds the write lock)
-    return user
+def _lookup_user(sessions: sessionmaker[Session], token: str) -> User | None:
+    """The token's user, detached, from a session of its own (closed at once: on SQLite a
+    session that has read holds the write lock)."""
+    with sessions() as db:
+        user = user_for_token(db, token)
+        if user is not None:
+            db.expunge(user)
+        return user
 
 
 async def _caller(
     request: Request,
-    db: Annotated[Session, Depends(_session)],
     authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
 ) -> User:
-    """The token's user: from the in-process ``TokenCache``, else one query in the threadpool."""
+    """The token's user: from the in-process ``TokenCache``, else one query in the threadpool.
+    No request session: a route that needs none (``POST /bookings`` on PostgreSQL) opens none."""
     scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
@@ -66,7 +68,7 @@ async def _caller(
     tokens: TokenCache = request.app.state.tokens
     user = tokens.get(token)
     if user is None:
-        user = await run_in_threadpool(_lookup_user, db, token)
+        user = await run_in_threadpool(_lookup_user, request.app.state.sessions, token)
         if user is None:
             raise ApiError(401, "unauthenticated", "unknown or revoked token")
         tokens.put(token, user)

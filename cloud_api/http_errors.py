@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -46,12 +47,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem(409, "conflict", "the change conflicts with existing data")
 
     @app.exception_handler(DataError)
-    async def _data(_r: Request, exc: DataError) -> JSONResponse:
+    @app.exception_handler(asyncpg.DataError)  # asyncpg: the event-loop booking path
+    async def _data(_r: Request, exc: Exception) -> JSONResponse:
         return _problem(422, "invalid_value", "a value is out of range or malformed")
 
+    @app.exception_handler(asyncpg.IntegrityConstraintViolationError)
+    async def _pg_integrity(_r: Request, exc: Exception) -> JSONResponse:
+        log.info("integrity conflict: %s", exc)
+        return _problem(409, "conflict", "the change conflicts with existing data")
+
     @app.exception_handler(OperationalError)
-    async def _busy(_r: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database unavailable: %s", exc.orig)
+    @app.exception_handler(asyncpg.PostgresConnectionError)
+    @app.exception_handler(asyncpg.OperatorInterventionError)  # shutdown, cannot connect now
+    @app.exception_handler(asyncpg.InsufficientResourcesError)  # too many connections
+    @app.exception_handler(ConnectionError)  # refused or reset while (re)connecting
+    async def _busy(_r: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", getattr(exc, "orig", exc))
         return JSONResponse(
             {"reason": "database_busy", "detail": "retry shortly"},
             status_code=503,

@@ -7,15 +7,17 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
+from asyncpg import UniqueViolationError
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from cloud_api import bookings as svc
 from cloud_api.auth import can_see_booking
-from cloud_api.booking_pg import create_booking_pg
+from cloud_api.booking_pg import PgBooker
 from cloud_api.deps import ApiError, Caller, Db, Now
 from cloud_api.errors import BookingError, NotFound
 from cloud_api.models import Booking, IdempotencyRecord, Role, User
@@ -70,16 +72,16 @@ def _replay(db: Session, user: User, key: str, digest: str) -> JSONResponse | No
     responses=ERRORS,
     summary="Book a space (pending until paid within the lot's hold time)",
 )
-def create_booking(
+async def create_booking(
+    request: Request,
     body: BookingCreate,
-    db: Db,
     user: Caller,
     now: Now,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Any:
+    """PostgreSQL: one statement on the event loop (``cloud_api.booking_pg``); SQLite, a lapsed
+    hold in the way, or a replay: the ORM path in the threadpool."""
     digest = _request_hash(body) if idempotency_key else ""
-    if idempotency_key and (replayed := _replay(db, user, idempotency_key, digest)):
-        return replayed
     req = svc.BookingRequest(
         lot_id=body.parking_lot_id,
         plate=body.vehicle_plate,
@@ -88,57 +90,83 @@ def create_booking(
         end=body.end_time,
         space_id=body.space_id,
     )
-    try:
-        out = _book(db, user, req, now, (idempotency_key, digest) if idempotency_key else None)
-    except (BookingError, IntegrityError):
-        db.rollback()
-        if idempotency_key and (replayed := _replay(db, user, idempotency_key, digest)):
-            return replayed  # a concurrent retry with the same key won
-        raise
-    log.info("booking %s created for lot %s space %s", out.booking_id, req.lot_id, out.space_id)
-    return JSONResponse(out.model_dump(mode="json"), status_code=201)
+    state = request.app.state
+    booker: PgBooker | None = state.booker
+    if booker is not None:
+        out = await _book_on_loop(booker, user, req, now, idempotency_key, digest)
+        if out is not None:
+            return _created(out, req)
+    sync_args = (state.sessions, user, req, now, idempotency_key, digest)
+    answer = await run_in_threadpool(_book_in_thread, *sync_args)
+    return answer if isinstance(answer, JSONResponse) else _created(answer, req)
 
 
-def _book(
-    db: Session,
+async def _book_on_loop(
+    booker: PgBooker,
     user: User,
     req: svc.BookingRequest,
     now: datetime,
-    idempotency: tuple[str, str] | None,
-) -> BookingOut:
-    """Book and commit. PostgreSQL: one committed statement (``cloud_api.booking_pg``), whose
-    answer has everything the response needs; otherwise, or when a lapsed hold must be expired
-    first, the ORM path in one transaction."""
-    if db.get_bind().dialect.name == "postgresql":
-        db.rollback()  # end the read transaction of an idempotency lookup, if any
-        created = create_booking_pg(db, user, req, now, idempotency)
-        if created is not None:
-            out = booking_view(created.booking, created.space_label, created.payment_id)
-            if idempotency:  # the key is claimed; store the answer to replay
-                db.execute(
-                    update(IdempotencyRecord)
-                    .where(
-                        IdempotencyRecord.user_id == user.id,
-                        IdempotencyRecord.key == idempotency[0],
+    key: str | None,
+    digest: str,
+) -> BookingOut | None:
+    """The booking's answer, or ``None`` when the ORM path must answer (a replay, a key taken
+    by a concurrent request, a lapsed hold to expire)."""
+    if key and await booker.key_claimed(user.id, key):
+        return None  # replayed (or refused as reused) by the ORM path
+    try:
+        created = await booker.book(user.id, req, now, (key, digest) if key else None)
+    except UniqueViolationError:
+        return None  # a concurrent request with this key won: replay its answer
+    except BookingError:
+        if key and await booker.key_claimed(user.id, key):
+            return None  # the space went to a concurrent retry with this key: replay it
+        raise
+    if created is None:
+        return None
+    out = booking_view(created.booking, created.space_label, created.payment_id)
+    if key:
+        await booker.store_answer(user.id, key, out.model_dump(mode="json"))
+    return out
+
+
+def _book_in_thread(
+    sessions: sessionmaker[Session],
+    user: User,
+    req: svc.BookingRequest,
+    now: datetime,
+    key: str | None,
+    digest: str,
+) -> BookingOut | JSONResponse:
+    """The ORM path, in one transaction, with idempotency-key replay."""
+    with sessions() as db:
+        if key and (replayed := _replay(db, user, key, digest)):
+            return replayed
+        try:
+            booking = svc.create_booking(db, user, req, now)
+            out = None
+            if key:
+                out = booking_out(db, booking)
+                db.add(
+                    IdempotencyRecord(
+                        user_id=user.id,
+                        key=key,
+                        request_hash=digest,
+                        status_code=201,
+                        response=out.model_dump(mode="json"),
                     )
-                    .values(response=out.model_dump(mode="json"))
                 )
-            db.commit()  # nothing left to write: runs the after-commit hooks
-            return out
-    booking = svc.create_booking(db, user, req, now)
-    if idempotency:
-        out = booking_out(db, booking)
-        db.add(
-            IdempotencyRecord(
-                user_id=user.id,
-                key=idempotency[0],
-                request_hash=idempotency[1],
-                status_code=201,
-                response=out.model_dump(mode="json"),
-            )
-        )
-    db.commit()
-    return booking_out(db, booking)  # after commit: the lot's change-feed lock is gone
+            db.commit()
+        except (BookingError, IntegrityError):
+            db.rollback()
+            if key and (replayed := _replay(db, user, key, digest)):
+                return replayed  # a concurrent retry with the same key won
+            raise
+        return out or booking_out(db, booking)  # after commit: the change-feed lock is gone
+
+
+def _created(out: BookingOut, req: svc.BookingRequest) -> JSONResponse:
+    log.info("booking %s created for lot %s space %s", out.booking_id, req.lot_id, out.space_id)
+    return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
 @router.get("/bookings", response_model=list[BookingOut], summary="The caller's own bookings")

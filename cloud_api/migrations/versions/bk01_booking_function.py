@@ -100,9 +100,9 @@ BEGIN
         SELECT s.id, s.label FROM spaces s
         WHERE s.lot_id = p_lot_id AND s.active AND s.vehicle_type = p_vehicle_type
           AND (p_space_id IS NULL OR s.id = p_space_id)
-          AND NOT EXISTS (  -- the range form lets the EXCLUDE constraint's GiST index answer
-              SELECT 1 FROM bookings b
-              WHERE b.space_id = s.id AND b.status IN ('pending', 'confirmed')
+          AND s.id NOT IN (  -- one scan of ix_bookings_lot_window (the range form uses it)
+              SELECT b.space_id FROM bookings b
+              WHERE b.lot_id = p_lot_id AND b.status IN ('pending', 'confirmed')
                 AND tstzrange(b.start_time, b.end_time) && tstzrange(p_start, p_end)
                 AND (b.status = 'confirmed' OR b.hold_expires_at IS NULL
                      OR b.hold_expires_at > p_now))
