@@ -17,10 +17,8 @@ rows (availability cache, MQTT relay, metrics; see ``cloud_api.changes.note_sql_
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
@@ -148,9 +146,9 @@ class PgBooker:
         """Whether this user's ``Idempotency-Key`` was already used (its answer is replayed)."""
         return await self.pool.fetchval(_CLAIMED, user_id, key) is not None
 
-    async def store_answer(self, user_id: int, key: str, answer: Any) -> None:
-        """Replace a claimed key's placeholder with the answer to replay."""
-        await self.pool.execute(_STORE, user_id, key, json.dumps(answer))
+    async def store_answer(self, user_id: int, key: str, answer_json: str) -> None:
+        """Replace a claimed key's placeholder with the answer (JSON text) to replay."""
+        await self.pool.execute(_STORE, user_id, key, answer_json)
 
     def _committed(self, lot_id: int) -> None:
         """Run the after-commit hooks for a change-feed row written by SQL. The session does no

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from asyncpg import UniqueViolationError
 from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -125,7 +125,7 @@ async def _book_on_loop(
         return None
     out = booking_view(created.booking, created.space_label, created.payment_id)
     if key:
-        await booker.store_answer(user.id, key, out.model_dump(mode="json"))
+        await booker.store_answer(user.id, key, out.model_dump_json())
     return out
 
 
@@ -166,7 +166,7 @@ def _book_in_thread(
 
 def _created(out: BookingOut, req: svc.BookingRequest) -> JSONResponse:
     log.info("booking %s created for lot %s space %s", out.booking_id, req.lot_id, out.space_id)
-    return JSONResponse(out.model_dump(mode="json"), status_code=201)
+    return Response(out.model_dump_json(), status_code=201, media_type="application/json")
 
 
 @router.get("/bookings", response_model=list[BookingOut], summary="The caller's own bookings")
