@@ -164,7 +164,7 @@ def _book_in_thread(
         return out or booking_out(db, booking)  # after commit: the change-feed lock is gone
 
 
-def _created(out: BookingOut, req: svc.BookingRequest) -> JSONResponse:
+def _created(out: BookingOut, req: svc.BookingRequest) -> Response:
     log.info("booking %s created for lot %s space %s", out.booking_id, req.lot_id, out.space_id)
     return Response(out.model_dump_json(), status_code=201, media_type="application/json")
 
