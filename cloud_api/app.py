@@ -128,6 +128,7 @@ def create_app(
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     app.state.payment_provider = payment_provider or _default_provider(settings)
     install_error_handlers(app)
+    app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
     install_metrics(app, sessions)  # GET /metrics (Prometheus)
     for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync):
         app.include_router(module.router)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.routing import APIRoute
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud_api.auth import can_manage_lot
 from cloud_api.cache import AvailabilityCache, NearCache
@@ -20,7 +19,7 @@ from cloud_api.models import Booking, Lot, Role, Space
 from cloud_api.schemas import AvailabilityOut, LotOut, Problem, Timestamp, VehicleTypeName
 from gate_agent.protocol import ChangesPage, ReservationSnapshot, change_from_feed, encode
 
-__all__ = ["router"]
+__all__ = ["NearCacheHits", "router"]
 
 router = APIRouter(tags=["parking lots"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}, 422: {"model": Problem}}
@@ -51,31 +50,41 @@ def get_lot(lot_id: LotId, db: Db, now: Now) -> dict[str, Any]:
     return found[0]
 
 
-class _NearCachedRoute(APIRoute):
-    """Answers near-cache hits before FastAPI parses and validates the parameters.
+AVAILABILITY_PATH = "/parkingLots/{lot_id}/availability"
 
-    A body is stored only under the exact path and query string of a request that passed
-    validation (:func:`_near_key`), so a hit answers the same request bytes with the same bytes;
-    anything else (new, invalid, not found) goes through FastAPI as usual.
+
+class NearCacheHits:
+    """ASGI middleware: availability answers found in the process's near cache, sent before
+    routing, parameter validation and the endpoint machinery run.
+
+    A body is stored only by :func:`lot_availability`, after validation, under the exact path
+    and query string of its request (:func:`_near_key`), so a hit answers the same request bytes
+    with the same bytes; anything else goes through FastAPI. Installed inside ``RequestMetrics``
+    (``create_app``): it sets ``scope["route"]`` as routing would, so hits count under the route.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        validated = super().get_route_handler()
+    def __init__(self, app: ASGIApp, near: NearCache) -> None:
+        self.app, self.near = app, near
+        self.route = next(r for r in router.routes if getattr(r, "path", "") == AVAILABILITY_PATH)
 
-        async def handler(request: Request) -> Response:
-            body = request.app.state.near_cache.get(_near_key(request))
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"] if scope["type"] == "http" and scope["method"] == "GET" else ""
+        if path.endswith("/availability"):
+            body = self.near.get((path, scope["query_string"]))
             if body is not None:
-                return Response(body, media_type="application/json", headers=_FROM_NEAR)
-            return await validated(request)
+                scope["route"] = self.route
+                headers = [(b"content-length", b"%d" % len(body)), *_NEAR_HEADERS]
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
-        return handler
+
+_NEAR_HEADERS = [(b"content-type", b"application/json"), (b"x-cache", b"near")]
 
 
 def _near_key(request: Request) -> tuple[str, bytes]:
     return request.scope["path"], request.scope["query_string"]
-
-
-_FROM_NEAR = {"X-Cache": "near"}
 
 
 async def lot_availability(
@@ -103,13 +112,12 @@ async def lot_availability(
 
 
 router.add_api_route(
-    "/parkingLots/{lot_id}/availability",
+    AVAILABILITY_PATH,
     lot_availability,
     methods=["GET"],
     response_model=AvailabilityOut,
     responses=NOT_FOUND,
     summary="Free spaces per vehicle type for a window, its price, and how long it stays free",
-    route_class_override=_NearCachedRoute,
 )
 
 
