@@ -1,11 +1,12 @@
 """Optional availability cache: Redis under per-lot generations, and a near cache per process.
 
 **Redis.** Answers (the response body, JSON bytes) are cached under
-``avail:{lot}:{generation}:{query}``. Every committed change to a lot's reservations (detected as
-a new ``lot_changes`` row in the session) increments the lot's generation in Redis right after
-the commit, so later reads never see an answer computed before the change: a reader reads the
-generation *before* it queries the database. Old generations simply expire (TTL). A Redis
-failure degrades to the database.
+``avail:{lot}:{generation}:body:{query}`` (``body``: the earlier version's entries, decoded
+dicts, are never served as bodies during a rolling deploy). Every committed change to a lot's
+reservations (detected as a new ``lot_changes`` row in the session) increments the lot's
+generation in Redis right after the commit, so later reads never see an answer computed before
+the change: a reader reads the generation *before* it queries the database. Old generations
+simply expire (TTL). A Redis failure degrades to the database.
 
 **Near cache** (:class:`NearCache`, one per worker process, event-loop thread only). The same
 bump also PUBLISHes the lot ids on :data:`CHANNEL` (same round trip, after the commit). Every
@@ -74,7 +75,7 @@ class RedisCache:
         """Read the generation *before* the caller queries the database (see module doc)."""
         try:
             gen = self._redis.get(f"avail:gen:{lot_id}")
-            key = f"avail:{lot_id}:{int(gen or 0)}:{query}"
+            key = f"avail:{lot_id}:{int(gen or 0)}:body:{query}"
             raw = self._redis.get(key)
         except self._errors as exc:
             log.warning("redis read failed: %s", exc)
