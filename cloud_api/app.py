@@ -89,7 +89,12 @@ def create_app(
 
     booker = None
     if engine.dialect.name == "postgresql":
-        booker = PgBooker(settings.database_url, sessions, settings.db_pool_size)
+        booker = PgBooker(
+            settings.database_url,
+            sessions,
+            settings.db_pool_size,
+            hooks_do_io=isinstance(cache, RedisCache),
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from cloud_api.bookings import BookingRequest, new_booking_id, normalise_plate, validate_window
 from cloud_api.changes import note_sql_change
@@ -59,8 +60,18 @@ class Created:
 class PgBooker:
     """Books through ``parkgate_create_booking`` on a pool of async autocommit connections."""
 
-    def __init__(self, database_url: str, sessions: sessionmaker[Session], size: int) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        sessions: sessionmaker[Session],
+        size: int,
+        *,
+        hooks_do_io: bool = False,
+    ) -> None:
+        """``hooks_do_io``: the after-commit hooks talk to a server (the Redis availability
+        cache), so they run in the threadpool instead of stalling the event loop."""
         self._url, self._size, self._sessions = libpq_url(database_url), size, sessions
+        self._hooks_do_io = hooks_do_io
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
@@ -118,7 +129,10 @@ class PgBooker:
             return None
         if row["outcome"] != "created":
             raise _refusal(row["outcome"], req, row["detail"])
-        self._committed(req.lot_id)
+        if self._hooks_do_io:  # before the answer: a later read must see the cache bumped
+            await run_in_threadpool(self._committed, req.lot_id)
+        else:
+            self._committed(req.lot_id)
         hold = row["hold_expires_at"]
         booking = Booking(
             id=booking_id,

@@ -99,8 +99,6 @@ def _serve(args: argparse.Namespace) -> int:
     import os
     import threading
 
-    import uvicorn
-
     from cloud_api.migrate import upgrade
     from cloud_api.runtime import (
         SECRET_ENV,
@@ -108,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
         resolve_webhook_secret,
         start_worker_thread,
     )
+    from cloud_api.serving import serve
 
     settings = _settings(args)
     try:
@@ -125,14 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     if args.with_worker:
         start_worker_thread(Settings.from_env(webhook_secret=secret), stop)
-    uvicorn.run(
-        "cloud_api.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-        access_log=False,
-    )
+    serve(args.host, args.port, args.workers, log_level="warning", access_log=False)
     stop.set()
     return 0
 
