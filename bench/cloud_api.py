@@ -15,6 +15,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -195,6 +196,39 @@ def _api(
         )
 
 
+def _floor(pg: PostgresInstance, level: int, lines: list[str]) -> None:
+    """``bench.floor_app`` under the bookings load: what any endpoint reaches here."""
+    port = free_port()
+    env = {**os.environ, "FLOOR_DSN": pg.dsn("bench_raw")}
+    cmd = ["uvicorn", "bench.floor_app:app", "--port", str(port), "--workers", str(WORKERS)]
+    cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+    server = subprocess.Popen([sys.executable, "-m", *cmd], env=env)
+    try:
+        wait_for_port(port)
+        base = f"http://127.0.0.1:{port}"
+        body = {
+            "parking_lot_id": 1,
+            "vehicle_plate": "B1",
+            "vehicle_type": "car",
+            "start_time": "2031-01-01T10:00:00+00:00",
+            "end_time": "2031-01-01T11:00:00+00:00",
+        }
+        reqs = [encode(base, "POST", "/bookings", json_body=body)] * BOOKINGS_PER_LEVEL * 2
+        run_closed_loop(base, level, reqs[:200])
+        raw = _raw_insert_rate(pg.dsn("bench_raw"), level, 3000)
+        s0 = _tree_cpu(server.pid)
+        result = run_closed_loop(base, level, reqs)
+        cpu = 1000 * (_tree_cpu(server.pid) - s0) / len(reqs)
+        lines.append(
+            f"  floor @ {level:>2} clients (empty FastAPI endpoint + SELECT 1, bench/floor_app.py):"
+            f" {result.rate:7.1f}/s = {100 * result.rate / raw:.0f}% of raw {raw:.0f}/s; "
+            f"server CPU {cpu:.2f} ms/req"
+        )
+    finally:
+        server.terminate()
+        server.wait()
+
+
 PARTS = ("bookings", "availability")
 
 
@@ -223,6 +257,8 @@ def run(parts: tuple[str, ...] = PARTS) -> list[str]:
         pg.create_database("bench_raw")
         for level in (16, 64):
             _api(pg, None, level, lines, set(parts))
+            if "bookings" in parts:
+                _floor(pg, level, lines)
             if "availability" in parts:
                 _api(pg, f"redis://127.0.0.1:{redis_port}/0", level, lines, set(parts))
     finally:
