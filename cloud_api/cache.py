@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud_api.changes import INFO_CHANGED_LOTS
 from cloud_api.models import LotChange
 
 __all__ = ["CHANNEL", "AvailabilityCache", "NearCache", "NoCache", "RedisCache", "bump_on_commit"]
@@ -315,14 +316,14 @@ def bump_on_commit(sessions: sessionmaker[Session], cache: AvailabilityCache) ->
     def _collect(session: Session, _ctx: Any) -> None:
         lots = {obj.lot_id for obj in session.new if isinstance(obj, LotChange)}
         if lots:
-            session.info.setdefault("changed_lots", set()).update(lots)
+            session.info.setdefault(INFO_CHANGED_LOTS, set()).update(lots)
 
     @event.listens_for(sessions, "after_commit")
     def _bump(session: Session) -> None:
-        lots = session.info.pop("changed_lots", None)
+        lots = session.info.pop(INFO_CHANGED_LOTS, None)
         if lots:
             cache.bump(lots)
 
     @event.listens_for(sessions, "after_rollback")
     def _forget(session: Session) -> None:
-        session.info.pop("changed_lots", None)
+        session.info.pop(INFO_CHANGED_LOTS, None)
