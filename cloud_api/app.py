@@ -92,7 +92,7 @@ def create_app(
         booker = PgBooker(
             settings.database_url,
             sessions,
-            settings.db_pool_size,
+            settings.booking_connections,
             hooks_do_io=isinstance(cache, RedisCache),
         )
 
