@@ -110,16 +110,15 @@ async def _book_on_loop(
     digest: str,
 ) -> BookingOut | None:
     """The booking's answer, or ``None`` when the ORM path must answer (a replay, a key taken
-    by a concurrent request, a lapsed hold to expire)."""
-    if key and await booker.key_claimed(user.id, key):
-        return None  # replayed (or refused as reused) by the ORM path
+    by a concurrent request, a lapsed hold to expire). A used key needs no lookup first: the
+    statement claims it and fails (writing nothing) if it is taken."""
     try:
         created = await booker.book(user.id, req, now, (key, digest) if key else None)
     except UniqueViolationError:
-        return None  # a concurrent request with this key won: replay its answer
+        return None  # the key was used (earlier or concurrently): replay, or 422 if reused
     except BookingError:
         if key and await booker.key_claimed(user.id, key):
-            return None  # the space went to a concurrent retry with this key: replay it
+            return None  # the space went to an earlier request with this key: replay it
         raise
     if created is None:
         return None

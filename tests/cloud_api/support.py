@@ -22,7 +22,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-__all__ = ["T0", "Clock", "TestClient", "World", "running_server", "seed_world"]
+__all__ = ["T0", "Clock", "TestClient", "World", "running_server", "seed_world", "serve_process"]
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2030, 6, 1, 8, 0, tzinfo=UTC)
@@ -85,6 +85,15 @@ def running_server(
     database_url: str, *, workers: int = 1, redis_url: str | None = None
 ) -> Iterator[str]:
     """``cloud-api serve`` as a subprocess on a free port; yields its base URL."""
+    with serve_process(database_url, workers=workers, redis_url=redis_url) as (_proc, base):
+        yield base
+
+
+@contextmanager
+def serve_process(
+    database_url: str, *, workers: int = 1, redis_url: str | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``cloud-api serve`` as a subprocess on a free port; yields the process and its base URL."""
     port = free_port()
     cmd = [
         sys.executable,
@@ -114,9 +123,10 @@ def running_server(
             return httpx.get(base + "/openapi.json", timeout=1).status_code == 200
 
         wait_for(up, timeout=30, what="cloud-api serve")
-        yield base
+        yield proc, base
     finally:
-        proc.terminate()
+        if proc.poll() is None:
+            proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:

@@ -75,8 +75,10 @@ async def _retries(base: str, world: World, n: int) -> list[httpx.Response]:
             *(client.post("/bookings", json=body, headers=headers) for _ in range(n))
         )
         later = await client.post("/bookings", json=body, headers=headers)
+        other = {**body, "vehicle_plate": "OTHER1"}
+        reused = await client.post("/bookings", json=other, headers=headers)
         mine = await client.get("/bookings", headers=world.auth("alice"))
-    return [*first, later, mine]
+    return [*first, later, reused, mine]
 
 
 @pytest.mark.integration
@@ -92,7 +94,8 @@ def test_concurrent_retries_with_one_key_book_once(
     upgrade(url)
     world = seed_world(url)
     with running_server(url, workers=2) as base:
-        *answers, mine = asyncio.run(_retries(base, world, 20))
+        *answers, reused, mine = asyncio.run(_retries(base, world, 20))
+    assert (reused.status_code, reused.json()["reason"]) == (422, "idempotency_key_reused")
     assert {r.status_code for r in answers} == {201}, [r.text for r in answers][:3]
     assert len({r.json()["booking_id"] for r in answers}) == 1
     assert all(r.json() == answers[-1].json() for r in answers)  # the stored answer, replayed

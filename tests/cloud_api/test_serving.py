@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,33 +14,19 @@ import httpx
 import pytest
 
 from cloud_api.migrate import upgrade
-from tests.support.services import free_port, wait_for
+from tests.cloud_api.support import serve_process
+from tests.support.services import wait_for
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
 def _serve(tmp_path: Path, workers: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     upgrade(url)
-    port = free_port()
-    cmd = [sys.executable, "-m", "cloud_api.cli", "serve", "--database-url", url]
-    cmd += ["--port", str(port), "--workers", str(workers)]
-    env = {**os.environ, "PARKGATE_HOLD_SWEEP_SECONDS": "0"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-    try:
+    with serve_process(url, workers=workers) as (proc, base):
         wait_for(lambda: len(_workers(proc.pid)) == workers, timeout=30, what="workers")
-        wait_for(
-            lambda: httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2).is_success,
-            timeout=30,
-            what="serve",
-        )
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=20)
+        yield proc, int(base.rsplit(":", 1)[1])
 
 
 def _workers(parent: int) -> list[int]:
