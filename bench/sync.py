@@ -96,7 +96,7 @@ def simulate_lots(
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-    from gate_agent import protocol as p
+    import parkgate_protocol as p
 
     acked = [0]
     lock = threading.Lock()

@@ -9,15 +9,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from cloud_api.models import Booking, EventLog, Lot, LotChange, Space
+from parkgate_protocol import (
+    ChangeKind,
+    ProtocolError,
+    ReservationChange,
+    ReservationSnapshot,
+    describe_validation_error,
+)
 
 __all__ = [
     "INFO_BOOKING_COUNTS",
     "INFO_CHANGED_LOTS",
     "INFO_RELAY_WAKE",
+    "change_from_feed",
     "changes_since",
     "log_event",
     "note_sql_change",
@@ -104,3 +113,33 @@ def log_event(
             created_at=now,
         )
     )
+
+
+def change_from_feed(
+    lot_id: str | int,
+    seq: int,
+    kind: str,
+    payload: dict[str, Any],
+    created_at: datetime | None = None,
+) -> ReservationChange:
+    """A ``lot_changes`` row as a wire change (the relay's push and the changes endpoint).
+
+    Business kinds (``created``, ``paid``, ``cancelled``, ...) carry the reservation's full
+    snapshot, so they become ``upsert`` with the business kind as ``cause``; a row whose kind is
+    already a :class:`ChangeKind` value is taken as is (its payload is that kind's fields).
+    """
+    try:
+        if kind in ChangeKind._value2member_map_:
+            return ReservationChange(
+                lot_id=str(lot_id), seq=seq, kind=ChangeKind(kind), changed_at=created_at, **payload
+            )
+        return ReservationChange(
+            lot_id=str(lot_id),
+            seq=seq,
+            kind=ChangeKind.UPSERT,
+            cause=kind,
+            changed_at=created_at,
+            reservation=ReservationSnapshot.model_validate(payload),
+        )
+    except ValidationError as exc:
+        raise ProtocolError("invalid", describe_validation_error(exc)) from None

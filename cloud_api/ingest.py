@@ -6,7 +6,7 @@ worker restarts, and keeps the subscription across its own restarts. With ``grou
 filters are shared subscriptions (``$share/{group}/…``) so several workers split the load —
 Mosquitto 2.0 does not restore shared subscriptions after a broker restart, so until the workers
 re-subscribe the broker answers lots with PUBACK 0x10 (no subscribers) and the lots publish
-again (``gate_agent.sync_outbox``); see ``docs/scaling.md``. Messages are
+again (the agent's event outbox); see ``docs/scaling.md``. Messages are
 acknowledged by hand (paho ``manual_ack``) only after the transaction that stored them committed,
 so nothing acknowledged is lost; a redelivered event meets the unique ``event_id`` and is
 acknowledged and ignored (stored exactly once).
@@ -44,7 +44,7 @@ from cloud_api.models import Booking, Lot, utcnow
 from cloud_api.mqtt import BrokerSettings, connect, make_client
 from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
 from cloud_api.visits import find_for_plate, record_arrival, record_exit
-from gate_agent.protocol import (
+from parkgate_protocol import (
     MAX_ACK_IDS,
     TOPIC_ROOT,
     EventAck,

@@ -9,7 +9,6 @@ of that account are revoked); the broker gets a password entry for username = lo
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from cloud_api.auth import issue_token
 from cloud_api.models import ApiToken, Lot, LotMember, Role, User
-from gate_agent.protocol import LOT_ID_PATTERN
+from parkgate_protocol import is_lot_id
 
 __all__ = ["RESERVED_USERNAMES", "ProvisionError", "Provisioned", "provision_lot", "sync_section"]
 
@@ -45,7 +44,7 @@ class Provisioned:
 def _lot_id(text: str) -> int:
     if text.lower() in RESERVED_USERNAMES:
         raise ProvisionError(f"{text!r} is a reserved broker username, not a lot id")
-    if not re.match(LOT_ID_PATTERN, text) or not text.isdigit():
+    if not is_lot_id(text) or not text.isdigit():
         raise ProvisionError("LOT_ID must be the cloud's numeric lot id")
     return int(text)
 

@@ -2,7 +2,7 @@
 
 Every reservation change is written to ``lot_changes`` in the same transaction as the booking
 change (``cloud_api.changes``); this relay publishes each unrelayed row, in seq order per lot, as
-``protocol.change_from_feed(...)`` to ``parkgate/v1/lots/{lot}/reservations`` at QoS 1 and sets
+``changes.change_from_feed(...)`` to ``parkgate/v1/lots/{lot}/reservations`` at QoS 1 and sets
 ``relayed_at`` only when the broker's PUBACK arrives. Pending ``lot_commands`` go the same way to
 ``.../commands`` (an open whose ``expires_at`` passed before it could be sent is never sent).
 
@@ -28,15 +28,14 @@ import paho.mqtt.client as mqtt
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.changes import INFO_RELAY_WAKE
+from cloud_api.changes import INFO_RELAY_WAKE, change_from_feed
 from cloud_api.models import LotChange, utcnow
 from cloud_api.mqtt import BrokerSettings, connect, make_client
 from cloud_api.sync_models import LotCommand
-from gate_agent.protocol import (
+from parkgate_protocol import (
     Command,
     CommandKind,
     ProtocolError,
-    change_from_feed,
     encode,
     topic,
 )

@@ -1,6 +1,8 @@
 """The parking vocabulary every gate-agent module speaks.
 
-Plain frozen dataclasses and string enums, no IO. Times are timezone-aware UTC ``datetime``s;
+Plain frozen dataclasses and string enums, no IO. The enums whose values cross the wire
+(:class:`Direction`, :class:`ReservationStatus`, :class:`ListKind`) are the protocol's own,
+re-exported here so agent code speaks one vocabulary. Times are timezone-aware UTC ``datetime``s;
 money is integer minor units (cents) plus an ISO currency code.
 """
 
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from parkgate_protocol import Direction, ListKind, ReservationStatus
 
 __all__ = [
     "AntiPassback",
@@ -26,11 +30,6 @@ __all__ = [
     "Reservation",
     "ReservationStatus",
 ]
-
-
-class Direction(StrEnum):
-    ENTRY = "entry"
-    EXIT = "exit"
 
 
 class Reason(StrEnum):
@@ -58,19 +57,6 @@ class AntiPassback(StrEnum):
     HARD = "hard"  # a plate recorded inside cannot enter again
     SOFT = "soft"  # it can, but the event is flagged
     OFF = "off"
-
-
-class ReservationStatus(StrEnum):
-    PENDING = "pending"  # booked, awaiting payment
-    CONFIRMED = "confirmed"  # paid or otherwise guaranteed
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    COMPLETED = "completed"
-
-
-class ListKind(StrEnum):
-    ALLOW = "allow"
-    DENY = "deny"
 
 
 class MatchKind(StrEnum):

@@ -1,6 +1,6 @@
 """The lot's sync client: MQTT 5 to the broker, HTTP catch-up to the cloud.
 
-Wire contract: :mod:`gate_agent.protocol` (and ``docs/protocol.md``). Three threads:
+Wire contract: :mod:`parkgate_protocol` (and ``docs/protocol.md``). Three threads:
 
 - the paho network thread (``loop_start``) reconnects by itself with backoff; its callbacks only
   parse and hand work on (``on_message`` → the inbox queue, or the outbox for the cloud's
@@ -36,7 +36,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gate_agent.config import SyncConfig
-from gate_agent.protocol import (
+from gate_agent.store import JournalEvent, Store
+from gate_agent.sync_changes import CatchUpError, DeadLetters, ReservationFeed
+from gate_agent.sync_commands import RemoteLane, lane_health, remote_open
+from gate_agent.sync_outbox import OutboxPublisher
+from parkgate_protocol import (
     ChangeKind,
     Command,
     CommandKind,
@@ -51,10 +55,6 @@ from gate_agent.protocol import (
     parse_topic,
     topic,
 )
-from gate_agent.store import JournalEvent, Store
-from gate_agent.sync_changes import CatchUpError, DeadLetters, ReservationFeed
-from gate_agent.sync_commands import RemoteLane, lane_health, remote_open
-from gate_agent.sync_outbox import OutboxPublisher
 
 __all__ = ["RemoteLane", "SyncClient", "SyncStatus", "lane_health"]
 

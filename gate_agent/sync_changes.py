@@ -23,9 +23,10 @@ from pathlib import Path
 
 import httpx
 
-from gate_agent import plates
+from gate_agent import plates, wire
 from gate_agent.domain import Reservation
-from gate_agent.protocol import (
+from gate_agent.store import Store
+from parkgate_protocol import (
     ChangeKind,
     ChangesPage,
     ListEntrySnapshot,
@@ -34,7 +35,6 @@ from gate_agent.protocol import (
     ReservationSnapshot,
     parse_changes_page,
 )
-from gate_agent.store import Store
 
 __all__ = ["SEQ_STATE_KEY", "CatchUpError", "DeadLetters", "ReservationFeed"]
 
@@ -223,7 +223,7 @@ class ReservationFeed:
             self._check_lot(change)
             if change.kind is ChangeKind.UPSERT and change.reservation is not None:
                 upserts.pop(change.reservation.id, None)
-                upserts[change.reservation.id] = change.reservation.to_domain()
+                upserts[change.reservation.id] = wire.reservation(change.reservation)
                 continue
             self._flush(upserts)
             self._apply_one(change)
@@ -251,14 +251,16 @@ class ReservationFeed:
         if kind is ChangeKind.REMOVE and change.reservation_id is not None:
             self.store.remove_reservation(change.reservation_id)
         elif kind is ChangeKind.LIST_PUT and change.list_entry is not None:
-            self._guarded("list entry", self.store.put_list_entry, change.list_entry.to_domain())
+            self._guarded(
+                "list entry", self.store.put_list_entry, wire.list_entry(change.list_entry)
+            )
         elif kind is ChangeKind.LIST_REMOVE and change.list_entry is not None:
             self.store.remove_list_entry(change.list_entry.plate, change.list_entry.kind)
         elif kind is ChangeKind.SNAPSHOT and change.reservations is not None:
             self._apply_snapshot(change.reservations, change.list_entries)
         elif kind is ChangeKind.UPSERT and change.reservation is not None:
             self._guarded("reservation", self.store.upsert_reservation,
-                          change.reservation.to_domain())  # fmt: skip
+                          wire.reservation(change.reservation))  # fmt: skip
 
     def _apply_snapshot(
         self,
@@ -269,12 +271,14 @@ class ReservationFeed:
         usable = [r for r in reservations if plates.normalise(r.plate)]
         if len(usable) < len(reservations):
             self.dead_letters.add("snapshot", "reservations without a usable plate skipped", "")
-        count = self.store.replace_all_reservations(r.to_domain() for r in usable)
+        count = self.store.replace_all_reservations(wire.reservation(r) for r in usable)
         if list_entries is not None:
             wanted = {(plates.normalise(e.plate), e.kind): e for e in list_entries}
             for entry in self.store.list_entries():
                 if (entry.plate, entry.kind) not in wanted:
                     self.store.remove_list_entry(entry.plate, entry.kind)
             for entry_snapshot in wanted.values():
-                self._guarded("list entry", self.store.put_list_entry, entry_snapshot.to_domain())
+                self._guarded(
+                    "list entry", self.store.put_list_entry, wire.list_entry(entry_snapshot)
+                )
         return count

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gate_agent.domain import Direction
-from gate_agent.protocol import Command, LaneHealth
 from gate_agent.store import Store
+from parkgate_protocol import Command, LaneHealth
 
 __all__ = ["RemoteLane", "lane_health", "remote_open"]
 

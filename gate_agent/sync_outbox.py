@@ -35,8 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from gate_agent.protocol import GateEvent, ProtocolError, encode
+from gate_agent import wire
 from gate_agent.store import JournalEvent, Store
+from parkgate_protocol import ProtocolError, encode
 
 __all__ = ["OutboxPublisher"]
 
@@ -161,7 +162,7 @@ class OutboxPublisher:
 
     def _send(self, event: JournalEvent, now: float) -> bool:
         try:
-            payload = encode(GateEvent.from_journal(event))
+            payload = encode(wire.gate_event(event))
         except ProtocolError as exc:  # our own journal row does not fit the contract
             log.error("event %s cannot be encoded: %s", event.event_id, exc)
             if self._on_bad_event is not None:

@@ -6,7 +6,8 @@
 # Run from a checkout of the repository. What it does (idempotent; safe to run again to upgrade):
 #   1. apt: python3-venv, libgl/libglib for OpenCV, v4l-utils, the gpio group's udev rules
 #   2. the system user "parkgate" (no login, no home) in the gpio, dialout and video groups
-#   3. a venv in /opt/parkgate/venv with this checkout installed (aarch64 wheels from PyPI)
+#   3. a venv in /opt/parkgate/venv with this checkout's agent set installed, `parkgate[agent]`
+#      (aarch64 wheels from PyPI; none of the cloud's packages)
 #   4. models copied to /opt/parkgate/models when --models is given (else fast-alpr downloads them)
 #   5. /etc/parkgate/agent.toml from config/agent.example.toml (never overwritten) and an empty,
 #      root-only /etc/parkgate/secrets.env for env:NAME secrets (loaded as a systemd credential)
@@ -20,7 +21,7 @@ MODELS=""
 ENABLE=1
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --models) MODELS="$2"; shift 2 ;;
@@ -56,7 +57,7 @@ echo "== venv in $PREFIX/venv"
 install -d -m 0755 "$PREFIX"
 [ -x "$PREFIX/venv/bin/python" ] || python3 -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install -q --upgrade pip
-"$PREFIX/venv/bin/pip" install -q --only-binary=opencv-python-headless,onnxruntime,numpy "$SRC"
+"$PREFIX/venv/bin/pip" install -q --only-binary=opencv-python-headless,onnxruntime,numpy "$SRC[agent]"
 rm -rf "$PREFIX/src" && install -d "$PREFIX/src" && cp -r "$SRC/docs" "$SRC/config" "$PREFIX/src/"
 
 if [ -n "$MODELS" ]; then

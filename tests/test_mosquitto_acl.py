@@ -19,7 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gate_agent.protocol import shared_subscription, topic
+from parkgate_protocol import shared_subscription, topic
 from tests.support.services import MosquittoInstance, free_port, wait_for, wait_for_port
 
 pytestmark = pytest.mark.integration

@@ -136,6 +136,7 @@ def test_install_script_parses() -> None:
     text = script.read_text()
     for unit in ("gate-agent.service",):
         assert unit in text
+    assert '"$SRC[agent]"' in text, "the Pi installs the agent set only"
 
 
 def _kernel_has_mdwe() -> bool:

@@ -12,12 +12,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud_api.auth import can_manage_lot
 from cloud_api.cache import AvailabilityCache, NearCache
-from cloud_api.changes import changes_since, reservation_snapshot
+from cloud_api.changes import change_from_feed, changes_since, reservation_snapshot
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now
 from cloud_api.lots import availability, search_lots
 from cloud_api.models import Booking, Lot, Role, Space
 from cloud_api.schemas import AvailabilityOut, LotOut, Problem, Timestamp, VehicleTypeName
-from gate_agent.protocol import ChangesPage, ReservationSnapshot, change_from_feed, encode
+from parkgate_protocol import ChangesPage, ReservationSnapshot, encode
 
 __all__ = ["NearCacheHits", "router"]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+import parkgate_protocol as p
 from cloud_api.ingest import Ingest
 from cloud_api.mqtt import BrokerSettings
 from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
-from gate_agent import protocol as p
 from tests.cloud_api.support import World
 from tests.integration.stack import CLOUD_PASSWORD, secured_broker
 from tests.support.services import MosquittoInstance, wait_for

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gate_agent import protocol as p
+import parkgate_protocol as p
 from tests.cloud_api.support import ROOT, TestClient, World
 from tests.integration.stack import ACL
 from tests.support.services import MosquittoInstance

@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gate_agent import protocol as p
+import parkgate_protocol as p
 from gate_agent.domain import ReservationStatus
 from tests.support.services import MosquittoInstance, wait_for
 

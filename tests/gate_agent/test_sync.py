@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from gate_agent import protocol as p
+import parkgate_protocol as p
+from gate_agent import wire
 from gate_agent.config import SyncConfig
 from gate_agent.domain import Direction
 from gate_agent.store import EventKind, JournalEvent, Store
@@ -172,7 +173,7 @@ def test_gap_triggers_http_catch_up_in_pages(
 def test_snapshot_replaces_the_cache_and_resync_command_forces_one(
     mosquitto: MosquittoInstance, store: Store, cloud: FakeCloud, peer: CloudPeer, tmp_path: Path
 ) -> None:
-    store.upsert_reservation(snapshot("stale", "OLD1").to_domain())
+    store.upsert_reservation(wire.reservation(snapshot("stale", "OLD1")))
     store.set_state("sync.last_applied_seq", 2)
     for i in range(1, 8):
         cloud.upsert(snapshot(f"bk_{i}", f"NEW{i}"))
@@ -184,7 +185,7 @@ def test_snapshot_replaces_the_cache_and_resync_command_forces_one(
         assert all(store.get_reservation(f"bk_{i}") for i in range(1, 8))
         assert sync.status.last_applied_seq == 7
 
-        store.upsert_reservation(snapshot("stray", "ZZZ1").to_domain())  # drifted cache
+        store.upsert_reservation(wire.reservation(snapshot("stray", "ZZZ1")))  # drifted cache
         resync = p.Command(
             command_id="r1", lot_id=LOT, kind=p.CommandKind.RESYNC, issued_at=datetime.now(UTC)
         )

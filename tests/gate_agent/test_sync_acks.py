@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gate_agent import protocol as p
+import parkgate_protocol as p
 from gate_agent.store import Store
 from tests.gate_agent.sync_support import CloudPeer, FakeCloud
 from tests.gate_agent.test_sync import LOT, journal, start_sync

@@ -15,7 +15,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from gate_agent import protocol as p
+import parkgate_protocol as p
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 from tests.gate_agent.sync_support import CloudPeer, FakeCloud

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import parkgate_protocol as p
 from cloud_api.ingest import Ingest
-from gate_agent import protocol as p
 from gate_agent.config import SyncConfig
 from gate_agent.store import EventKind, JournalEvent, Store
 from gate_agent.sync import SyncClient

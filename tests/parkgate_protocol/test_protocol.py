@@ -7,9 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gate_agent import protocol as p
-from gate_agent.domain import Direction, ListKind, ReservationStatus
-from gate_agent.store_rows import EventKind, JournalEvent
+import parkgate_protocol as p
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SNAP = {
@@ -60,24 +58,6 @@ def test_topic_refuses_wildcards_in_lot_id() -> None:
         p.topic("lot/#", "events")
 
 
-def test_reservation_change_round_trip_and_domain() -> None:
-    parsed = p.parse_reservation_change(json.dumps(change()))
-    assert p.parse_reservation_change(p.encode(parsed)) == parsed
-    reservation = parsed.reservation.to_domain() if parsed.reservation else None
-    assert reservation is not None and reservation.status is ReservationStatus.CONFIRMED
-    assert reservation.starts_at == T0
-    assert p.ReservationSnapshot.from_domain(reservation) == parsed.reservation
-
-
-def test_change_from_cloud_feed_row() -> None:
-    made = p.change_from_feed(7, 3, "paid", SNAP, T0)
-    assert (made.lot_id, made.seq, made.kind, made.cause) == ("7", 3, p.ChangeKind.UPSERT, "paid")
-    removal = p.change_from_feed("lot-a", 4, "remove", {"reservation_id": "bk_1"})
-    assert removal.kind is p.ChangeKind.REMOVE
-    with pytest.raises(p.ProtocolError):
-        p.change_from_feed(7, 3, "created", {**SNAP, "plate": ""})
-
-
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
@@ -118,38 +98,13 @@ def test_list_and_snapshot_changes() -> None:
     put = p.parse_reservation_change(
         json.dumps(change(kind="list_put", reservation=None, list_entry=entry))
     )
-    assert put.list_entry is not None and put.list_entry.to_domain().kind is ListKind.ALLOW
+    assert put.list_entry is not None and put.list_entry.kind is p.ListKind.ALLOW
     snap = p.parse_reservation_change(
         json.dumps(
             change(kind="snapshot", reservation=None, reservations=[SNAP], list_entries=[entry])
         )
     )
     assert snap.reservations is not None and len(snap.reservations) == 1
-
-
-def test_gate_event_from_journal_round_trip() -> None:
-    journaled = JournalEvent(
-        lot_id="lot-a",
-        kind=EventKind.ENTRY,
-        lane_id="entry-1",
-        direction=Direction.ENTRY,
-        visit_id="v1",
-        plate="AB123CD",
-        confidence=0.97,
-        reason="reservation_valid",
-        occurred_at=T0,
-        image_path="/var/lib/parkgate/x.jpg",
-        detail={"flags": []},
-    )
-    event = p.GateEvent.from_journal(journaled)
-    assert event.event_id == journaled.event_id
-    wire = p.encode(event)
-    assert b"image_path" not in wire
-    assert p.parse_gate_event(wire) == event
-
-
-def test_gate_event_kinds_mirror_the_journal() -> None:
-    assert {k.value for k in p.GateEventKind} == {k.value for k in EventKind}
 
 
 def test_status_and_will() -> None:
@@ -161,7 +116,7 @@ def test_status_and_will() -> None:
         at=T0,
         outbox_depth=3,
         last_applied_seq=9,
-        lanes=[p.LaneHealth(lane_id="entry-1", direction=Direction.ENTRY, frames=10)],
+        lanes=[p.LaneHealth(lane_id="entry-1", direction=p.Direction.ENTRY, frames=10)],
     )
     assert p.parse_status(p.encode(beat)) == beat
     with pytest.raises(p.ProtocolError):
@@ -248,3 +203,11 @@ def test_changes_page() -> None:
     for body in broken:
         with pytest.raises(p.ProtocolError):
             p.parse_changes_page(json.dumps(body))
+
+
+def test_reservation_change_round_trip() -> None:
+    parsed = p.parse_reservation_change(json.dumps(change()))
+    assert p.parse_reservation_change(p.encode(parsed)) == parsed
+    assert parsed.reservation is not None
+    assert parsed.reservation.status is p.ReservationStatus.CONFIRMED
+    assert parsed.reservation.starts_at == T0

@@ -1,4 +1,4 @@
-"""Message models of the lot ↔ cloud wire contract; import them from :mod:`gate_agent.protocol`.
+"""Message models of the lot ↔ cloud wire contract.
 
 Part of the protocol (pure pydantic, no IO). Every model forbids unknown fields; every time must
 carry a UTC offset; ``v`` is the protocol version and only :data:`PROTOCOL_VERSION` is accepted.
@@ -6,53 +6,37 @@ carry a UTC offset; ``v`` is the protocol version and only :data:`PROTOCOL_VERSI
 
 from __future__ import annotations
 
-from enum import StrEnum
 from itertools import pairwise
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from gate_agent.domain import Direction, ListEntry, ListKind, Reservation, ReservationStatus
-
-if TYPE_CHECKING:
-    from gate_agent.store_rows import JournalEvent
+from parkgate_protocol._enums import (
+    ChangeKind,
+    CommandKind,
+    Direction,
+    GateEventKind,
+    ListKind,
+    ReservationStatus,
+)
+from parkgate_protocol._topics import LOT_ID_PATTERN
 
 __all__ = [
-    "LOT_ID_PATTERN",
     "MAX_ACK_IDS",
     "PROTOCOL_VERSION",
-    "ChangeKind",
     "ChangesPage",
     "Command",
-    "CommandKind",
     "EventAck",
     "GateEvent",
-    "GateEventKind",
     "LaneHealth",
     "ListEntrySnapshot",
     "Message",
-    "ProtocolError",
     "ReservationChange",
     "ReservationSnapshot",
     "Status",
 ]
 
 PROTOCOL_VERSION: Final = 1
-LOT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-
-
-class ProtocolError(ValueError):
-    """A topic or payload that does not follow this contract.
-
-    ``reason`` is a short code: ``bad_topic``, ``too_large``, ``bad_json``, ``not_an_object``,
-    ``unsupported_version`` or ``invalid`` (a field failed validation; the message lists the
-    fields and what was wrong, never their values).
-    """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 # -- building blocks ----------------------------------------------------------------------------
@@ -82,31 +66,6 @@ class ReservationSnapshot(_Model):
     currency: Currency = "EUR"
     space_label: str | None = Field(None, max_length=64)
 
-    def to_domain(self) -> Reservation:
-        return Reservation(
-            id=self.id,
-            plate=self.plate,
-            starts_at=self.starts_at,
-            ends_at=self.ends_at,
-            status=self.status,
-            amount_owed_cents=self.amount_owed_cents,
-            currency=self.currency,
-            space_label=self.space_label,
-        )
-
-    @classmethod
-    def from_domain(cls, r: Reservation) -> ReservationSnapshot:
-        return cls(
-            id=r.id,
-            plate=r.plate,
-            starts_at=r.starts_at,
-            ends_at=r.ends_at,
-            status=r.status,
-            amount_owed_cents=r.amount_owed_cents,
-            currency=r.currency,
-            space_label=r.space_label,
-        )
-
 
 class ListEntrySnapshot(_Model):
     """An allow- or deny-list entry; validity bounds are optional (open-ended)."""
@@ -117,19 +76,8 @@ class ListEntrySnapshot(_Model):
     valid_until: AwareDatetime | None = None
     note: str = Field("", max_length=500)
 
-    def to_domain(self) -> ListEntry:
-        return ListEntry(self.plate, self.kind, self.valid_from, self.valid_until, self.note)
-
 
 # -- cloud → lot: reservations ------------------------------------------------------------------
-
-
-class ChangeKind(StrEnum):
-    UPSERT = "upsert"  # ``reservation`` is the full new state (created, paid, extended, ...)
-    REMOVE = "remove"  # ``reservation_id`` leaves the cache
-    LIST_PUT = "list_put"  # ``list_entry`` is added or replaced
-    LIST_REMOVE = "list_remove"  # ``list_entry`` (plate + kind) leaves the lists
-    SNAPSHOT = "snapshot"  # ``reservations`` (and ``list_entries`` if given) replace everything
 
 
 _REQUIRED: dict[ChangeKind, tuple[str, ...]] = {
@@ -175,17 +123,6 @@ class ReservationChange(Message):
 # -- lot → cloud: events ------------------------------------------------------------------------
 
 
-class GateEventKind(StrEnum):
-    """Mirrors ``gate_agent.store_rows.EventKind`` (a test keeps them equal)."""
-
-    ENTRY = "entry"
-    EXIT = "exit"
-    DENIED = "denied"
-    MANUAL_OPEN = "manual_open"
-    HEALTH = "health"
-    BARRIER_FAULT = "barrier_fault"
-
-
 class GateEvent(Message):
     """One journaled lane event. ``event_id`` is the cloud's deduplication key (unique)."""
 
@@ -205,30 +142,6 @@ class GateEvent(Message):
     currency: Currency = "EUR"
     occurred_at: AwareDatetime
     detail: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def from_journal(cls, event: JournalEvent) -> GateEvent:
-        """The wire form of a journaled event (``image_path`` and ``sent_at`` stay local)."""
-        if event.occurred_at is None:
-            raise ProtocolError("invalid", "occurred_at: journaled events have a time")
-        return cls(
-            event_id=event.event_id,
-            lot_id=event.lot_id,
-            lane_id=event.lane_id,
-            direction=event.direction,
-            kind=GateEventKind(str(event.kind)),
-            visit_id=event.visit_id,
-            plate=event.plate,
-            read_text=event.read_text,
-            confidence=event.confidence,
-            reason=event.reason,
-            reservation_id=event.reservation_id,
-            fuzzy=event.fuzzy,
-            amount_owed_cents=event.amount_owed_cents,
-            currency=event.currency,
-            occurred_at=event.occurred_at,
-            detail=event.detail,
-        )
 
 
 # -- cloud → lot: confirmation of stored events ------------------------------------------------
@@ -274,11 +187,6 @@ class Status(Message):
 
 
 # -- cloud → lot: commands ----------------------------------------------------------------------
-
-
-class CommandKind(StrEnum):
-    OPEN_LANE = "open_lane"  # operator opens a lane remotely (audited on both sides)
-    RESYNC = "resync"  # catch up now; ``full`` asks for a snapshot
 
 
 class Command(Message):

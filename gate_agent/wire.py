@@ -1,0 +1,79 @@
+"""The agent's side of the wire contract: its records to and from :mod:`parkgate_protocol`.
+
+The protocol knows nothing of the agent; this module is where the agent's domain records
+(:class:`~gate_agent.domain.Reservation`, :class:`~gate_agent.domain.ListEntry`, journaled
+events) meet the wire models. Pure, no IO.
+"""
+
+from __future__ import annotations
+
+from gate_agent.domain import ListEntry, Reservation
+from gate_agent.store_rows import JournalEvent
+from parkgate_protocol import (
+    GateEvent,
+    GateEventKind,
+    ListEntrySnapshot,
+    ProtocolError,
+    ReservationSnapshot,
+)
+
+__all__ = ["gate_event", "list_entry", "reservation", "reservation_snapshot"]
+
+
+def reservation(snapshot: ReservationSnapshot) -> Reservation:
+    """A pushed reservation as the cache stores it."""
+    return Reservation(
+        id=snapshot.id,
+        plate=snapshot.plate,
+        starts_at=snapshot.starts_at,
+        ends_at=snapshot.ends_at,
+        status=snapshot.status,
+        amount_owed_cents=snapshot.amount_owed_cents,
+        currency=snapshot.currency,
+        space_label=snapshot.space_label,
+    )
+
+
+def reservation_snapshot(r: Reservation) -> ReservationSnapshot:
+    """The wire form of a cached reservation (tests and tools that play the cloud)."""
+    return ReservationSnapshot(
+        id=r.id,
+        plate=r.plate,
+        starts_at=r.starts_at,
+        ends_at=r.ends_at,
+        status=r.status,
+        amount_owed_cents=r.amount_owed_cents,
+        currency=r.currency,
+        space_label=r.space_label,
+    )
+
+
+def list_entry(snapshot: ListEntrySnapshot) -> ListEntry:
+    """A pushed allow/deny entry as the cache stores it."""
+    return ListEntry(
+        snapshot.plate, snapshot.kind, snapshot.valid_from, snapshot.valid_until, snapshot.note
+    )
+
+
+def gate_event(event: JournalEvent) -> GateEvent:
+    """The wire form of a journaled event (``image_path`` and ``sent_at`` stay local)."""
+    if event.occurred_at is None:
+        raise ProtocolError("invalid", "occurred_at: journaled events have a time")
+    return GateEvent(
+        event_id=event.event_id,
+        lot_id=event.lot_id,
+        lane_id=event.lane_id,
+        direction=event.direction,
+        kind=GateEventKind(str(event.kind)),
+        visit_id=event.visit_id,
+        plate=event.plate,
+        read_text=event.read_text,
+        confidence=event.confidence,
+        reason=event.reason,
+        reservation_id=event.reservation_id,
+        fuzzy=event.fuzzy,
+        amount_owed_cents=event.amount_owed_cents,
+        currency=event.currency,
+        occurred_at=event.occurred_at,
+        detail=event.detail,
+    )

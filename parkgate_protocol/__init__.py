@@ -1,0 +1,105 @@
+"""The lot ↔ cloud wire contract: MQTT topics, message models, wire enums and their versions.
+
+Pure: depends only on pydantic; no IO, no threads, nothing at import time beyond class
+definitions. The gate agent and the cloud both import this package and never each other; each
+side converts its own rows to and from these models (``gate_agent.wire``, ``cloud_api.changes``).
+``docs/protocol.md`` documents it for everyone else.
+
+Topics (``{lot}`` matches :data:`LOT_ID_PATTERN`)::
+
+    parkgate/v1/lots/{lot}/reservations   cloud → lot   QoS 1   ReservationChange
+    parkgate/v1/lots/{lot}/events         lot → cloud   QoS 1   GateEvent
+    parkgate/v1/lots/{lot}/status         lot → cloud   QoS 1, retained, last will   Status
+    parkgate/v1/lots/{lot}/commands       cloud → lot   QoS 1   Command
+    parkgate/v1/lots/{lot}/acks           cloud → lot   QoS 1   EventAck
+    GET /lots/{lot}/changes?since=N[&snapshot=true]   lot → cloud (HTTP)   ChangesPage
+
+Every payload is one UTF-8 JSON object with a version field ``v`` (:data:`PROTOCOL_VERSION`);
+parsing is strict and every failure is one :class:`ProtocolError` that never echoes input values.
+"""
+
+from parkgate_protocol._codec import (
+    MAX_MESSAGE_BYTES,
+    describe_validation_error,
+    encode,
+    parse_changes_page,
+    parse_command,
+    parse_event_ack,
+    parse_gate_event,
+    parse_reservation_change,
+    parse_status,
+)
+from parkgate_protocol._enums import (
+    ChangeKind,
+    CommandKind,
+    Direction,
+    GateEventKind,
+    ListKind,
+    ReservationStatus,
+)
+from parkgate_protocol._errors import ProtocolError
+from parkgate_protocol._messages import (
+    MAX_ACK_IDS,
+    PROTOCOL_VERSION,
+    ChangesPage,
+    Command,
+    EventAck,
+    GateEvent,
+    LaneHealth,
+    ListEntrySnapshot,
+    Message,
+    ReservationChange,
+    ReservationSnapshot,
+    Status,
+)
+from parkgate_protocol._topics import (
+    CHANNELS,
+    LOT_ID_PATTERN,
+    TOPIC_ROOT,
+    Channel,
+    check_lot_id,
+    is_lot_id,
+    parse_topic,
+    shared_subscription,
+    topic,
+)
+
+__all__ = [
+    "CHANNELS",
+    "LOT_ID_PATTERN",
+    "MAX_ACK_IDS",
+    "MAX_MESSAGE_BYTES",
+    "PROTOCOL_VERSION",
+    "TOPIC_ROOT",
+    "ChangeKind",
+    "ChangesPage",
+    "Channel",
+    "Command",
+    "CommandKind",
+    "Direction",
+    "EventAck",
+    "GateEvent",
+    "GateEventKind",
+    "LaneHealth",
+    "ListEntrySnapshot",
+    "ListKind",
+    "Message",
+    "ProtocolError",
+    "ReservationChange",
+    "ReservationSnapshot",
+    "ReservationStatus",
+    "Status",
+    "check_lot_id",
+    "describe_validation_error",
+    "encode",
+    "is_lot_id",
+    "parse_changes_page",
+    "parse_command",
+    "parse_event_ack",
+    "parse_gate_event",
+    "parse_reservation_change",
+    "parse_status",
+    "parse_topic",
+    "shared_subscription",
+    "topic",
+]
