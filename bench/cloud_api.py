@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,8 +24,15 @@ import psycopg
 
 from bench.http_load import LoadResult, encode, run_closed_loop
 from cloud_api.migrate import upgrade
-from tests.cloud_api.support import World, running_server, seed_world
-from tests.support.services import PostgresInstance, free_port, wait_for_port
+from devservices import (
+    PostgresInstance,
+    RedisInstance,
+    World,
+    free_port,
+    running_server,
+    seed_world,
+    wait_for_port,
+)
 
 __all__ = ["run"]
 
@@ -244,28 +250,18 @@ def run(parts: tuple[str, ...] = PARTS) -> list[str]:
         "  note: closed loop ⇒ mean latency = clients / throughput (Little's law); "
         "p99 ≤ 20 ms at 64 clients needs > 3,200 answers/s",
     ]
-    pg = PostgresInstance(settings=DURABLE)
-    pg.start()
-    redis_dir = Path(tempfile.mkdtemp(prefix="pg-redis-"))
-    redis_port = free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--save", "", "--dir", str(redis_dir)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(redis_port)
+    with (
+        PostgresInstance(settings=DURABLE) as pg,
+        tempfile.TemporaryDirectory(prefix="bench-redis-") as redis_dir,
+        RedisInstance(Path(redis_dir)) as redis,
+    ):
         pg.create_database("bench_raw")
         for level in (16, 64):
             _api(pg, None, level, lines, set(parts))
             if "bookings" in parts:
                 _floor(pg, level, lines)
             if "availability" in parts:
-                _api(pg, f"redis://127.0.0.1:{redis_port}/0", level, lines, set(parts))
-    finally:
-        redis.terminate()
-        redis.wait()
-        shutil.rmtree(redis_dir, ignore_errors=True)
-        pg.cleanup()
+                _api(pg, redis.url, level, lines, set(parts))
     return lines
 
 

@@ -37,11 +37,10 @@ def _window(i: int) -> datetime:
 
 
 def _push_latency(workdir: Path) -> list[str]:
+    from devservices import CloudStack, wait_for
     from gate_agent.config import SyncConfig
     from gate_agent.store import Store
     from gate_agent.sync import SyncClient
-    from tests.integration.stack import CloudStack
-    from tests.support.services import wait_for
 
     stack = CloudStack(workdir / "cloud", spaces=5).start()
     lot_id = stack.lot_ids[0]
@@ -61,8 +60,8 @@ def _push_latency(workdir: Path) -> list[str]:
         return count
 
     store.upsert_reservations = timed_upsert  # type: ignore[method-assign]
-    client = SyncClient(SyncConfig(**stack.agent_sync(lot_id)), lot_id=str(lot_id), store=store,
-                        data_dir=workdir)  # fmt: skip
+    config = SyncConfig(**stack.agent_sync(lot_id))
+    client = SyncClient(config, lot_id=str(lot_id), store=store, data_dir=workdir)
     client.start()
     latencies: list[float] = []
     try:
@@ -112,8 +111,9 @@ def simulate_lots(
 
     clients = []
     for lot_id, password in lots:
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=lot_id,
-                        protocol=MQTTProtocolVersion.MQTTv5)  # fmt: skip
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=lot_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
         c.username_pw_set(lot_id, password)
         c.on_message = on_message
         c.on_publish = on_publish
@@ -126,8 +126,13 @@ def simulate_lots(
     go.wait()
     for n in range(events):
         for lot_id, c in clients:
-            ev = p.GateEvent(event_id=uuid.uuid4().hex, lot_id=lot_id, kind=p.GateEventKind.HEALTH,
-                             occurred_at=datetime.now(UTC), detail={"n": n})  # fmt: skip
+            ev = p.GateEvent(
+                event_id=uuid.uuid4().hex,
+                lot_id=lot_id,
+                kind=p.GateEventKind.HEALTH,
+                occurred_at=datetime.now(UTC),
+                detail={"n": n},
+            )
             c.publish(p.topic(lot_id, "events"), p.encode(ev), qos=1)
     deadline = time.time() + 120
     while acked[0] < events * len(clients) and time.time() < deadline:
@@ -140,19 +145,20 @@ def simulate_lots(
 
 
 def _scale(workdir: Path) -> list[str]:
-    from tests.integration.stack import CloudStack
-    from tests.support.services import wait_for
+    from devservices import CloudStack, wait_for
 
     stack = CloudStack(workdir / "cloud", lots=LOTS, spaces=2).start()
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     go = ctx.Event()
     specs = [(str(i), stack.devices[i].mqtt_password) for i in stack.lot_ids]
+    broker = (stack.broker.host, stack.broker.port)
     procs = [
-        ctx.Process(target=simulate_lots, args=(specs[k::PROCESSES], stack.broker.host,
-                                                stack.broker.port, EVENTS_PER_LOT, out, go))
+        ctx.Process(
+            target=simulate_lots, args=(specs[k::PROCESSES], *broker, EVENTS_PER_LOT, out, go)
+        )
         for k in range(PROCESSES)
-    ]  # fmt: skip
+    ]
     for proc in procs:
         proc.start()
     pushes: dict[str, float] = {}
@@ -187,8 +193,9 @@ def _scale(workdir: Path) -> list[str]:
         before = stack.event_count()
         started = time.time()
         go.set()
-        wait_for(lambda: stack.event_count() - before >= total, timeout=300, interval=0.1,
-                 what="ingest")  # fmt: skip
+        wait_for(
+            lambda: stack.event_count() - before >= total, timeout=300, interval=0.1, what="ingest"
+        )
         took = time.time() - started
         lines.append(
             f"ingest: {total} events from {LOTS} lots stored once in {took:.1f} s = "

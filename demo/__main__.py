@@ -32,15 +32,14 @@ from demo.stack import (
     DemoError,
     DemoSettings,
     Supervisor,
-    find_mosquitto,
     http_ok,
     port_is_free,
     run_cli,
+    secured_demo_broker,
     stop_leftovers,
     sync_section,
     tcp_open,
     wait_until,
-    write_broker_config,
 )
 
 OPERATOR_USER = "operator"
@@ -148,7 +147,6 @@ def _wait_paid(settings: DemoSettings, token: str, expected: int, timeout: float
 
 
 def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
-    broker_bin, passwd_tool = find_mosquitto()
     for name, port in (
         ("DEMO_CLOUD_PORT", settings.cloud_port),
         ("DEMO_AGENT_PORT", settings.agent_port),
@@ -157,6 +155,7 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
         if not port_is_free(settings.host, port):
             raise DemoError(f"port {port} is in use: stop what uses it or set {name}")
     (settings.state_dir / "logs").mkdir(parents=True)
+    broker, cloud_password = secured_demo_broker(settings)
     env = {**os.environ, "PARKGATE_DATABASE_URL": settings.database_url}
     cli = str(VENV_BIN / "cloud-api")
 
@@ -165,7 +164,6 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
     demo = json.loads(run_cli([cli, "demo-data", "--json"], env))
     lot_id = demo["lots"][0]["id"]
     tokens = {u["role"]: u["token"] for u in demo["users"]}
-    conf, cloud_password = write_broker_config(settings, passwd_tool)
     sync = sync_section(
         run_cli(
             [
@@ -173,7 +171,7 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
                 "provision-lot",
                 str(lot_id),
                 "--passwd-file",
-                str(conf.parent / "passwd"),
+                str(broker.password_file),
                 "--broker-host",
                 settings.host,
                 "--broker-port",
@@ -186,8 +184,8 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
     )
 
     print("• MQTT broker (Mosquitto)", flush=True)
-    broker = sup.start("broker", [broker_bin, "-c", str(conf)], env)
-    wait_until(lambda: tcp_open(settings.host, settings.mqtt_port), "the broker", 15, broker)
+    broker_proc = sup.start("broker", broker.argv, env)
+    wait_until(lambda: tcp_open(settings.host, settings.mqtt_port), "the broker", 15, broker_proc)
 
     print("• cloud API with its outbox worker, and the MQTT relay/ingest", flush=True)
     cloud_env = {

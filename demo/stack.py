@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,8 +19,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ACL = ROOT / "config" / "mosquitto" / "acl"
+from devservices import REPO_ROOT, MissingBinary, MosquittoInstance, secured_broker
+
+ROOT = REPO_ROOT
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -184,44 +184,21 @@ def run_cli(argv: list[str], env: dict[str, str]) -> str:
     return result.stdout
 
 
-def find_mosquitto() -> tuple[str, str]:
-    broker = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    passwd = shutil.which("mosquitto_passwd")
-    if broker is None or passwd is None:
-        raise DemoError(
-            "Mosquitto is not installed: `make demo` installs it with apt where it can "
-            "(scripts/ensure-system-deps.sh); else run: apt-get install mosquitto"
-        )
-    return broker, passwd
-
-
-def write_broker_config(settings: DemoSettings, passwd_tool: str) -> tuple[Path, str]:
-    """A secured broker like production: no anonymous clients, the shipped per-lot ACL."""
-    mqtt_dir = settings.state_dir / "mqtt"
-    mqtt_dir.mkdir(parents=True)
-    passwd = mqtt_dir / "passwd"
+def secured_demo_broker(settings: DemoSettings) -> tuple[MosquittoInstance, str]:
+    """The broker secured like production (no anonymous clients, the shipped per-lot ACL), built
+    the way the tests build theirs; not started. Returns it and the cloud's MQTT password; each
+    lot's entry is appended to ``broker.password_file`` by ``cloud-api provision-lot``."""
     cloud_password = secrets.token_urlsafe(18)
-    subprocess.run(
-        [passwd_tool, "-c", "-b", str(passwd), "cloud", cloud_password],
-        check=True,
-        capture_output=True,
-    )
-    lines = [
-        f"listener {settings.mqtt_port} {settings.host}",
-        "allow_anonymous false",
-        f"password_file {passwd}",
-        f"acl_file {ACL}",
-        "persistence true",
-        f"persistence_location {mqtt_dir}/",
-        f"log_dest file {settings.state_dir / 'logs' / 'broker-internal.log'}",
-    ]
-    if os.geteuid() == 0:
-        lines.insert(0, "user root")  # keep access to the demo's files under the checkout
-    conf = mqtt_dir / "mosquitto.conf"
-    conf.write_text("\n".join(lines) + "\n")
-    return conf, cloud_password
+    try:
+        broker = secured_broker(
+            settings.state_dir / "mqtt", {"cloud": cloud_password}, port=settings.mqtt_port
+        )
+    except MissingBinary as exc:
+        raise DemoError(
+            f"Mosquitto is not installed ({exc}): `make demo` installs it with apt where it can "
+            "(scripts/ensure-system-deps.sh)"
+        ) from None
+    return broker, cloud_password
 
 
 def sync_section(provision_output: str) -> dict[str, object]:

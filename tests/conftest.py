@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from devservices import MosquittoInstance, PostgresInstance
 from gate_agent.recognition import Recognizer
-from tests.support.services import MosquittoInstance, PostgresInstance
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PARKGATE_SHARED_DIR", ROOT.parent / "shared"))
@@ -49,7 +49,8 @@ def recognizer(models_dir: Path) -> Recognizer:
 
 @pytest.fixture
 def pins() -> Iterator[MockFactory]:
-    """gpiozero's mock pins; each pin keeps its timestamped state history."""
+    """gpiozero's mock pins (the suite's one pin factory); each pin keeps its timestamped state
+    history."""
     factory = MockFactory()
     yield factory
     factory.reset()

@@ -36,11 +36,9 @@ def distribution(requirement: str) -> str:
 def test_agent_dependencies_resolve_as_aarch64_wheels(tmp_path: Path) -> None:
     requirements = agent_requirements()
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    command = [
-        *(sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", *platforms),
-        *("--python-version", "3.11", "--implementation", "cp", "--dest", str(tmp_path)),
-        *requirements,
-    ]
+    download = ["pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(tmp_path)]
+    target = [*platforms, "--python-version", "3.11", "--implementation", "cp"]
+    command = [sys.executable, "-m", *download, *target, *requirements]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     errors = [line for line in result.stderr.splitlines() if "is ignored" not in line]
     assert result.returncode == 0, "\n".join(errors[-30:])

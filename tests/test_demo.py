@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.services import free_port, wait_for
+from devservices import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
@@ -38,8 +38,9 @@ def start_demo(tmp_path: Path, images: Path) -> tuple[subprocess.Popen[bytes], d
         "DEMO_MQTT_PORT": str(free_port()),
     }
     log = (tmp_path / "demo.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "demo"], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "demo"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     credentials = tmp_path / "state" / "credentials.json"
     started = time.time()
 
@@ -89,16 +90,27 @@ def demo(tmp_path: Path, images: Path) -> Iterator[dict[str, Any]]:
 def test_book_enter_exit_early_through_the_demo(
     demo: dict[str, Any], dataset_dir: Path, tmp_path: Path, images: Path
 ) -> None:
-    cloud = httpx.Client(base_url=demo["cloud_url"], timeout=10,
-                         headers={"Authorization": f"Bearer {demo['customer_token']}"})  # fmt: skip
-    agent = httpx.Client(base_url=demo["agent_url"], timeout=30,
-                         headers={"Authorization": f"Bearer {demo['operator_token']}"})  # fmt: skip
+    cloud = httpx.Client(
+        base_url=demo["cloud_url"],
+        timeout=10,
+        headers={"Authorization": f"Bearer {demo['customer_token']}"},
+    )
+    agent = httpx.Client(
+        base_url=demo["agent_url"],
+        timeout=30,
+        headers={"Authorization": f"Bearer {demo['operator_token']}"},
+    )
     now = datetime.now(UTC)
-    created = cloud.post("/bookings", json={
-        "parking_lot_id": demo["lot_id"], "vehicle_plate": "K 179 658", "vehicle_type": "car",
-        "start_time": (now + timedelta(minutes=1)).isoformat(),
-        "end_time": (now + timedelta(hours=3)).isoformat(),
-    })  # fmt: skip
+    created = cloud.post(
+        "/bookings",
+        json={
+            "parking_lot_id": demo["lot_id"],
+            "vehicle_plate": "K 179 658",
+            "vehicle_type": "car",
+            "start_time": (now + timedelta(minutes=1)).isoformat(),
+            "end_time": (now + timedelta(hours=3)).isoformat(),
+        },
+    )
     assert created.status_code == 201, created.text
     booking_id = created.json()["booking_id"]
 
@@ -111,8 +123,11 @@ def test_book_enter_exit_early_through_the_demo(
     photo = (dataset_dir / PHOTO).read_bytes()
 
     def post(lane: str, act: bool) -> dict[str, Any]:
-        response = agent.post(f"/api/lanes/{lane}/frames", params={"act": str(act).lower()},
-                              files={"image": ("car.jpg", photo, "image/jpeg")})  # fmt: skip
+        response = agent.post(
+            f"/api/lanes/{lane}/frames",
+            params={"act": str(act).lower()},
+            files={"image": ("car.jpg", photo, "image/jpeg")},
+        )
         assert response.status_code == 200, response.text
         return dict(response.json())
 
@@ -131,8 +146,9 @@ def test_book_enter_exit_early_through_the_demo(
 
     exit_ = post("exit-1", act=True)
     assert (exit_["open"], exit_["reason"]) == (True, "exit_paid")
-    done = wait_for(lambda: (b := booking())["refunded_cents"] > 0 and b, timeout=30,
-                    what="early-exit credit")  # fmt: skip
+    done = wait_for(
+        lambda: (b := booking())["refunded_cents"] > 0 and b, timeout=30, what="early-exit credit"
+    )
     assert isinstance(done, dict)
     assert done["status"] == "completed" and done["exited_at"]
     assert 0 < done["refunded_cents"] < done["price"]

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("parkgate_protocol", "gate_agent", "cloud_api", "hardware")
+PACKAGES = (
+    "parkgate_protocol",
+    "gate_agent",
+    "cloud_api",
+    "hardware",
+    "devservices",
+    "bench",
+    "demo",
+)
+PRODUCT = ("parkgate_protocol", "gate_agent", "cloud_api", "hardware")
 
 
 def _module_name(path: Path) -> str:
@@ -76,6 +85,7 @@ GRAPH = _graph()
         ("parkgate_protocol", "gate_agent"),
         ("parkgate_protocol", "cloud_api"),
         ("parkgate_protocol", "hardware"),
+        *((product, dev) for product in PRODUCT for dev in ("devservices", "bench", "demo")),
     ],
 )
 def test_packages_keep_to_their_side(importer: str, forbidden: str) -> None:
@@ -133,3 +143,10 @@ def test_no_import_cycles() -> None:
         if node not in index:
             strongconnect(node)
     assert cycles == []
+
+
+@pytest.mark.parametrize("package", [*PRODUCT, "devservices", "bench", "demo"])
+def test_nothing_outside_the_tests_imports_them(package: str) -> None:
+    for path in (ROOT / package).rglob("*.py"):
+        imported = _imports(path, _module_name(path))
+        assert not {name for name in imported if name.split(".")[0] == "tests"}, path

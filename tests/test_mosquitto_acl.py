@@ -10,93 +10,37 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.reasoncodes import ReasonCode
 
+from devservices import (
+    SHIPPED_ACL,
+    MosquittoInstance,
+    free_port,
+    secured_broker,
+    wait_for,
+    wait_for_port,
+    write_password_file,
+)
 from parkgate_protocol import shared_subscription, topic
-from tests.support.services import MosquittoInstance, free_port, wait_for, wait_for_port
+from tests.support.mqtt import NOT_AUTHORIZED, Peer
 
 pytestmark = pytest.mark.integration
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config" / "mosquitto"
 PASSWORDS = {"lot-a": "pw-a", "lot-b": "pw-b", "cloud": "pw-cloud"}
-NOT_AUTHORIZED = 0x87
-
-
-class Peer:
-    """A test MQTT 5 client recording acks and messages."""
-
-    def __init__(self, broker: MosquittoInstance, user: str, password: str) -> None:
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"test-{user}",
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        self.client.username_pw_set(user, password)
-        self.connect_rc: ReasonCode | None = None
-        self.pubacks: dict[int, ReasonCode] = {}
-        self.subacks: dict[int, list[ReasonCode]] = {}
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self.client.on_connect = lambda c, u, f, rc, p: setattr(self, "connect_rc", rc)
-        self.client.on_publish = self._on_publish
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        wait_for(lambda: self.connect_rc is not None, what=f"{user} CONNACK")
-
-    def _on_publish(self, _c: object, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
-        with self._lock:
-            self.pubacks[mid] = rc
-
-    def _on_subscribe(
-        self, _c: object, _u: object, mid: int, rcs: list[ReasonCode], _p: object
-    ) -> None:
-        with self._lock:
-            self.subacks[mid] = rcs
-
-    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.messages.append((msg.topic, bytes(msg.payload)))
-
-    def publish(self, name: str, payload: bytes) -> ReasonCode:
-        mid = self.client.publish(name, payload, qos=1).mid
-        wait_for(lambda: mid in self.pubacks, what=f"PUBACK for {name}")
-        return self.pubacks[mid]
-
-    def subscribe(self, name: str) -> ReasonCode:
-        _, mid = self.client.subscribe(name, qos=1)
-        wait_for(lambda: mid in self.subacks, what=f"SUBACK for {name}")
-        return self.subacks[mid][0]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
-def secured_broker(tmp_path: Path) -> Iterator[MosquittoInstance]:
-    passwd = tmp_path / "passwd"
-    for i, (user, password) in enumerate(PASSWORDS.items()):
-        flags = ["-c"] if i == 0 else []
-        subprocess.run(["mosquitto_passwd", *flags, "-b", str(passwd), user, password], check=True)
-    extra = f"password_file {passwd}\nacl_file {CONFIG_DIR / 'acl'}"
-    broker = MosquittoInstance(tmp_path / "broker", extra_config=extra, anonymous=False)
-    broker.start()
-    yield broker
-    broker.stop()
+def broker(tmp_path: Path) -> Iterator[MosquittoInstance]:
+    with secured_broker(tmp_path / "mqtt", PASSWORDS) as started:
+        yield started
 
 
 @pytest.fixture
-def peers(secured_broker: MosquittoInstance) -> Iterator[dict[str, Peer]]:
-    made = {user: Peer(secured_broker, user, pw) for user, pw in PASSWORDS.items()}
+def peers(broker: MosquittoInstance) -> Iterator[dict[str, Peer]]:
+    made = {user: Peer(broker, user, pw) for user, pw in PASSWORDS.items()}
     yield made
     for peer in made.values():
         peer.close()
@@ -147,9 +91,9 @@ def test_lot_cannot_read_another_lots_reservations(peers: dict[str, Peer]) -> No
     assert all(b"marker" in payload for _, payload in lot_a.messages)
 
 
-def test_anonymous_and_wrong_password_are_refused(secured_broker: MosquittoInstance) -> None:
+def test_anonymous_and_wrong_password_are_refused(broker: MosquittoInstance) -> None:
     for user, password in (("lot-a", "wrong"), ("nobody", "x")):
-        peer = Peer(secured_broker, user, password)
+        peer = Peer(broker, user, password)
         assert peer.connect_rc is not None and peer.connect_rc.is_failure
         peer.client.loop_stop()
 
@@ -157,11 +101,10 @@ def test_anonymous_and_wrong_password_are_refused(secured_broker: MosquittoInsta
 def test_shipped_mosquitto_conf_starts(tmp_path: Path) -> None:
     """config/mosquitto/mosquitto.conf parses with Mosquitto (paths and port made local)."""
     port = free_port()
-    passwd = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "cloud", "pw"], check=True)
-    text = (CONFIG_DIR / "mosquitto.conf").read_text()
+    passwd = write_password_file(tmp_path / "passwd", {"cloud": "pw"})
+    text = (SHIPPED_ACL.parent / "mosquitto.conf").read_text()
     text = text.replace("/etc/mosquitto/parkgate/passwd", str(passwd))
-    text = text.replace("/etc/mosquitto/parkgate/acl", str(CONFIG_DIR / "acl"))
+    text = text.replace("/etc/mosquitto/parkgate/acl", str(SHIPPED_ACL))
     text = text.replace("/var/lib/mosquitto/", f"{tmp_path}/")
     text = re.sub(r"^listener 1883 127.0.0.1$", f"listener {port} 127.0.0.1", text, flags=re.M)
     text = text.replace("log_dest syslog", f"log_dest file {tmp_path / 'log'}")

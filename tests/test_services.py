@@ -7,7 +7,7 @@ import threading
 import paho.mqtt.client as mqtt
 import psycopg
 
-from tests.support.services import MosquittoInstance, PostgresInstance
+from devservices import MosquittoInstance, PostgresInstance
 
 
 def test_mosquitto_starts_and_routes_a_message(mosquitto: MosquittoInstance) -> None:

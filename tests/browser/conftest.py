@@ -11,12 +11,12 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from devservices import free_port, wait_for_port
 from gate_agent.app import Agent, build_agent
 from gate_agent.config import parse_config
 from gate_agent.recognition import Recognizer
 from gate_agent.web import hash_password
 from tests.gate_agent.test_web_api import PASSWORD, booking, web_agent_config
-from tests.support.services import free_port, wait_for_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -8,6 +8,7 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 from playwright.sync_api import Browser, Page, expect
 
+from devservices import wait_for
 from gate_agent.app import Agent
 from tests.gate_agent.test_web_api import (
     BOOKED_PHOTO,
@@ -17,7 +18,6 @@ from tests.gate_agent.test_web_api import (
     PASSWORD,
     pin_states,
 )
-from tests.support.services import wait_for
 
 pytestmark = pytest.mark.browser
 

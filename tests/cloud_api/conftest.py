@@ -12,7 +12,8 @@ from cloud_api.app import create_app
 from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.migrate import upgrade
 from cloud_api.settings import Settings
-from tests.cloud_api.support import Clock, TestClient, World, seed_world
+from devservices import World, seed_world
+from tests.support.cloud import Clock, TestClient
 
 
 @pytest.fixture

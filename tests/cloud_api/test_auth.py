@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.cloud_api.support import Clock, TestClient, World
+from devservices import World
+from tests.support.cloud import Clock, TestClient
 
 H = timedelta(hours=1)
 Request = Callable[[TestClient, World, str, Clock], Any]

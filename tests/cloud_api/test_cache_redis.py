@@ -20,8 +20,8 @@ from cloud_api.app import create_app
 from cloud_api.payments import InProcessTransport, LocalProvider
 from cloud_api.settings import Settings
 from cloud_api.worker import OutboxWorker, build_handlers
-from tests.cloud_api.support import T0, Clock, World, seed_world
-from tests.support.services import RedisInstance
+from devservices import RedisInstance, World, seed_world
+from tests.support.cloud import T0, Clock
 
 SECRET = "whsec_test_cache"
 

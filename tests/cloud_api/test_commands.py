@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from cloud_api.models import EventLog
 from cloud_api.sync_models import LotCommand
-from tests.cloud_api.support import TestClient, World
+from devservices import World
+from tests.support.cloud import TestClient
 
 OPEN = {"lane_id": "exit-1", "reason": "pay station out of order", "ttl_seconds": 30}
 

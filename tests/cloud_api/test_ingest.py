@@ -4,7 +4,6 @@ consumer keeps going; duplicates are stored once; a lot cannot post for another 
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,22 +16,17 @@ import parkgate_protocol as p
 from cloud_api.ingest import Ingest
 from cloud_api.mqtt import BrokerSettings
 from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
-from tests.cloud_api.support import World
-from tests.integration.stack import CLOUD_PASSWORD, secured_broker
-from tests.support.services import MosquittoInstance, wait_for
-from tests.test_mosquitto_acl import Peer
+from devservices import CLOUD_PASSWORD, MosquittoInstance, World, secured_broker, wait_for
+from tests.support.mqtt import Peer
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def broker(tmp_path: Path, world: World) -> Iterator[tuple[MosquittoInstance, Path]]:
-    instance, passwd = secured_broker(tmp_path / "mqtt")
-    for lot in (world.lot_id, world.other_lot_id):
-        subprocess.run(["mosquitto_passwd", "-b", str(passwd), str(lot), "pw"], check=True)
-    instance.start()
-    yield instance, passwd
-    instance.stop()
+    users = {"cloud": CLOUD_PASSWORD, str(world.lot_id): "pw", str(world.other_lot_id): "pw"}
+    with secured_broker(tmp_path / "mqtt", users) as instance:
+        yield instance, tmp_path / "mqtt" / "passwd"
 
 
 def event(lot: int | str, **extra: object) -> bytes:

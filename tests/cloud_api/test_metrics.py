@@ -5,8 +5,9 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cloud_api.support import Clock, TestClient, World
+from devservices import World
 from tests.cloud_api.test_api import H, body
+from tests.support.cloud import Clock, TestClient
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -24,8 +24,8 @@ from cloud_api.app import create_app
 from cloud_api.cache import CHANNEL, NearCache, RedisCache
 from cloud_api.migrate import upgrade
 from cloud_api.settings import Settings
-from tests.cloud_api.support import T0, Clock, TestClient, World, running_server, seed_world
-from tests.support.services import RedisInstance, free_port, wait_for
+from devservices import RedisInstance, World, free_port, running_server, seed_world, wait_for
+from tests.support.cloud import T0, Clock, TestClient
 
 LOT, OTHER_LOT = 1, 2
 KEY = ("/parkingLots/1/availability", b"start=a&end=b")

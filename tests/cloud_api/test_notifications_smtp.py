@@ -14,8 +14,7 @@ from cloud_api.notifications import (
     compose,
     email_payload,
 )
-from cloud_api.notifications_local import LocalInbox
-from tests.support.services import free_port, wait_for
+from devservices import LocalInbox, free_port, wait_for
 
 SENDER = "ParkGate <noreply@parkgate.test>"
 

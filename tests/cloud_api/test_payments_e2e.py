@@ -8,11 +8,10 @@ from sqlalchemy import select
 
 from cloud_api.models import Booking, Lot, Payment, utcnow
 from cloud_api.notifications import SmtpMailer, SmtpSettings
-from cloud_api.notifications_local import LocalInbox
 from cloud_api.visits import record_exit
 from cloud_api.worker import OutboxWorker, build_handlers
+from devservices import LocalInbox, wait_for
 from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
-from tests.support.services import wait_for
 
 
 def _worker(h: Harness, inbox: LocalInbox) -> OutboxWorker:

@@ -9,7 +9,7 @@ import httpx
 
 from cloud_api.payments.local_provider import LocalProvider
 from cloud_api.payments.signature import SIGNATURE_HEADER, verify_signature
-from tests.support.services import wait_for
+from devservices import wait_for
 
 SECRET = "whsec_test_autopay"
 

@@ -21,7 +21,8 @@ from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.errors import Conflict
 from cloud_api.migrate import upgrade
 from cloud_api.models import Booking, User
-from tests.cloud_api.support import T0, seed_world
+from devservices import seed_world
+from tests.support.cloud import T0
 
 SLOT = timedelta(minutes=30)
 _TEMPLATE: dict[str, object] = {}

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import parkgate_protocol as p
-from tests.cloud_api.support import ROOT, TestClient, World
-from tests.integration.stack import ACL
-from tests.support.services import MosquittoInstance
-from tests.test_mosquitto_acl import NOT_AUTHORIZED, Peer
+from devservices import REPO_ROOT as ROOT
+from devservices import MosquittoInstance, World
+from tests.support.cloud import TestClient
+from tests.support.mqtt import NOT_AUTHORIZED, Peer
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +46,7 @@ def test_provision_lot_gives_a_working_token_broker_login_and_agent_section(
     assert other.status_code in (403, 404)
 
     # a real Mosquitto with the shipped ACL accepts the entry, for that lot's topics only
-    extra = f"password_file {passwd}\nacl_file {ACL}"
-    with MosquittoInstance(tmp_path / "mqtt", extra_config=extra, anonymous=False) as broker:
+    with MosquittoInstance(tmp_path / "mqtt", password_file=passwd) as broker:
         lot = Peer(broker, section["username"], section["password"])
         try:
             assert lot.connect_rc is not None and not lot.connect_rc.is_failure

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from cloud_api.migrate import upgrade
-from tests.cloud_api.support import World, running_server, seed_world
+from devservices import World, running_server, seed_world
 
 N = 50
 

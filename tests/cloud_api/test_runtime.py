@@ -12,11 +12,10 @@ import pytest
 from cloud_api import outbox
 from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.notifications import EMAIL_KIND, email_payload
-from cloud_api.notifications_local import LocalInbox
 from cloud_api.runtime import ConfigError, resolve_webhook_secret
 from cloud_api.settings import Settings
-from tests.cloud_api.support import ROOT
-from tests.support.services import wait_for
+from devservices import REPO_ROOT as ROOT
+from devservices import LocalInbox, wait_for
 
 
 def test_stripe_needs_the_secret_from_the_environment(sqlite_url: str) -> None:

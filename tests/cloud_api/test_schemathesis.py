@@ -12,7 +12,8 @@ from schemathesis.checks import not_a_server_error
 from cloud_api.app import create_app
 from cloud_api.migrate import upgrade
 from cloud_api.settings import Settings
-from tests.cloud_api.support import Clock, seed_world
+from devservices import seed_world
+from tests.support.cloud import Clock
 
 
 def _app(tmp: Path):  # type: ignore[no-untyped-def]

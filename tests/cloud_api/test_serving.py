@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from cloud_api.migrate import upgrade
-from tests.cloud_api.support import serve_process
-from tests.support.services import wait_for
+from devservices import serve_process, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,10 @@ from cloud_api.notifications import (
     email_payload,
     schedule_reminders,
 )
-from cloud_api.notifications_local import LocalInbox
 from cloud_api.outbox import enqueue
 from cloud_api.worker import DeadLetter, OutboxWorker, RetryPolicy, build_handlers
+from devservices import LocalInbox, free_port, wait_for
 from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
-from tests.support.services import free_port, wait_for
 
 SENDER = "ParkGate <noreply@parkgate.test>"
 

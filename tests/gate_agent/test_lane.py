@@ -220,9 +220,9 @@ def test_commissioning_preview_neither_journals_nor_pulses(
 
 
 def test_agent_restarts_a_crashed_lane_loop(tmp_path, dataset_dir) -> None:  # type: ignore[no-untyped-def]
+    from devservices import wait_for
     from gate_agent.app import build_agent
     from gate_agent.config import parse_config
-    from tests.support.services import wait_for
 
     class Flaky(ScriptedRecognizer):
         calls = 0

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from devservices import wait_for
 from gate_agent.app import Agent, build_agent
 from gate_agent.config import parse_config
 from gate_agent.domain import Reservation, ReservationStatus
@@ -24,7 +25,6 @@ from gate_agent.recognition import Recognizer
 from gate_agent.store import EventKind, Store
 from tests.support.agents import one_lane_config
 from tests.support.agents import photo_folder as support_photo_folder
-from tests.support.services import wait_for
 
 BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
 UNKNOWN_PHOTO = "us/1e241dc8-8f18-4955-8988-03a0ab49f813.jpg"  # plate CCLVN3

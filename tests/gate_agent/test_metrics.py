@@ -12,11 +12,11 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from devservices import wait_for
 from gate_agent.app import Agent, build_agent
 from gate_agent.config import parse_config
 from gate_agent.recognition import Recognizer
 from gate_agent.web.app import create_web_app
-from tests.support.services import wait_for
 
 with warnings.catch_warnings():
     # starlette 1.x prefers httpx2 (not installed); httpx 0.28 still works for TestClient

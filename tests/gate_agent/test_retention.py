@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from devservices import wait_for
 from gate_agent.app import build_agent
 from gate_agent.config import parse_config
 from gate_agent.recognition import Recognizer
@@ -21,7 +22,6 @@ from gate_agent.retention import (
     load_hash_key,
 )
 from gate_agent.store import EventKind, JournalEvent, Store
-from tests.support.services import wait_for
 
 
 class NoPlates:

@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 
 import parkgate_protocol as p
+from devservices import MosquittoInstance, wait_for
 from gate_agent import wire
 from gate_agent.config import SyncConfig
-from gate_agent.domain import Direction
 from gate_agent.store import EventKind, JournalEvent, Store
 from gate_agent.sync import SyncClient
-from tests.gate_agent.sync_support import CloudPeer, FakeCloud, snapshot
-from tests.support.services import MosquittoInstance, wait_for
+from tests.support.sync import CloudPeer, FakeCloud, FakeLane, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -43,19 +42,6 @@ def sync_config(broker: MosquittoInstance, **overrides: object) -> SyncConfig:
     }
     values.update(overrides)
     return SyncConfig.model_validate(values)
-
-
-class FakeLane:
-    lane_id = "entry-1"
-    direction = Direction.ENTRY
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.opened: list[tuple[str, str]] = []
-
-    def manual_open(self, *, actor: str, reason: str) -> None:
-        self.store.audit(actor, "manual_open", reason, lane_id=self.lane_id)
-        self.opened.append((actor, reason))
 
 
 @pytest.fixture
@@ -300,6 +286,7 @@ def test_events_journaled_while_the_sync_client_is_down_are_sent_on_reconnect(
 CHILD = """
 import sys, threading
 from pathlib import Path
+from gate_agent import wire
 from gate_agent.config import SyncConfig
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient

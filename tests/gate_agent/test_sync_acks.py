@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import parkgate_protocol as p
+from devservices import MosquittoInstance, wait_for
 from gate_agent.store import Store
-from tests.gate_agent.sync_support import CloudPeer, FakeCloud
 from tests.gate_agent.test_sync import LOT, journal, start_sync
-from tests.support.services import MosquittoInstance, wait_for
+from tests.support.sync import CloudPeer, FakeCloud
 
 pytestmark = pytest.mark.integration
 

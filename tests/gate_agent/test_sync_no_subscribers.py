@@ -16,11 +16,11 @@ import paho.mqtt.client as mqtt
 import pytest
 
 import parkgate_protocol as p
+from devservices import MosquittoInstance, wait_for
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
-from tests.gate_agent.sync_support import CloudPeer, FakeCloud
 from tests.gate_agent.test_sync import LOT, journal, start_sync
-from tests.support.services import MosquittoInstance, wait_for
+from tests.support.sync import CloudPeer, FakeCloud
 
 pytestmark = pytest.mark.integration
 

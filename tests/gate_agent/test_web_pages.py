@@ -14,6 +14,7 @@ import httpx
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from devservices import free_port
 from gate_agent.app import Agent
 from gate_agent.domain import Direction, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
@@ -34,7 +35,6 @@ from tests.gate_agent.test_web_api import (
     login,
     photo,
 )
-from tests.support.services import free_port
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from devservices import wait_for
 from hardware import FrameSource, HardwareConfigError, OpenCVCamera
-from tests.support.services import wait_for
 
 
 def write_video(path: Path, frames: int = 12, fps: float = 40.0) -> Path:

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from devservices import wait_for
 from hardware import Barrier, DeviceClosed, DryRunBarrier
-from tests.support.services import wait_for
 
 
 def test_records_pulses_and_output_changes(caplog: pytest.LogCaptureFixture) -> None:

@@ -7,8 +7,8 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from devservices import wait_for
 from hardware import Barrier, BarrierError, DeviceClosed, GpioBarrier, HardwareConfigError
-from tests.support.services import wait_for
 
 TOLERANCE = 0.08  # seconds; timer threads on a shared 2-core machine
 
@@ -24,9 +24,9 @@ def high_duration(pin: object) -> float:
     return float(history[2].timestamp)
 
 
-def test_pin_is_inactive_output_at_construction(mock_factory: MockFactory) -> None:
-    with GpioBarrier(17, pin_factory=mock_factory) as barrier:
-        pin = mock_factory.pin(17)
+def test_pin_is_inactive_output_at_construction(pins: MockFactory) -> None:
+    with GpioBarrier(17, pin_factory=pins) as barrier:
+        pin = pins.pin(17)
         assert pin.function == "output"
         assert pin.state is False
         assert states(pin) == [False]
@@ -35,9 +35,9 @@ def test_pin_is_inactive_output_at_construction(mock_factory: MockFactory) -> No
         assert isinstance(barrier, Barrier)
 
 
-def test_pulse_goes_high_then_reverts_after_pulse_length(mock_factory: MockFactory) -> None:
-    with GpioBarrier(17, pulse_seconds=0.25, pin_factory=mock_factory) as barrier:
-        pin = mock_factory.pin(17)
+def test_pulse_goes_high_then_reverts_after_pulse_length(pins: MockFactory) -> None:
+    with GpioBarrier(17, pulse_seconds=0.25, pin_factory=pins) as barrier:
+        pin = pins.pin(17)
         before = time.monotonic()
         pulse = barrier.pulse_open()
         assert time.monotonic() - before < 0.05  # non-blocking
@@ -52,16 +52,16 @@ def test_pulse_goes_high_then_reverts_after_pulse_length(mock_factory: MockFacto
         assert high_duration(pin) == pytest.approx(0.25, abs=TOLERANCE)
 
 
-def test_explicit_seconds_override_default(mock_factory: MockFactory) -> None:
-    with GpioBarrier(17, pulse_seconds=5.0, pin_factory=mock_factory) as barrier:
+def test_explicit_seconds_override_default(pins: MockFactory) -> None:
+    with GpioBarrier(17, pulse_seconds=5.0, pin_factory=pins) as barrier:
         barrier.pulse_open(0.1)
         wait_for(lambda: not barrier.is_open, timeout=3, what="revert")
-        assert high_duration(mock_factory.pin(17)) == pytest.approx(0.1, abs=TOLERANCE)
+        assert high_duration(pins.pin(17)) == pytest.approx(0.1, abs=TOLERANCE)
 
 
-def test_active_low_is_inverted(mock_factory: MockFactory) -> None:
-    with GpioBarrier(17, active_high=False, pulse_seconds=0.15, pin_factory=mock_factory) as b:
-        pin = mock_factory.pin(17)
+def test_active_low_is_inverted(pins: MockFactory) -> None:
+    with GpioBarrier(17, active_high=False, pulse_seconds=0.15, pin_factory=pins) as b:
+        pin = pins.pin(17)
         assert pin.state is True  # inactive = high for an active-low relay module
         pin.clear_states()  # the mock input floated low before it became an output
         b.pulse_open()
@@ -71,9 +71,9 @@ def test_active_low_is_inverted(mock_factory: MockFactory) -> None:
         assert high_duration(pin) == pytest.approx(0.15, abs=TOLERANCE)
 
 
-def test_rearm_extends_the_same_pulse(mock_factory: MockFactory) -> None:
-    with GpioBarrier(17, pulse_seconds=0.3, pin_factory=mock_factory) as barrier:
-        pin = mock_factory.pin(17)
+def test_rearm_extends_the_same_pulse(pins: MockFactory) -> None:
+    with GpioBarrier(17, pulse_seconds=0.3, pin_factory=pins) as barrier:
+        pin = pins.pin(17)
         first = barrier.pulse_open()
         wait_for(lambda: time.monotonic() >= first.commanded_at + 0.15, what="mid-pulse")
         second = barrier.pulse_open()
@@ -88,9 +88,9 @@ def test_rearm_extends_the_same_pulse(mock_factory: MockFactory) -> None:
         assert barrier.last_pulse == second
 
 
-def test_close_while_open_reverts_immediately_and_twice_is_safe(mock_factory: MockFactory) -> None:
-    barrier = GpioBarrier(17, pulse_seconds=30, pin_factory=mock_factory)
-    pin = mock_factory.pin(17)
+def test_close_while_open_reverts_immediately_and_twice_is_safe(pins: MockFactory) -> None:
+    barrier = GpioBarrier(17, pulse_seconds=30, pin_factory=pins)
+    pin = pins.pin(17)
     barrier.pulse_open()
     start = time.monotonic()
     barrier.close()
@@ -103,16 +103,16 @@ def test_close_while_open_reverts_immediately_and_twice_is_safe(mock_factory: Mo
     assert pin.function == "input"  # released by gpiozero
 
 
-def test_pin_is_free_again_after_close(mock_factory: MockFactory) -> None:
-    GpioBarrier(17, pin_factory=mock_factory).close()
-    GpioBarrier(17, pin_factory=mock_factory).close()
+def test_pin_is_free_again_after_close(pins: MockFactory) -> None:
+    GpioBarrier(17, pin_factory=pins).close()
+    GpioBarrier(17, pin_factory=pins).close()
 
 
-def test_bad_arguments(mock_factory: MockFactory) -> None:
+def test_bad_arguments(pins: MockFactory) -> None:
     with pytest.raises(HardwareConfigError):
-        GpioBarrier(17, pulse_seconds=0, pin_factory=mock_factory)
+        GpioBarrier(17, pulse_seconds=0, pin_factory=pins)
     with pytest.raises(BarrierError) as excinfo:
-        GpioBarrier("GPIO99", pin_factory=mock_factory)
+        GpioBarrier("GPIO99", pin_factory=pins)
     assert isinstance(excinfo.value, OSError)
-    with GpioBarrier(17, pin_factory=mock_factory) as barrier, pytest.raises(ValueError):
+    with GpioBarrier(17, pin_factory=pins) as barrier, pytest.raises(ValueError):
         barrier.pulse_open(-1)

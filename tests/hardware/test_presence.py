@@ -8,6 +8,7 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from devservices import wait_for
 from hardware import (
     DeviceClosed,
     DryRunBarrier,
@@ -17,15 +18,14 @@ from hardware import (
     PresenceSensor,
     SensorError,
 )
-from tests.support.services import wait_for
 
 LOOP_PIN, BARRIER_PIN = 5, 17
 
 
-def test_arrival_and_departure_callbacks(mock_factory: MockFactory) -> None:
+def test_arrival_and_departure_callbacks(pins: MockFactory) -> None:
     events: list[str] = []
-    with PresenceSensor(LOOP_PIN, pin_factory=mock_factory) as sensor:
-        pin = mock_factory.pin(LOOP_PIN)
+    with PresenceSensor(LOOP_PIN, pin_factory=pins) as sensor:
+        pin = pins.pin(LOOP_PIN)
         sensor.when_arrived = lambda: events.append("arrived")
         sensor.when_left = lambda: events.append("left")
         assert not sensor.is_present
@@ -40,28 +40,26 @@ def test_arrival_and_departure_callbacks(mock_factory: MockFactory) -> None:
         assert events == ["arrived", "left"]
 
 
-def test_pull_up_sensor_is_active_low(mock_factory: MockFactory) -> None:
-    with PresenceSensor(LOOP_PIN, pull_up=True, pin_factory=mock_factory) as sensor:
-        pin = mock_factory.pin(LOOP_PIN)
+def test_pull_up_sensor_is_active_low(pins: MockFactory) -> None:
+    with PresenceSensor(LOOP_PIN, pull_up=True, pin_factory=pins) as sensor:
+        pin = pins.pin(LOOP_PIN)
         assert pin.state is True and not sensor.is_present
         pin.drive_low()  # the detector's relay contact closes to ground
         assert sensor.is_present
 
 
-def test_explicit_active_state_without_pull(mock_factory: MockFactory) -> None:
-    with PresenceSensor(
-        LOOP_PIN, pull_up=None, active_state=False, pin_factory=mock_factory
-    ) as sensor:
-        pin = mock_factory.pin(LOOP_PIN)
+def test_explicit_active_state_without_pull(pins: MockFactory) -> None:
+    with PresenceSensor(LOOP_PIN, pull_up=None, active_state=False, pin_factory=pins) as sensor:
+        pin = pins.pin(LOOP_PIN)
         pin.drive_high()
         assert not sensor.is_present
         pin.drive_low()
         assert sensor.is_present
 
 
-def test_wait_for_arrival(mock_factory: MockFactory) -> None:
-    with PresenceSensor(LOOP_PIN, pin_factory=mock_factory) as sensor:
-        pin = mock_factory.pin(LOOP_PIN)
+def test_wait_for_arrival(pins: MockFactory) -> None:
+    with PresenceSensor(LOOP_PIN, pin_factory=pins) as sensor:
+        pin = pins.pin(LOOP_PIN)
         assert sensor.wait_for_arrival(timeout=0.01) is False
         car = threading.Timer(0.05, pin.drive_high)
         car.start()
@@ -73,15 +71,15 @@ def test_wait_for_arrival(mock_factory: MockFactory) -> None:
 
 
 def test_subscribers_all_hear_even_if_one_fails(
-    mock_factory: MockFactory, caplog: pytest.LogCaptureFixture
+    pins: MockFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     heard: list[str] = []
 
     def broken() -> None:
         raise RuntimeError("listener bug")
 
-    with PresenceSensor(LOOP_PIN, pin_factory=mock_factory) as sensor:
-        pin = mock_factory.pin(LOOP_PIN)
+    with PresenceSensor(LOOP_PIN, pin_factory=pins) as sensor:
+        pin = pins.pin(LOOP_PIN)
         sensor.subscribe(arrived=broken)
         unsubscribe = sensor.subscribe(
             arrived=lambda: heard.append("a"), left=lambda: heard.append("l")
@@ -95,24 +93,24 @@ def test_subscribers_all_hear_even_if_one_fails(
         assert "listener bug" in caplog.text
 
 
-def test_close_is_safe_twice_and_releases_the_pin(mock_factory: MockFactory) -> None:
-    sensor = PresenceSensor(LOOP_PIN, pin_factory=mock_factory)
+def test_close_is_safe_twice_and_releases_the_pin(pins: MockFactory) -> None:
+    sensor = PresenceSensor(LOOP_PIN, pin_factory=pins)
     sensor.close()
     sensor.close()
     with pytest.raises(DeviceClosed):
         _ = sensor.is_present
-    PresenceSensor(LOOP_PIN, pin_factory=mock_factory).close()  # the pin is free again
+    PresenceSensor(LOOP_PIN, pin_factory=pins).close()  # the pin is free again
     with pytest.raises(SensorError):
-        PresenceSensor("GPIO99", pin_factory=mock_factory)
+        PresenceSensor("GPIO99", pin_factory=pins)
 
 
-def test_hold_open_keeps_the_barrier_up_while_present(mock_factory: MockFactory) -> None:
+def test_hold_open_keeps_the_barrier_up_while_present(pins: MockFactory) -> None:
     pulse = 0.3
-    loop = mock_factory.pin(LOOP_PIN)
-    out = mock_factory.pin(BARRIER_PIN)
+    loop = pins.pin(LOOP_PIN)
+    out = pins.pin(BARRIER_PIN)
     with (
-        PresenceSensor(LOOP_PIN, pin_factory=mock_factory) as sensor,
-        GpioBarrier(BARRIER_PIN, pulse_seconds=pulse, pin_factory=mock_factory) as barrier,
+        PresenceSensor(LOOP_PIN, pin_factory=pins) as sensor,
+        GpioBarrier(BARRIER_PIN, pulse_seconds=pulse, pin_factory=pins) as barrier,
         HoldOpen(sensor, barrier, pulse_seconds=pulse) as hold,
     ):
         out.clear_states()
@@ -132,14 +130,14 @@ def test_hold_open_keeps_the_barrier_up_while_present(mock_factory: MockFactory)
     assert pulse / 2 - 0.08 <= reverted_after <= pulse + 0.08
 
 
-def test_hold_open_does_not_open_a_closed_barrier(mock_factory: MockFactory) -> None:
+def test_hold_open_does_not_open_a_closed_barrier(pins: MockFactory) -> None:
     barrier = DryRunBarrier(pulse_seconds=0.2)
     with (
-        PresenceSensor(LOOP_PIN, pin_factory=mock_factory) as sensor,
+        PresenceSensor(LOOP_PIN, pin_factory=pins) as sensor,
         barrier,
         HoldOpen(sensor, barrier, pulse_seconds=0.1) as hold,
     ):
-        mock_factory.pin(LOOP_PIN).drive_high()
+        pins.pin(LOOP_PIN).drive_high()
         # give the hold thread a few of its 0.05 s rounds: it must not open
         deadline = time.monotonic() + 0.2
         while time.monotonic() < deadline:
@@ -151,20 +149,20 @@ def test_hold_open_does_not_open_a_closed_barrier(mock_factory: MockFactory) -> 
         assert len(barrier.pulses) == 1 and barrier.rearms
 
 
-def test_hold_open_on_arrival_opens(mock_factory: MockFactory) -> None:
+def test_hold_open_on_arrival_opens(pins: MockFactory) -> None:
     barrier = DryRunBarrier(pulse_seconds=1.0)
     with (
-        PresenceSensor(LOOP_PIN, pin_factory=mock_factory) as sensor,
+        PresenceSensor(LOOP_PIN, pin_factory=pins) as sensor,
         barrier,
         HoldOpen(sensor, barrier, pulse_seconds=0.2, open_on_arrival=True),
     ):
-        mock_factory.pin(LOOP_PIN).drive_high()
+        pins.pin(LOOP_PIN).drive_high()
         wait_for(lambda: barrier.is_open, timeout=2, what="open on arrival")
         assert barrier.pulses[0].seconds == pytest.approx(0.2)
 
 
-def test_hold_open_arguments_and_double_close(mock_factory: MockFactory) -> None:
-    with PresenceSensor(LOOP_PIN, pin_factory=mock_factory) as sensor, DryRunBarrier() as b:
+def test_hold_open_arguments_and_double_close(pins: MockFactory) -> None:
+    with PresenceSensor(LOOP_PIN, pin_factory=pins) as sensor, DryRunBarrier() as b:
         with pytest.raises(HardwareConfigError):
             HoldOpen(sensor, b, pulse_seconds=0)
         hold = HoldOpen(sensor, b, pulse_seconds=1)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from devservices import wait_for
 from hardware import (
     CameraError,
     DeviceClosed,
@@ -18,7 +19,6 @@ from hardware import (
     ReplaySource,
     SourceNotFound,
 )
-from tests.support.services import wait_for
 
 PHOTOS = 3
 

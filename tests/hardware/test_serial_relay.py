@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import serial
 
+from devservices import wait_for
 from hardware import (
     Barrier,
     BarrierError,
@@ -16,7 +17,6 @@ from hardware import (
     SimulatedRelayBoard,
 )
 from hardware.lcus import decode_frame, encode_frame
-from tests.support.services import wait_for
 
 TOLERANCE = 0.08
 

@@ -17,13 +17,22 @@ COUNTER = "chaos.next"
 
 def main(data_dir: str, lot_id: str, sync_json: str, total: int, pause_s: float) -> int:
     store = Store(Path(data_dir) / "agent.sqlite3")
-    client = SyncClient(SyncConfig(**json.loads(sync_json)), lot_id=lot_id, store=store,
-                        data_dir=Path(data_dir)).start()  # fmt: skip
+    config = SyncConfig(**json.loads(sync_json))
+    client = SyncClient(config, lot_id=lot_id, store=store, data_dir=Path(data_dir)).start()
     n = int(store.get_state(COUNTER, 0))
     while n < total:
         # a fixed id per n: journaling it again after a SIGKILL is a no-op
-        store.journal(JournalEvent(lot_id=lot_id, kind=EventKind.HEALTH, lane_id="chaos",
-                                   event_id=f"chaos-{n:05d}", detail={"n": n}))  # fmt: skip
+        event_id = f"chaos-{n:05d}"
+        detail = {"n": n}
+        store.journal(
+            JournalEvent(
+                lot_id=lot_id,
+                kind=EventKind.HEALTH,
+                lane_id="chaos",
+                event_id=event_id,
+                detail=detail,
+            )
+        )
         n += 1
         store.set_state(COUNTER, n)
         client.notify()

@@ -3,20 +3,19 @@ the entry lane (mock GPIO pin pulses) → the entry event reaches the cloud book
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from devservices import CloudStack, wait_for
 from gate_agent.app import build_agent
-from gate_agent.config import SyncConfig, parse_config
+from gate_agent.config import SyncConfig
 from gate_agent.recognition import Recognizer
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
-from tests.integration.stack import CloudStack, soon
-from tests.support.agents import one_lane_config
-from tests.support.services import wait_for
+from tests.support.agents import AgentConfigFactory, photo_folder
+from tests.support.cloud import soon
 
 pytestmark = pytest.mark.integration
 
@@ -24,28 +23,18 @@ BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
 BARRIER_PIN = 17
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[CloudStack]:
-    cloud = CloudStack(tmp_path / "cloud").start()
-    yield cloud
-    cloud.stop()
-
-
 def test_booking_reaches_the_gate_and_the_entry_reaches_the_booking(
     tmp_path: Path,
     stack: CloudStack,
+    lot_id: int,
+    lot_agent_config: AgentConfigFactory,
     recognizer: Recognizer,
     pins: MockFactory,
     dataset_dir: Path,
 ) -> None:
-    lot_id = stack.lot_ids[0]
     data_dir = tmp_path / "agent"
     data_dir.mkdir()
-    sync = parse_config({"lot": {"id": str(lot_id)}, "sync": stack.agent_sync(lot_id),
-                         "lanes": [{"id": "x", "direction": "entry",
-                                    "camera": {"kind": "replay", "path": str(tmp_path)},
-                                    "barrier": {"kind": "dry-run"}}]}).sync  # fmt: skip
-    assert isinstance(sync, SyncConfig)
+    sync = SyncConfig(**stack.agent_sync(lot_id))
 
     # 1. the lot is online (sync only); the booking is pushed over MQTT into its cache
     store = Store(data_dir / "agent.sqlite3")
@@ -64,28 +53,22 @@ def test_booking_reaches_the_gate_and_the_entry_reaches_the_booking(
     assert stack.booking(booking_id).arrived_at is None
 
     # 2. the full agent on the same data: a real photo of the plate opens the entry lane
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    (frames / Path(BOOKED_PHOTO).name).symlink_to(dataset_dir / BOOKED_PHOTO)
-    config = parse_config(
-        one_lane_config(
-            lot_id=str(lot_id), data_dir=data_dir, frames=frames, pin=BARRIER_PIN,
-            pulse_seconds=0.3, fps=10, passes={"budget_seconds": 0.8, "gap_seconds": 30},
-            sync=stack.agent_sync(lot_id),
-        )
-    )  # fmt: skip
+    frames = photo_folder(tmp_path / "frames", dataset_dir / BOOKED_PHOTO)
+    passes = {"budget_seconds": 0.8, "gap_seconds": 30}
+    config = lot_agent_config(
+        data_dir, frames, pin=BARRIER_PIN, pulse_seconds=0.3, fps=10, passes=passes
+    )
     agent = build_agent(config, recognizer=recognizer, pin_factory=pins)
     agent.start()
     try:
         pin = pins.pin(BARRIER_PIN)
         wait_for(lambda: any(s.state for s in pin.states), timeout=30, what="barrier pulse")
-        arrived = wait_for(lambda: stack.booking(booking_id).arrived_at, timeout=15,
-                           what="arrival recorded in the cloud")  # fmt: skip
+        arrived = wait_for(
+            lambda: stack.booking(booking_id).arrived_at, timeout=15, what="arrival in the cloud"
+        )
         events = [e for e in agent.store.events(limit=10) if e.reservation_id == booking_id]
     finally:
         agent.stop()
-        pins.reset()
-        pins.close()
     assert arrived is not None
     [event] = events
     assert event.reason == "reservation_valid"

@@ -13,17 +13,17 @@ import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import parkgate_protocol as p
 from cloud_api.ingest import Ingest
+from devservices import CloudStack, wait_for
 from gate_agent.config import SyncConfig
 from gate_agent.store import EventKind, JournalEvent, Store
 from gate_agent.sync import SyncClient
-from tests.integration.stack import CloudStack
-from tests.support.services import wait_for
-from tests.test_mosquitto_acl import Peer
+from tests.support.mqtt import Peer
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +32,8 @@ NO_AUTOSAVE = "autosave_interval 3600"  # after the test broker's "autosave_inte
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[CloudStack]:
-    cloud = CloudStack(tmp_path / "cloud", broker_config=NO_AUTOSAVE).start()
-    yield cloud
-    cloud.stop()
+def stack_options() -> dict[str, Any]:
+    return {"broker_config": NO_AUTOSAVE}
 
 
 @pytest.fixture
@@ -105,8 +103,12 @@ def test_the_crash_really_loses_the_accepted_events_until_the_agent_is_back(
     crash_broker_and_restart_ingest(stack)
     lot_id = stack.lot_ids[0]
     device = stack.devices[lot_id]
-    marker = p.GateEvent(event_id="marker", lot_id=str(lot_id), kind=p.GateEventKind.HEALTH,
-                         occurred_at=datetime.now(UTC))  # fmt: skip
+    marker = p.GateEvent(
+        event_id="marker",
+        lot_id=str(lot_id),
+        kind=p.GateEventKind.HEALTH,
+        occurred_at=datetime.now(UTC),
+    )
     peer = Peer(stack.broker, device.mqtt_username, device.mqtt_password)
     try:
         assert peer.publish(p.topic(str(lot_id), "events"), p.encode(marker)).value == 0

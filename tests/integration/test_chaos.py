@@ -14,25 +14,16 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.stack import ROOT, CloudStack
-from tests.support.services import wait_for
+from devservices import REPO_ROOT, CloudStack, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOTAL = 1000
 KILLS = 8
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[CloudStack]:
-    cloud = CloudStack(tmp_path / "cloud").start()
-    yield cloud
-    cloud.stop()
 
 
 def journaled(data_dir: Path) -> set[str]:
@@ -44,22 +35,22 @@ def journaled(data_dir: Path) -> set[str]:
 
 
 def chaos_agent(data_dir: Path, stack: CloudStack, lot_id: int, total: int) -> list[str]:
-    return [sys.executable, "-m", "tests.integration.chaos_agent", str(data_dir), str(lot_id),
-            json.dumps(stack.agent_sync(lot_id)), str(total), "0.02"]  # fmt: skip
+    sync = json.dumps(stack.agent_sync(lot_id))
+    module = "tests.integration.chaos_agent"
+    return [sys.executable, "-m", module, str(data_dir), str(lot_id), sync, str(total), "0.02"]
 
 
 def test_every_event_once_through_kills_and_broker_restarts(
-    tmp_path: Path, stack: CloudStack
+    tmp_path: Path, stack: CloudStack, lot_id: int
 ) -> None:
     rng = random.Random(4)
-    lot_id = stack.lot_ids[0]
     data_dir = tmp_path / "agent"
     data_dir.mkdir()
     cmd = chaos_agent(data_dir, stack, lot_id, TOTAL)
 
     def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+        quiet = subprocess.DEVNULL
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=quiet, stderr=quiet)
 
     # random points in the journal: SIGKILL the agent there, except at two of them where the
     # broker is restarted under the running agent (it reconnects and keeps draining)
@@ -69,8 +60,12 @@ def test_every_event_once_through_kills_and_broker_restarts(
     kills = broker_restarts = 0
     try:
         for point in points:
-            wait_for(lambda p=point: len(journaled(data_dir)) >= p, timeout=60, interval=0.01,
-                     what=f"{point} events journaled")  # fmt: skip
+            wait_for(
+                lambda p=point: len(journaled(data_dir)) >= p,
+                timeout=60,
+                interval=0.01,
+                what=f"{point} events journaled",
+            )
             if point in broker_at:
                 stack.broker.restart()
                 broker_restarts += 1
@@ -81,8 +76,12 @@ def test_every_event_once_through_kills_and_broker_restarts(
             agent = spawn()
         wait_for(lambda: len(journaled(data_dir)) >= TOTAL, timeout=60, what="all journaled")
         wanted = journaled(data_dir)
-        wait_for(lambda: stack.event_count() >= len(wanted), timeout=60, interval=0.1,
-                 what="all events in the cloud")  # fmt: skip
+        wait_for(
+            lambda: stack.event_count() >= len(wanted),
+            timeout=60,
+            interval=0.1,
+            what="all events in the cloud",
+        )
     finally:
         agent.send_signal(signal.SIGKILL)
         agent.wait()

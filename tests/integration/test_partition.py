@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -14,15 +13,14 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from devservices import CloudStack, wait_for
 from gate_agent.app import build_agent
-from gate_agent.config import parse_config
 from gate_agent.lane import Lane
 from gate_agent.recognition import Recognizer
 from gate_agent.store import EventKind, JournalEvent, Store
 from gate_agent.sync import SyncClient
-from tests.integration.stack import CloudStack, soon
-from tests.support.agents import one_lane_config
-from tests.support.services import wait_for
+from tests.support.agents import AgentConfigFactory, photo_folder
+from tests.support.cloud import soon
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,13 +28,6 @@ BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
 BARRIER_PIN = 17
 SAMPLES = 25
 BACKLOG = 500
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[CloudStack]:
-    cloud = CloudStack(tmp_path / "cloud").start()
-    yield cloud
-    cloud.stop()
 
 
 def p95_ms(lane: Lane, image: np.ndarray) -> float:
@@ -51,33 +42,34 @@ def p95_ms(lane: Lane, image: np.ndarray) -> float:
 
 
 def journal_health(store: Store, lot_id: int, n: int) -> list[str]:
-    events = (JournalEvent(lot_id=str(lot_id), kind=EventKind.HEALTH, lane_id="entry-1",
-                           detail={"n": i}) for i in range(n))  # fmt: skip
-    return [store.journal(event) for event in events]
+    return [
+        store.journal(
+            JournalEvent(
+                lot_id=str(lot_id), kind=EventKind.HEALTH, lane_id="entry-1", detail={"n": i}
+            )
+        )
+        for i in range(n)
+    ]
 
 
 def test_a_partitioned_lot_keeps_admitting_and_its_backlog_drains_once(
     tmp_path: Path,
     stack: CloudStack,
+    lot_id: int,
+    lot_agent_config: AgentConfigFactory,
     recognizer: Recognizer,
     pins: MockFactory,
     dataset_dir: Path,
 ) -> None:
-    lot_id = stack.lot_ids[0]
     data_dir = tmp_path / "agent"
-    frames = tmp_path / "frames"  # the lane loop is not started: evaluate_image drives the lane
-    frames.mkdir()
-    (frames / "booked.jpg").symlink_to(dataset_dir / BOOKED_PHOTO)
-    config = parse_config(
-        one_lane_config(
-            lot_id=str(lot_id), data_dir=data_dir, frames=frames, pin=BARRIER_PIN,
-            pulse_seconds=0.1, fps=1, sync=stack.agent_sync(lot_id),
-        )
-    )  # fmt: skip
+    # the lane loop is not started: evaluate_image drives the lane
+    frames = photo_folder(tmp_path / "frames", dataset_dir / BOOKED_PHOTO)
+    config = lot_agent_config(data_dir, frames, pin=BARRIER_PIN, pulse_seconds=0.1, fps=1)
     agent = build_agent(config, recognizer=recognizer, pin_factory=pins)
     lane, store = agent.lanes["entry-1"], agent.store
-    sync = SyncClient(config.sync, lot_id=str(lot_id), store=store, data_dir=data_dir,
-                      lanes=agent.lanes).start()  # fmt: skip
+    sync = SyncClient(
+        config.sync, lot_id=str(lot_id), store=store, data_dir=data_dir, lanes=agent.lanes
+    ).start()
     lane.add_listener(sync.notify)
     image = cv2.imread(str(dataset_dir / BOOKED_PHOTO))
     assert image is not None
@@ -98,16 +90,22 @@ def test_a_partitioned_lot_keeps_admitting_and_its_backlog_drains_once(
         backlog = [admitted.event_id, *journal_health(store, lot_id, BACKLOG - 1)]
         sync.notify()
         assert store.outbox_depth() == BACKLOG  # journaled, nothing marked sent while down
-        print(f"\npartition: decision p95 {up_ms:.1f} ms with the broker up, "
-              f"{down_ms:.1f} ms with it down")  # fmt: skip
+        print(
+            f"\npartition: decision p95 {up_ms:.1f} ms with the broker up, "
+            f"{down_ms:.1f} ms with it down"
+        )
         assert down_ms <= up_ms * 1.5 + 10
 
         stack.broker.start()
         started = time.perf_counter()
         wait_for(lambda: sync.status.connected, timeout=40, what="agent reconnected")
         connected = time.perf_counter()
-        wait_for(lambda: stack.event_count() >= BACKLOG, timeout=60, interval=0.05,
-                 what="backlog in the cloud")  # fmt: skip
+        wait_for(
+            lambda: stack.event_count() >= BACKLOG,
+            timeout=60,
+            interval=0.05,
+            what="backlog in the cloud",
+        )
         drained = time.perf_counter()
         rate = BACKLOG / (drained - connected)
         print(
@@ -118,8 +116,6 @@ def test_a_partitioned_lot_keeps_admitting_and_its_backlog_drains_once(
     finally:
         sync.stop()
         agent.stop()
-        pins.reset()
-        pins.close()
     stored = stack.event_ids()
     assert len(stored) == len(set(stored)) == BACKLOG
     assert set(stored) == set(backlog)

@@ -3,7 +3,6 @@ could send it is never published; a live one is executed once (audited) even whe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,35 +12,28 @@ from cloud_api.commands import issue_open
 from cloud_api.models import Role, utcnow
 from cloud_api.seed import add_user
 from cloud_api.sync_models import LotCommand
+from devservices import CloudStack, wait_for
 from gate_agent.config import SyncConfig
 from gate_agent.store import Store
 from gate_agent.sync import COMMANDS_STATE_KEY, SyncClient
-from tests.gate_agent.test_sync import FakeLane
-from tests.integration.stack import CloudStack
-from tests.support.services import wait_for
+from tests.support.sync import FakeLane
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[CloudStack]:
-    cloud = CloudStack(tmp_path / "cloud").start()
-    yield cloud
-    cloud.stop()
-
-
 def test_remote_open_runs_once_audited_and_an_expired_one_is_never_sent(
-    tmp_path: Path, stack: CloudStack
+    tmp_path: Path, stack: CloudStack, lot_id: int
 ) -> None:
-    lot_id = stack.lot_ids[0]
     with stack.sessions() as s:
         operator = add_user(s, "op@example.test", Role.OPERATOR, lots=(lot_id,)).token
         s.commit()
     auth = {"Authorization": f"Bearer {operator}"}
     store = Store(tmp_path / "agent.sqlite3")
     lane = FakeLane(store)
-    sync = SyncClient(SyncConfig(**stack.agent_sync(lot_id)), lot_id=str(lot_id), store=store,
-                      data_dir=tmp_path, lanes={lane.lane_id: lane}).start()  # fmt: skip
+    config = SyncConfig(**stack.agent_sync(lot_id))
+    lanes = {lane.lane_id: lane}
+    sync = SyncClient(config, lot_id=str(lot_id), store=store, data_dir=tmp_path, lanes=lanes)
+    sync.start()
 
     def handled() -> list[str]:
         return list(store.get_state(COMMANDS_STATE_KEY, []))
@@ -55,8 +47,9 @@ def test_remote_open_runs_once_audited_and_an_expired_one_is_never_sent(
         wait_for(lambda: sync.status.connected, timeout=10, what="agent connected")
         with stack.sessions() as s:  # issued two minutes ago with a 60 s life: already expired
             late = utcnow() - timedelta(minutes=2)
-            stale = issue_open(s, lot_id, lane_id=lane.lane_id, actor="op@example.test",
-                               reason="late", now=late).command_id  # fmt: skip
+            stale = issue_open(
+                s, lot_id, lane_id=lane.lane_id, actor="op@example.test", reason="late", now=late
+            ).command_id
             s.commit()
         wait_for(lambda: stack.relay.stats.expired_commands == 1, what="relay drops it")
 

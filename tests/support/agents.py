@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["one_lane_config", "photo_folder"]
+from gate_agent.config import AgentConfig
+
+__all__ = ["AgentConfigFactory", "one_lane_config", "photo_folder"]
+
+AgentConfigFactory = Callable[..., AgentConfig]
+"""``make(data_dir, frames, **lane)`` → a parsed one-lane agent config (a fixture's product)."""
 
 
 def photo_folder(folder: Path, *photos: Path) -> Path:

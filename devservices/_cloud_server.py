@@ -1,42 +1,25 @@
-"""Helpers for cloud API tests: a seeded world, a controllable clock, a real server process."""
+"""The cloud API as an operator runs it (``cloud-api serve`` in a subprocess on a free port), and
+a seeded world of lots and users to call it with."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+import httpx
+from sqlalchemy import select
 
 from cloud_api.db import make_engine, make_sessionmaker
-from cloud_api.models import Role
+from cloud_api.models import Role, Space
 from cloud_api.seed import add_lot, add_user
-from tests.support.services import free_port, wait_for
+from devservices._process import REPO_ROOT
+from devservices._wait import free_port, wait_for
 
-with warnings.catch_warnings():
-    # starlette 1.x prefers httpx2 (not installed); httpx 0.28 still works for TestClient
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
-
-__all__ = ["T0", "Clock", "TestClient", "World", "running_server", "seed_world", "serve_process"]
-
-ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2030, 6, 1, 8, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
+__all__ = ["World", "running_server", "seed_world", "serve_process"]
 
 
 @dataclass
@@ -68,10 +51,6 @@ def seed_world(database_url: str, spaces: dict[str, int] | None = None) -> World
             "admin": add_user(s, "admin@example.test", Role.ADMIN),
         }
         s.commit()
-        from sqlalchemy import select
-
-        from cloud_api.models import Space
-
         space_ids = list(
             s.scalars(select(Space.id).where(Space.lot_id == lot.id).order_by(Space.id))
         )
@@ -111,11 +90,10 @@ def serve_process(
         cmd += ["--redis-url", redis_url]
     env = {**os.environ, "PARKGATE_HOLD_SWEEP_SECONDS": "0"}
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        import httpx
 
         def up() -> bool:
             if proc.poll() is not None:

@@ -1,4 +1,4 @@
-"""A real SMTP server in-process (aiosmtpd) that keeps what it receives: the demo's inbox and the
+"""A real SMTP server in-process (aiosmtpd, a dev-only dependency) that keeps what it receives: the
 tests' mail server. It can be stopped and started again on the same port to play "SMTP down"."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from devservices._wait import free_port
 
 __all__ = ["LocalInbox"]
 
@@ -43,11 +45,7 @@ class LocalInbox:
         if self._controller is not None:
             return self
         if self.port == 0:
-            import socket
-
-            with socket.socket() as sock:
-                sock.bind((self.host, 0))
-                self.port = int(sock.getsockname()[1])
+            self.port = free_port(self.host)
         controller = Controller(_Collector(self), hostname=self.host, port=self.port)
         controller.start()
         self._controller = controller

@@ -1,4 +1,5 @@
-"""Test-side "cloud" for the sync tests: an MQTT 5 peer and a changes endpoint on MockTransport."""
+"""Test-side "cloud" for the sync tests: an MQTT 5 peer, a changes endpoint on MockTransport, and a
+lane that only records remote opens."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 import parkgate_protocol as p
-from gate_agent.domain import ReservationStatus
-from tests.support.services import MosquittoInstance, wait_for
+from devservices import MosquittoInstance, wait_for
+from gate_agent.domain import Direction, ReservationStatus
+from gate_agent.store import Store
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -86,6 +88,21 @@ class FakeCloud:
         return httpx.Response(200, content=p.encode(page))
 
 
+class FakeLane:
+    """A lane for remote commands: ``manual_open`` audits and records, no camera or barrier."""
+
+    lane_id = "entry-1"
+    direction = Direction.ENTRY
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.opened: list[tuple[str, str]] = []
+
+    def manual_open(self, *, actor: str, reason: str) -> None:
+        self.store.audit(actor, "manual_open", reason, lane_id=self.lane_id)
+        self.opened.append((actor, reason))
+
+
 @dataclass(frozen=True)
 class Received:
     topic: str
@@ -134,8 +151,8 @@ class CloudPeer:
         with self._lock:
             self.received.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain)))
         if self.acks and msg.topic.endswith("/events"):
-            ack = p.EventAck(lot_id=self.lot_id, acked_at=datetime.now(UTC),
-                             event_ids=[p.parse_gate_event(msg.payload).event_id])  # fmt: skip
+            event_id = p.parse_gate_event(msg.payload).event_id
+            ack = p.EventAck(lot_id=self.lot_id, acked_at=datetime.now(UTC), event_ids=[event_id])
             client.publish(p.topic(self.lot_id, "acks"), p.encode(ack), qos=1)
 
     def send(self, channel: p.Channel, payload: bytes) -> None:

@@ -1,13 +1,12 @@
-"""A whole cloud for end-to-end tests and ``bench.sync``: a migrated SQLite database, a secured
-Mosquitto (the shipped ACL, a password per lot via ``provision_lot``), the API served by uvicorn
-on a real port with the relay woken on commit, and the ingest, all in this process."""
+"""A whole cloud in this process for end-to-end tests and ``bench.sync``: a migrated SQLite
+database, a secured Mosquitto (the shipped ACL, a password per lot via ``provision_lot``), the API
+served by uvicorn on a real port with the relay woken on commit, and the ingest."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,13 @@ from cloud_api.relay import Relay, wake_on_commit
 from cloud_api.seed import add_lot, add_user
 from cloud_api.settings import Settings
 from cloud_api.sync_models import GateEventRecord
-from tests.support.services import MosquittoInstance, free_port, wait_for
+from devservices._mosquitto import MosquittoInstance, secured_broker, write_password_file
+from devservices._wait import free_port, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-ACL = ROOT / "config" / "mosquitto" / "acl"
+__all__ = ["CLOUD_PASSWORD", "CloudStack"]
+
 CLOUD_PASSWORD = "cloud-secret"
 FREE = {"car": (0, 0)}  # free bookings are confirmed at once (no payment round trip)
-
-
-def secured_broker(workdir: Path, extra_config: str = "") -> tuple[MosquittoInstance, Path]:
-    passwd = workdir / "passwd"
-    workdir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "cloud", CLOUD_PASSWORD],
-                   check=True)  # fmt: skip
-    extra = f"password_file {passwd}\nacl_file {ACL}\n{extra_config}"
-    broker = MosquittoInstance(workdir / "broker", extra_config=extra, anonymous=False)
-    return broker, passwd  # start it once the lots' passwords are in the file
 
 
 @dataclass
@@ -61,7 +51,11 @@ class CloudStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.url = f"sqlite:///{self.workdir / 'cloud.db'}"
         upgrade(self.url)
-        self.broker, passwd = secured_broker(self.workdir / "mqtt", self.broker_config)
+        self.broker = secured_broker(
+            self.workdir / "mqtt", {"cloud": CLOUD_PASSWORD}, extra_config=self.broker_config
+        )
+        passwd = self.broker.password_file
+        assert passwd is not None  # secured_broker always writes one
         engine = make_engine(self.url)
         with make_sessionmaker(engine)() as s:
             for n in range(self.lots):
@@ -76,7 +70,8 @@ class CloudStack:
             s.commit()
         engine.dispose()
         if self.lots > 5:
-            _bulk_passwords(passwd, {str(i): d.mqtt_password for i, d in self.devices.items()})
+            lots = {str(i): d.mqtt_password for i, d in self.devices.items()}
+            write_password_file(passwd, {"cloud": CLOUD_PASSWORD, **lots})
         self.broker.start()
         self.mqtt = BrokerSettings(
             host=self.broker.host,
@@ -92,8 +87,9 @@ class CloudStack:
         self.relay.start()
         self.ingest.start()
         port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                access_log=False)  # fmt: skip
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", access_log=False
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self._thread.start()
@@ -150,15 +146,3 @@ class CloudStack:
     def event_count(self) -> int:
         with self.sessions() as s:
             return int(s.scalar(select(func.count()).select_from(GateEventRecord)) or 0)
-
-
-def soon(minutes: int = 5) -> datetime:
-    return datetime.now(UTC) + timedelta(minutes=minutes)
-
-
-def _bulk_passwords(passwd: Path, users: dict[str, str]) -> None:
-    """Many entries at once: a plain file, then ``mosquitto_passwd -U`` hashes it in place."""
-    with passwd.open("w") as out:  # -U would hash an already hashed line again: rewrite all
-        for user, password in {"cloud": CLOUD_PASSWORD, **users}.items():
-            out.write(f"{user}:{password}\n")
-    subprocess.run(["mosquitto_passwd", "-U", str(passwd)], check=True)
