@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from gate_agent.domain import Direction, ListEntry, ListKind, Reservation, ReservationStatus
 
 if TYPE_CHECKING:
-    from gate_agent.store_rows import JournalEvent
+    from gate_agent.domain import JournalEvent
 
 __all__ = [
     "LOT_ID_PATTERN",

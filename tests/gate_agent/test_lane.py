@@ -8,10 +8,18 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from gate_agent.domain import Direction, LotRules, PlateRead, Reason, Reservation, ReservationStatus
+from gate_agent.domain import (
+    Direction,
+    EventKind,
+    LotRules,
+    PlateRead,
+    Reason,
+    Reservation,
+    ReservationStatus,
+)
 from gate_agent.lane import Lane, LaneOutcome
 from gate_agent.passes import PassTracker
-from gate_agent.store import EventKind, Store
+from gate_agent.store import Store
 from hardware.barrier import DryRunBarrier
 from hardware.camera import Frame
 from hardware.errors import BarrierError

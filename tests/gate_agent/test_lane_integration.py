@@ -19,9 +19,9 @@ from gpiozero.pins.mock import MockFactory
 
 from gate_agent.app import Agent, build_agent
 from gate_agent.config import parse_config
-from gate_agent.domain import Reservation, ReservationStatus
+from gate_agent.domain import EventKind, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
-from gate_agent.store import EventKind, Store
+from gate_agent.store import Store
 from tests.support.agents import one_lane_config
 from tests.support.agents import photo_folder as support_photo_folder
 from tests.support.services import wait_for

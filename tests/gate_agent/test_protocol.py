@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gate_agent import protocol as p
-from gate_agent.domain import Direction, ListKind, ReservationStatus
-from gate_agent.store_rows import EventKind, JournalEvent
+from gate_agent.domain import Direction, EventKind, JournalEvent, ListKind, ReservationStatus
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SNAP = {

@@ -13,6 +13,7 @@ import numpy as np
 
 from gate_agent.app import build_agent
 from gate_agent.config import parse_config
+from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.recognition import Recognizer
 from gate_agent.retention import (
     HASH_KEY_FILE,
@@ -20,7 +21,7 @@ from gate_agent.retention import (
     keyed_plate_hasher,
     load_hash_key,
 )
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.store import Store
 from tests.support.services import wait_for
 
 

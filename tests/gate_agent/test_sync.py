@@ -18,8 +18,8 @@ import pytest
 
 from gate_agent import protocol as p
 from gate_agent.config import SyncConfig
-from gate_agent.domain import Direction
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import Direction, EventKind, JournalEvent
+from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 from tests.gate_agent.sync_support import CloudPeer, FakeCloud, snapshot
 from tests.support.services import MosquittoInstance, wait_for

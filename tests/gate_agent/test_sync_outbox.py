@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gate_agent.store import EventKind, JournalEvent, Store
-from gate_agent.sync_outbox import OutboxPublisher
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store import Store
+from gate_agent.sync._outbox import OutboxPublisher
 
 
 class FakeBroker:

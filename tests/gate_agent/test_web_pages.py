@@ -15,9 +15,8 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate_agent.app import Agent
-from gate_agent.domain import Direction, Reservation, ReservationStatus
+from gate_agent.domain import Direction, EventKind, JournalEvent, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
-from gate_agent.store import EventKind, JournalEvent
 from gate_agent.web import create_web_app, hash_password
 from gate_agent.web.context import WebContext
 from gate_agent.web.server import StripQueryFilter, WebServer

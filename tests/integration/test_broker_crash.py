@@ -19,7 +19,8 @@ import pytest
 from cloud_api.ingest import Ingest
 from gate_agent import protocol as p
 from gate_agent.config import SyncConfig
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 from tests.integration.stack import CloudStack
 from tests.support.services import wait_for

@@ -16,9 +16,10 @@ from gpiozero.pins.mock import MockFactory
 
 from gate_agent.app import build_agent
 from gate_agent.config import parse_config
+from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.lane import Lane
 from gate_agent.recognition import Recognizer
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 from tests.integration.stack import CloudStack, soon
 from tests.support.agents import one_lane_config
