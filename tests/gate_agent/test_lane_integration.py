@@ -39,9 +39,14 @@ def photo_folder(tmp_path: Path, dataset_dir: Path, photo: str) -> Path:
 
 def agent_config(tmp_path: Path, frames: Path, fps: float = 10.0) -> dict[str, Any]:
     return one_lane_config(
-        lot_id="lot-1", data_dir=tmp_path / "data", frames=frames, pin=BARRIER_PIN,
-        pulse_seconds=PULSE_S, fps=fps, passes={"budget_seconds": 0.8, "gap_seconds": 30},
-    )  # fmt: skip
+        lot_id="lot-1",
+        data_dir=tmp_path / "data",
+        frames=frames,
+        pin=BARRIER_PIN,
+        pulse_seconds=PULSE_S,
+        fps=fps,
+        passes={"budget_seconds": 0.8, "gap_seconds": 30},
+    )
 
 
 def booking(plate: str) -> Reservation:

@@ -35,8 +35,14 @@ OLD = NOW - timedelta(days=40)
 
 
 def denied(plate: str, when: datetime, *, image: bool = True) -> JournalEvent:
-    event = JournalEvent(lot_id="lot-r", kind=EventKind.DENIED, lane_id="entry-1", plate=plate,
-                         read_text=plate, occurred_at=when)  # fmt: skip
+    event = JournalEvent(
+        lot_id="lot-r",
+        kind=EventKind.DENIED,
+        lane_id="entry-1",
+        plate=plate,
+        read_text=plate,
+        occurred_at=when,
+    )
     return replace(event, image_path=f"images/{event.event_id}.jpg") if image else event
 
 

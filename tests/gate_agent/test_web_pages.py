@@ -194,9 +194,14 @@ def test_lane_alarms_when_the_camera_is_stale_and_no_plate_was_read(agent: Agent
 
 def test_strip_query_filter_removes_query_strings() -> None:
     record = logging.LogRecord(
-        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
-        ("1.2.3.4:5", "GET", "/why?plate=K179658", "1.1", 200), None,
-    )  # fmt: skip
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", "/why?plate=K179658", "1.1", 200),
+        None,
+    )
     assert StripQueryFilter().filter(record)
     assert "K179658" not in record.getMessage() and "/why" in record.getMessage()
 
