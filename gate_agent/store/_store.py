@@ -51,7 +51,6 @@ from gate_agent import plates
 from gate_agent.domain import (
     AuditEntry,
     CandidateFacts,
-    EventKind,
     JournalEvent,
     ListEntry,
     ListKind,
@@ -278,7 +277,7 @@ class Store:
         *,
         plate: str | None = None,
         lane_id: str | None = None,
-        kind: EventKind | str | None = None,
+        kind: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[JournalEvent]:

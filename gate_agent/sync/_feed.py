@@ -34,10 +34,10 @@ from gate_agent.sync._dead_letters import DeadLetters
 
 __all__ = ["SEQ_STATE_KEY", "CatchUpError", "ReservationFeed"]
 
-log = logging.getLogger(__name__)
-
-SEQ_STATE_KEY = "sync.last_applied_seq"
+SEQ_STATE_KEY = "sync.last_applied_seq"  # the store's state key of the last applied seq
 MAX_PAGES = 10_000  # one catch-up never loops forever on a misbehaving server
+
+log = logging.getLogger(__name__)
 
 
 class CatchUpError(Exception):

@@ -30,7 +30,7 @@ __all__ = [
     "say_offline",
 ]
 
-INBOUND: tuple[Channel, ...] = ("reservations", "commands", "acks")  # what the lot subscribes to, QoS 1
+INBOUND: tuple[Channel, ...] = ("reservations", "commands", "acks")  # subscribed, QoS 1
 NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code
 RECONNECT_DELAY_S = (1, 30)
 EXTRA_INFLIGHT = 8  # room above the event window for status and heartbeat publishes

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -9,7 +10,9 @@ from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.store import Store
 
 MIGRATIONS = ["0001_initial", "0002_event_confirmed_at"]
-STORE_0001 = Path(__file__).parent / "data" / "store-0001.sql"  # frozen: as 0001 shipped
+# A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
+# what an upgrading lot has on disk.
+STORE_0001 = Path(__file__).parent / "data" / "store-0001.sqlite3"
 
 
 def applied(path: Path) -> list[str]:
@@ -47,8 +50,8 @@ def test_close_is_safe_twice_and_closed_store_refuses(tmp_path: Path) -> None:
 def test_confirmed_at_migration_counts_events_sent_before_it_as_confirmed(tmp_path: Path) -> None:
     """0002 adds ``confirmed_at``: events PUBACKed under the old rule stay out of the outbox."""
     path = tmp_path / "agent.sqlite"
+    shutil.copyfile(STORE_0001, path)
     with sqlite3.connect(path) as conn:
-        conn.executescript(STORE_0001.read_text())
         row = "INSERT INTO events (event_id, lot_id, kind, occurred_at, sent_at) VALUES (?,?,?,?,?)"
         at = "2026-03-01T00:00:00+00:00"
         conn.execute(row, ("old-sent", "lot", "health", at, "2026-03-01T00:00:01+00:00"))
