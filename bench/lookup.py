@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gate_agent.domain import Direction, Reservation, ReservationStatus
+from gate_agent.domain import Direction, EventKind, JournalEvent, Reservation, ReservationStatus
 from gate_agent.plates import LOOKALIKE_GROUPS
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.store import Store
 
 TARGET_P99_US = 100.0
 LOOKUPS = 20_000

@@ -27,12 +27,13 @@ from gate_agent.config import (
     SerialBarrierConfig,
 )
 from gate_agent.lane import Lane
+from gate_agent.lane_health import lane_health
 from gate_agent.metrics import AgentMetrics
 from gate_agent.passes import PassTracker
 from gate_agent.recognition import Recognizer, models_dir_from_env
 from gate_agent.retention import RetentionJob, keyed_plate_hasher, load_hash_key
 from gate_agent.store import Store
-from gate_agent.sync import SyncClient, lane_health
+from gate_agent.sync import SyncClient
 from gate_agent.watchdog import Watchdog
 from gate_agent.web.server import WebServer, start_web_server
 from hardware.barrier import Barrier, DryRunBarrier, GpioBarrier, SerialRelayBarrier
@@ -128,9 +129,14 @@ class Agent:
 
     def _start_sync(self) -> SyncClient:
         lanes = list(self.lanes.values())
-        sync = SyncClient(self.config.sync, lot_id=self.config.lot.id, store=self.store,
-                          data_dir=Path(self.config.lot.data_dir), lanes=self.lanes,
-                          lane_health=lambda: lane_health(lanes))  # fmt: skip
+        sync = SyncClient(
+            self.config.sync,
+            lot_id=self.config.lot.id,
+            store=self.store,
+            data_dir=Path(self.config.lot.data_dir),
+            lanes=self.lanes,
+            lane_health=lambda: lane_health(lanes),
+        )
         for lane in lanes:
             lane.add_listener(sync.notify)  # a journaled pass wakes the publisher
         return sync.start()

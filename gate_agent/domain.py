@@ -1,24 +1,31 @@
 """The parking vocabulary every gate-agent module speaks.
 
 Plain frozen dataclasses and string enums, no IO. The enums whose values cross the wire
-(:class:`Direction`, :class:`ReservationStatus`, :class:`ListKind`) are the protocol's own,
-re-exported here so agent code speaks one vocabulary. Times are timezone-aware UTC ``datetime``s;
-money is integer minor units (cents) plus an ISO currency code.
+(:class:`Direction`, :class:`ReservationStatus`, :class:`ListKind`, and :class:`EventKind`, the
+protocol's ``GateEventKind``) are the protocol's own, re-exported here so agent code speaks one
+vocabulary. Times are timezone-aware UTC ``datetime``s; money is integer minor units (cents) plus
+an ISO currency code. The journal's records (:class:`JournalEvent`, :class:`AuditEntry`) are here
+too; :mod:`gate_agent.store` keeps them.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from parkgate_protocol import Direction, ListKind, ReservationStatus
+from parkgate_protocol import Direction, GateEventKind, ListKind, ReservationStatus
 
 __all__ = [
     "AntiPassback",
+    "AuditEntry",
     "CandidateFacts",
     "Decision",
     "Direction",
+    "EventKind",
+    "JournalEvent",
     "ListEntry",
     "ListKind",
     "LotRules",
@@ -29,6 +36,7 @@ __all__ = [
     "Reason",
     "Reservation",
     "ReservationStatus",
+    "new_event_id",
 ]
 
 
@@ -154,3 +162,91 @@ class Decision:
     currency: str = "EUR"
     detail: str = ""
     flags: tuple[str, ...] = field(default=())
+
+
+EventKind = GateEventKind  # what the journal records is what crosses the wire
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEvent:
+    """One journaled lane event; the journal doubles as the outbox to the cloud.
+
+    ``event_id`` is generated when absent and is the cloud's deduplication key. ``occurred_at``
+    defaults to the store's clock when journaled. ``plate`` is the matched plate (else the read),
+    ``sent_at`` is set by ``Store.mark_sent`` (the broker accepted it: PUBACK) and
+    ``confirmed_at`` by ``Store.mark_confirmed`` (the cloud stored it: an ``EventAck``); the
+    store is :mod:`gate_agent.store`.
+    """
+
+    lot_id: str
+    kind: EventKind
+    lane_id: str | None = None
+    direction: Direction | None = None
+    visit_id: str | None = None
+    plate: str | None = None
+    read_text: str | None = None
+    confidence: float | None = None
+    reason: str | None = None
+    reservation_id: str | None = None
+    fuzzy: bool = False
+    amount_owed_cents: int = 0
+    currency: str = "EUR"
+    occurred_at: datetime | None = None
+    image_path: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    event_id: str = field(default_factory=new_event_id)
+    sent_at: datetime | None = None
+    confirmed_at: datetime | None = None
+
+    @classmethod
+    def for_decision(
+        cls,
+        decision: Decision,
+        *,
+        lot_id: str,
+        lane_id: str,
+        direction: Direction,
+        visit_id: str | None,
+        occurred_at: datetime | None = None,
+        image_path: str | None = None,
+    ) -> JournalEvent:
+        """The event a lane journals for a decision: entry/exit when it opened, else denied."""
+        if decision.open:
+            kind = EventKind.ENTRY if direction is Direction.ENTRY else EventKind.EXIT
+        else:
+            kind = EventKind.DENIED
+        return cls(
+            lot_id=lot_id,
+            kind=kind,
+            lane_id=lane_id,
+            direction=direction,
+            visit_id=visit_id,
+            plate=decision.plate,
+            read_text=decision.read_text,
+            confidence=decision.confidence,
+            reason=str(decision.reason),
+            reservation_id=decision.reservation_id,
+            fuzzy=decision.fuzzy,
+            amount_owed_cents=decision.amount_owed_cents,
+            currency=decision.currency,
+            occurred_at=occurred_at,
+            image_path=image_path,
+            detail={"detail": decision.detail, "flags": list(decision.flags)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A manual open, presence reset or other operator action."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    reason: str
+    lane_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)

@@ -23,10 +23,18 @@ import cv2
 import numpy as np
 
 from gate_agent.decision import decide
-from gate_agent.domain import Decision, Direction, LotRules, PlateRead, Reason
+from gate_agent.domain import (
+    Decision,
+    Direction,
+    EventKind,
+    JournalEvent,
+    LotRules,
+    PlateRead,
+    Reason,
+)
 from gate_agent.passes import Pass, PassTracker, new_visit_id
 from gate_agent.recognition import Recognizer
-from gate_agent.store import EventKind, JournalEvent, PresenceChange, Store
+from gate_agent.store import PresenceChange, Store
 from hardware.barrier import Barrier
 from hardware.camera import Frame, FrameSource
 from hardware.errors import HardwareError

@@ -7,8 +7,7 @@ events) meet the wire models. Pure, no IO.
 
 from __future__ import annotations
 
-from gate_agent.domain import ListEntry, Reservation
-from gate_agent.store_rows import JournalEvent
+from gate_agent.domain import JournalEvent, ListEntry, Reservation
 from parkgate_protocol import (
     GateEvent,
     GateEventKind,

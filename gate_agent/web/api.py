@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
-from gate_agent.store import EventKind
+from gate_agent.domain import EventKind
 from gate_agent.web.auth import bearer_ok, current_session
 from gate_agent.web.deps import get_ctx, get_lane, web_state
 from gate_agent.web.pages_lanes import read_upload

@@ -21,7 +21,7 @@ from gate_agent.store import Store
 __all__ = ["AgentParts", "SyncStatus", "WebContext", "sync_snapshot"]
 
 # ``Store.get_state`` key where the sync client keeps the last applied sequence
-# (``gate_agent.sync_changes.SEQ_STATE_KEY``); read when no live sync object is given.
+# (``gate_agent.sync.SEQ_STATE_KEY``); read when no live sync object is given.
 SEQ_STATE_KEY = "sync.last_applied_seq"
 EXTRA_FIELDS = ("inflight", "last_error", "dead_letters")  # shown when the object has them
 

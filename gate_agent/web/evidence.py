@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gate_agent.store import JournalEvent
+from gate_agent.domain import JournalEvent
 from gate_agent.web.context import WebContext
 from gate_agent.web.status import encode_jpeg
 

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
-from gate_agent.store import EventKind, JournalEvent
+from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.web.context import WebContext
 from gate_agent.web.deps import Operator, get_ctx, render
 from gate_agent.web.evidence import evidence_file

@@ -10,8 +10,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gate_agent import plates
 from gate_agent.decision import decide
-from gate_agent.domain import Direction, LotRules, MatchKind, Reason, Reservation
-from gate_agent.store import AuditEntry, EventKind
+from gate_agent.domain import (
+    AuditEntry,
+    Direction,
+    EventKind,
+    LotRules,
+    MatchKind,
+    Reason,
+    Reservation,
+)
 from gate_agent.web.auth import check_csrf, current_session, require_operator
 from gate_agent.web.context import WebContext, sync_snapshot
 from gate_agent.web.deps import Operator, get_ctx, render

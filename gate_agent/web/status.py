@@ -7,9 +7,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gate_agent.domain import Decision
+from gate_agent.domain import Decision, JournalEvent
 from gate_agent.lane import Lane, LaneOutcome
-from gate_agent.store import JournalEvent
 from gate_agent.web.context import WebContext, sync_snapshot
 
 __all__ = [

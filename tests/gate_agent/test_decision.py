@@ -67,69 +67,90 @@ DENY = ListEntry(PLATE, ListKind.DENY)
 ALLOW_EXPIRED = ListEntry(PLATE, ListKind.ALLOW, valid_until=NOW)
 DENY_FUTURE = ListEntry(PLATE, ListKind.DENY, valid_from=NOW + M)
 
+OPENS, SHUT = True, False
+US = timedelta(microseconds=1)
+SOFT = replace(RULES, anti_passback=AntiPassback.SOFT)
+OFF = replace(RULES, anti_passback=AntiPassback.OFF)
+CANCELLED, EXPIRED = ReservationStatus.CANCELLED, ReservationStatus.EXPIRED
+COMPLETED = ReservationStatus.COMPLETED
+FUZZY, AMBIGUOUS, NO_MATCH = MatchKind.FUZZY, MatchKind.AMBIGUOUS, MatchKind.NONE
+
+
+def row(
+    name: str,
+    direction: Direction,
+    candidate: CandidateFacts,
+    opens: bool,
+    reason: Reason,
+    *,
+    rules: LotRules = RULES,
+) -> object:
+    return pytest.param(direction, candidate, rules, opens, reason, id=name)
+
+
 ROWS = [
-    # id, direction, candidate, rules, open, reason
-    ("valid", ENTRY, cand(res()), RULES, True, Reason.RESERVATION_VALID),
-    ("early-grace-edge", ENTRY, cand(res(start=15 * M)), RULES, True, Reason.RESERVATION_VALID),
-    ("before-early-grace", ENTRY, cand(res(start=15 * M + timedelta(microseconds=1))), RULES,
-     False, Reason.TOO_EARLY),
-    ("late-grace-last-us", ENTRY, cand(res(end=-15 * M + timedelta(microseconds=1))), RULES,
-     True, Reason.RESERVATION_VALID),
-    ("late-grace-edge", ENTRY, cand(res(end=-15 * M)), RULES, False, Reason.EXPIRED),
-    ("pending", ENTRY, cand(res(status=PENDING)), RULES, False, Reason.NOT_PAID),
-    ("cancelled", ENTRY, cand(res(status=ReservationStatus.CANCELLED)), RULES, False,
-     Reason.CANCELLED),
-    ("status-expired", ENTRY, cand(res(status=ReservationStatus.EXPIRED)), RULES, False,
-     Reason.EXPIRED),
-    ("completed", ENTRY, cand(res(status=ReservationStatus.COMPLETED)), RULES, False,
-     Reason.EXPIRED),
-    ("unknown", ENTRY, cand(kind=MatchKind.NONE), RULES, False, Reason.NO_RESERVATION),
-    ("known-no-res", ENTRY, cand(), RULES, False, Reason.NO_RESERVATION),
-    ("ambiguous", ENTRY, cand(res(), kind=MatchKind.AMBIGUOUS), RULES, False,
-     Reason.AMBIGUOUS_MATCH),
-    ("low-conf", ENTRY, cand(res(), conf=0.79), RULES, False, Reason.LOW_CONFIDENCE),
-    ("conf-edge", ENTRY, cand(res(), conf=0.80), RULES, True, Reason.RESERVATION_VALID),
-    ("low-conf-unknown", ENTRY, cand(kind=MatchKind.NONE, conf=0.5), RULES, False,
-     Reason.LOW_CONFIDENCE),
-    ("fuzzy-ok", ENTRY, cand(res(), kind=MatchKind.FUZZY, conf=0.90), RULES, True,
-     Reason.RESERVATION_VALID),
-    ("fuzzy-unsure", ENTRY, cand(res(), kind=MatchKind.FUZZY, conf=0.89), RULES, False,
-     Reason.LOW_CONFIDENCE),
-    ("hard-passback", ENTRY, cand(res(), inside=True), RULES, False, Reason.ALREADY_INSIDE),
-    ("soft-passback", ENTRY, cand(res(), inside=True),
-     replace(RULES, anti_passback=AntiPassback.SOFT), True, Reason.SOFT_PASSBACK),
-    ("passback-off", ENTRY, cand(res(), inside=True),
-     replace(RULES, anti_passback=AntiPassback.OFF), True, Reason.RESERVATION_VALID),
-    ("allowlisted", ENTRY, cand(lists=(ALLOW,)), RULES, True, Reason.ALLOWLISTED),
-    ("allow-ended", ENTRY, cand(lists=(ALLOW_EXPIRED,)), RULES, False, Reason.NO_RESERVATION),
-    ("allow-inside-hard", ENTRY, cand(lists=(ALLOW,), inside=True), RULES, False,
-     Reason.ALREADY_INSIDE),
-    ("denylisted", ENTRY, cand(res(), lists=(ALLOW, DENY)), RULES, False, Reason.DENYLISTED),
-    ("deny-not-yet", ENTRY, cand(res(), lists=(DENY_FUTURE,)), RULES, True,
-     Reason.RESERVATION_VALID),
-    ("exit-paid", EXIT, cand(res(), inside=True), RULES, True, Reason.EXIT_PAID),
-    ("exit-owes", EXIT, cand(res(owed=450), inside=True), RULES, False, Reason.PAYMENT_DUE),
-    ("exit-overstay-long-after", EXIT, cand(res(end=-5 * H, start=-9 * H)), RULES, True,
-     Reason.EXIT_PAID),
-    ("exit-allowlisted-owes", EXIT, cand(res(owed=100), lists=(ALLOW,)), RULES, True,
-     Reason.ALLOWLISTED),
-    ("exit-inside-no-res", EXIT, cand(inside=True), RULES, True, Reason.EXIT_PAID),
-    ("exit-unknown", EXIT, cand(kind=MatchKind.NONE), RULES, False, Reason.NO_RESERVATION),
-    ("exit-known-not-inside", EXIT, cand(), RULES, False, Reason.NO_RESERVATION),
-    ("exit-cancelled-only", EXIT, cand(res(status=ReservationStatus.CANCELLED)), RULES, False,
-     Reason.CANCELLED),
-    ("exit-cancelled-inside", EXIT, cand(res(status=ReservationStatus.CANCELLED), inside=True),
-     RULES, True, Reason.EXIT_PAID),
-    ("exit-denylisted", EXIT, cand(res(), lists=(DENY,), inside=True), RULES, False,
-     Reason.DENYLISTED),
-    ("exit-low-conf", EXIT, cand(res(), conf=0.3, inside=True), RULES, False,
-     Reason.LOW_CONFIDENCE),
-]  # fmt: skip
+    row("valid", ENTRY, cand(res()), OPENS, Reason.RESERVATION_VALID),
+    row("early-grace-edge", ENTRY, cand(res(start=15 * M)), OPENS, Reason.RESERVATION_VALID),
+    row("before-early-grace", ENTRY, cand(res(start=15 * M + US)), SHUT, Reason.TOO_EARLY),
+    row("late-grace-last-us", ENTRY, cand(res(end=-15 * M + US)), OPENS, Reason.RESERVATION_VALID),
+    row("late-grace-edge", ENTRY, cand(res(end=-15 * M)), SHUT, Reason.EXPIRED),
+    row("pending", ENTRY, cand(res(status=PENDING)), SHUT, Reason.NOT_PAID),
+    row("cancelled", ENTRY, cand(res(status=CANCELLED)), SHUT, Reason.CANCELLED),
+    row("status-expired", ENTRY, cand(res(status=EXPIRED)), SHUT, Reason.EXPIRED),
+    row("completed", ENTRY, cand(res(status=COMPLETED)), SHUT, Reason.EXPIRED),
+    row("unknown", ENTRY, cand(kind=NO_MATCH), SHUT, Reason.NO_RESERVATION),
+    row("known-no-res", ENTRY, cand(), SHUT, Reason.NO_RESERVATION),
+    row("ambiguous", ENTRY, cand(res(), kind=AMBIGUOUS), SHUT, Reason.AMBIGUOUS_MATCH),
+    row("low-conf", ENTRY, cand(res(), conf=0.79), SHUT, Reason.LOW_CONFIDENCE),
+    row("conf-edge", ENTRY, cand(res(), conf=0.80), OPENS, Reason.RESERVATION_VALID),
+    row("low-conf-unknown", ENTRY, cand(kind=NO_MATCH, conf=0.5), SHUT, Reason.LOW_CONFIDENCE),
+    row("fuzzy-ok", ENTRY, cand(res(), kind=FUZZY, conf=0.90), OPENS, Reason.RESERVATION_VALID),
+    row("fuzzy-unsure", ENTRY, cand(res(), kind=FUZZY, conf=0.89), SHUT, Reason.LOW_CONFIDENCE),
+    row("hard-passback", ENTRY, cand(res(), inside=True), SHUT, Reason.ALREADY_INSIDE),
+    row("soft-passback", ENTRY, cand(res(), inside=True), OPENS, Reason.SOFT_PASSBACK, rules=SOFT),
+    row(
+        "passback-off", ENTRY, cand(res(), inside=True), OPENS, Reason.RESERVATION_VALID, rules=OFF
+    ),
+    row("allowlisted", ENTRY, cand(lists=(ALLOW,)), OPENS, Reason.ALLOWLISTED),
+    row("allow-ended", ENTRY, cand(lists=(ALLOW_EXPIRED,)), SHUT, Reason.NO_RESERVATION),
+    row("allow-inside-hard", ENTRY, cand(lists=(ALLOW,), inside=True), SHUT, Reason.ALREADY_INSIDE),
+    row("denylisted", ENTRY, cand(res(), lists=(ALLOW, DENY)), SHUT, Reason.DENYLISTED),
+    row("deny-not-yet", ENTRY, cand(res(), lists=(DENY_FUTURE,)), OPENS, Reason.RESERVATION_VALID),
+    row("exit-paid", EXIT, cand(res(), inside=True), OPENS, Reason.EXIT_PAID),
+    row("exit-owes", EXIT, cand(res(owed=450), inside=True), SHUT, Reason.PAYMENT_DUE),
+    row(
+        "exit-overstay-long-after",
+        EXIT,
+        cand(res(end=-5 * H, start=-9 * H)),
+        OPENS,
+        Reason.EXIT_PAID,
+    ),
+    row(
+        "exit-allowlisted-owes",
+        EXIT,
+        cand(res(owed=100), lists=(ALLOW,)),
+        OPENS,
+        Reason.ALLOWLISTED,
+    ),
+    row("exit-inside-no-res", EXIT, cand(inside=True), OPENS, Reason.EXIT_PAID),
+    row("exit-unknown", EXIT, cand(kind=NO_MATCH), SHUT, Reason.NO_RESERVATION),
+    row("exit-known-not-inside", EXIT, cand(), SHUT, Reason.NO_RESERVATION),
+    row("exit-cancelled-only", EXIT, cand(res(status=CANCELLED)), SHUT, Reason.CANCELLED),
+    row(
+        "exit-cancelled-inside",
+        EXIT,
+        cand(res(status=CANCELLED), inside=True),
+        OPENS,
+        Reason.EXIT_PAID,
+    ),
+    row("exit-denylisted", EXIT, cand(res(), lists=(DENY,), inside=True), SHUT, Reason.DENYLISTED),
+    row("exit-low-conf", EXIT, cand(res(), conf=0.3, inside=True), SHUT, Reason.LOW_CONFIDENCE),
+]
 
 
 @pytest.mark.parametrize(
     ("direction", "candidate", "rules", "opens", "reason"),
-    [pytest.param(*row[1:], id=row[0]) for row in ROWS],
+    ROWS,
 )
 def test_single_candidate_rules(
     direction: Direction,

@@ -8,10 +8,19 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from gate_agent.domain import Direction, LotRules, PlateRead, Reason, Reservation, ReservationStatus
+from gate_agent.domain import (
+    Direction,
+    EventKind,
+    LotRules,
+    PlateRead,
+    Reason,
+    Reservation,
+    ReservationStatus,
+)
 from gate_agent.lane import Lane, LaneOutcome
+from gate_agent.lane_health import ERROR_CHARS, lane_health
 from gate_agent.passes import PassTracker
-from gate_agent.store import EventKind, Store
+from gate_agent.store import Store
 from hardware.barrier import DryRunBarrier
 from hardware.camera import Frame
 from hardware.errors import BarrierError
@@ -269,3 +278,27 @@ def test_an_uploaded_photo_never_joins_the_cameras_pass(
     outcome = lane.process_frame(frame(2, clock))
     assert outcome is not None and outcome.decision.reason is Reason.NO_RESERVATION
     assert barrier.pulses == []
+
+
+def test_lane_health_without_a_frame_has_no_age_and_no_error(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    lane = make_lane(store, barrier, ScriptedRecognizer(), Clock(), Direction.EXIT)
+    [health] = lane_health([lane], clock=lambda: 500.0)
+    assert (health.lane_id, health.direction, health.frames) == ("lane-1", Direction.EXIT, 0)
+    assert health.last_frame_age_s is None and health.last_error is None
+
+
+def test_lane_health_reads_frames_frame_age_and_a_cut_error_from_the_status(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    clock = Clock()
+    lane = make_lane(store, barrier, ScriptedRecognizer(), clock)
+    lane.process_frame(frame(1, clock))
+    lane.process_frame(frame(2, clock))
+    lane.status.last_error = "x" * (ERROR_CHARS + 50)
+    [health] = lane_health([lane], clock=lambda: clock.t + 2.5)
+    [early] = lane_health([lane], clock=lambda: clock.t - 1.0)  # a frame stamped ahead of now
+    assert health.frames == 2 and health.last_frame_age_s == pytest.approx(2.5)
+    assert health.last_error == "x" * ERROR_CHARS
+    assert early.last_frame_age_s == 0.0

@@ -20,9 +20,9 @@ from gpiozero.pins.mock import MockFactory
 from devservices import wait_for
 from gate_agent.app import Agent, build_agent
 from gate_agent.config import parse_config
-from gate_agent.domain import Reservation, ReservationStatus
+from gate_agent.domain import EventKind, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
-from gate_agent.store import EventKind, Store
+from gate_agent.store import Store
 from tests.support.agents import one_lane_config
 from tests.support.agents import photo_folder as support_photo_folder
 
@@ -39,9 +39,14 @@ def photo_folder(tmp_path: Path, dataset_dir: Path, photo: str) -> Path:
 
 def agent_config(tmp_path: Path, frames: Path, fps: float = 10.0) -> dict[str, Any]:
     return one_lane_config(
-        lot_id="lot-1", data_dir=tmp_path / "data", frames=frames, pin=BARRIER_PIN,
-        pulse_seconds=PULSE_S, fps=fps, passes={"budget_seconds": 0.8, "gap_seconds": 30},
-    )  # fmt: skip
+        lot_id="lot-1",
+        data_dir=tmp_path / "data",
+        frames=frames,
+        pin=BARRIER_PIN,
+        pulse_seconds=PULSE_S,
+        fps=fps,
+        passes={"budget_seconds": 0.8, "gap_seconds": 30},
+    )
 
 
 def booking(plate: str) -> Reservation:

@@ -83,10 +83,9 @@ def test_metrics_move_with_decisions_pulses_and_outbox(agent: Agent) -> None:
 
     assert value(after, "parkgate_recognition_seconds_count", lane=LANE) == 1
     assert value(after, "parkgate_recognition_seconds_sum", lane=LANE) > 0
-    assert value(after, "parkgate_decisions_total", lane=LANE, reason="no_plate",
-                 result="denied") == 1  # fmt: skip
-    assert value(after, "parkgate_decisions_total", lane=LANE, reason="manual_open",
-                 result="open") == 1  # fmt: skip
+    decisions = "parkgate_decisions_total"
+    assert value(after, decisions, lane=LANE, reason="no_plate", result="denied") == 1
+    assert value(after, decisions, lane=LANE, reason="manual_open", result="open") == 1
     assert value(after, "parkgate_barrier_pulses_total", lane=LANE, result="ok") == 1
     assert value(after, "parkgate_outbox_depth") == 2
     agent.store.mark_sent([e.event_id for e in agent.store.unsent_events()])

@@ -14,6 +14,7 @@ import numpy as np
 from devservices import wait_for
 from gate_agent.app import build_agent
 from gate_agent.config import parse_config
+from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.recognition import Recognizer
 from gate_agent.retention import (
     HASH_KEY_FILE,
@@ -21,7 +22,7 @@ from gate_agent.retention import (
     keyed_plate_hasher,
     load_hash_key,
 )
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.store import Store
 
 
 class NoPlates:
@@ -34,8 +35,14 @@ OLD = NOW - timedelta(days=40)
 
 
 def denied(plate: str, when: datetime, *, image: bool = True) -> JournalEvent:
-    event = JournalEvent(lot_id="lot-r", kind=EventKind.DENIED, lane_id="entry-1", plate=plate,
-                         read_text=plate, occurred_at=when)  # fmt: skip
+    event = JournalEvent(
+        lot_id="lot-r",
+        kind=EventKind.DENIED,
+        lane_id="entry-1",
+        plate=plate,
+        read_text=plate,
+        occurred_at=when,
+    )
     return replace(event, image_path=f"images/{event.event_id}.jpg") if image else event
 
 

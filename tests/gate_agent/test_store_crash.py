@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import sys
 from gate_agent.domain import Direction
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store import Store
 
 store = Store(sys.argv[1])
 i = 0

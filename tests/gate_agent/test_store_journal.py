@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gate_agent.domain import Decision, Direction, Reason
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import Decision, Direction, EventKind, JournalEvent, Reason
+from gate_agent.store import Store
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

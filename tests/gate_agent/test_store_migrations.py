@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlite_utils import Database
 
-from gate_agent.store import EventKind, JournalEvent, Store
-from gate_agent.store_schema import MIGRATIONS
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store import Store
+
+MIGRATIONS = ["0001_initial", "0002_event_confirmed_at"]
+# A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
+# what an upgrading lot has on disk.
+STORE_0001 = Path(__file__).parent / "data" / "store-0001.sqlite3"
 
 
 def applied(path: Path) -> list[str]:
@@ -19,7 +24,7 @@ def test_migrations_are_recorded_and_idempotent_on_reopen(tmp_path: Path) -> Non
     path = tmp_path / "agent.sqlite"
     Store(path).close()
     names = applied(path)
-    assert names == [m.name for m in MIGRATIONS._migrations]
+    assert names[: len(MIGRATIONS)] == MIGRATIONS
     with Store(path) as store:
         store.set_state("k", 1)
     assert applied(path) == names
@@ -45,12 +50,13 @@ def test_close_is_safe_twice_and_closed_store_refuses(tmp_path: Path) -> None:
 def test_confirmed_at_migration_counts_events_sent_before_it_as_confirmed(tmp_path: Path) -> None:
     """0002 adds ``confirmed_at``: events PUBACKed under the old rule stay out of the outbox."""
     path = tmp_path / "agent.sqlite"
+    shutil.copyfile(STORE_0001, path)
     with sqlite3.connect(path) as conn:
-        MIGRATIONS.apply(Database(conn), stop_before="0002_event_confirmed_at")
         row = "INSERT INTO events (event_id, lot_id, kind, occurred_at, sent_at) VALUES (?,?,?,?,?)"
-        conn.execute(row, ("old-sent", "lot", "health", "2026-03-01T00:00:00+00:00",
-                           "2026-03-01T00:00:01+00:00"))  # fmt: skip
-        conn.execute(row, ("old-unsent", "lot", "health", "2026-03-01T00:00:00+00:00", None))
+        at = "2026-03-01T00:00:00+00:00"
+        conn.execute(row, ("old-sent", "lot", "health", at, "2026-03-01T00:00:01+00:00"))
+        conn.execute(row, ("old-unsent", "lot", "health", at, None))
+    assert applied(path) == ["0001_initial"]
     with Store(path) as store:
         assert applied(path)[-1] == "0002_event_confirmed_at"
         by_id = {e.event_id: e for e in store.events()}

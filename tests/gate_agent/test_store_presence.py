@@ -5,8 +5,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gate_agent.domain import Direction, Presence, Reservation, ReservationStatus
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import (
+    Direction,
+    EventKind,
+    JournalEvent,
+    Presence,
+    Reservation,
+    ReservationStatus,
+)
+from gate_agent.store import Store
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

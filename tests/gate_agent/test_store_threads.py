@@ -6,8 +6,15 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gate_agent.domain import Direction, MatchKind, Reservation, ReservationStatus
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import (
+    Direction,
+    EventKind,
+    JournalEvent,
+    MatchKind,
+    Reservation,
+    ReservationStatus,
+)
+from gate_agent.store import Store
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 WRITERS, EVENTS_EACH = 4, 40

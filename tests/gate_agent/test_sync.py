@@ -20,7 +20,8 @@ import parkgate_protocol as p
 from devservices import MosquittoInstance, wait_for
 from gate_agent import wire
 from gate_agent.config import SyncConfig
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 from tests.support.sync import CloudPeer, FakeCloud, FakeLane, snapshot
 
@@ -79,8 +80,11 @@ def start_sync(
 
     def caught_up_since_connect() -> bool:
         status = client.status
-        return bool(status.last_catch_up_at and status.connected_at
-                    and status.last_catch_up_at >= status.connected_at)  # fmt: skip
+        return bool(
+            status.last_catch_up_at
+            and status.connected_at
+            and status.last_catch_up_at >= status.connected_at
+        )
 
     wait_for(caught_up_since_connect, what="the catch-up after connecting")
     return client
@@ -223,10 +227,20 @@ def test_remote_open_is_obeyed_once_and_expired_ones_are_refused(
             "lane_id": "entry-1",
             "actor": "alice",
         }
-        fresh = p.Command(command_id="c1", issued_at=now, expires_at=now + timedelta(minutes=1),
-                          reason="barrier stuck", **fields)  # fmt: skip
-        stale = p.Command(command_id="c2", issued_at=now - timedelta(hours=2),
-                          expires_at=now - timedelta(hours=1), reason="old", **fields)  # fmt: skip
+        fresh = p.Command(
+            command_id="c1",
+            issued_at=now,
+            expires_at=now + timedelta(minutes=1),
+            reason="barrier stuck",
+            **fields,
+        )
+        stale = p.Command(
+            command_id="c2",
+            issued_at=now - timedelta(hours=2),
+            expires_at=now - timedelta(hours=1),
+            reason="old",
+            **fields,
+        )
         peer.send("commands", p.encode(fresh))
         peer.send("commands", p.encode(fresh))  # redelivered: must not open twice
         peer.send("commands", p.encode(stale))

@@ -106,8 +106,15 @@ def test_malformed_acks_are_dead_lettered_and_the_client_keeps_going(
         assert store.outbox_depth() == 1  # none of them confirmed anything
         lines = (tmp_path / "sync-dead-letters.jsonl").read_text().splitlines()
         reasons = [json.loads(line)["reason"].split(":")[0] for line in lines]
-        assert reasons == ["bad_json", "not_an_object", "unsupported_version", "invalid",
-                           "invalid", "invalid", "wrong_lot"]  # fmt: skip
+        assert reasons == [
+            "bad_json",
+            "not_an_object",
+            "unsupported_version",
+            "invalid",
+            "invalid",
+            "invalid",
+            "wrong_lot",
+        ]
         peer.send("acks", ack(event_id))
         wait_for(lambda: store.outbox_depth() == 0, what="a good ack still works")
         assert sync.status.connected

@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gate_agent.store import EventKind, JournalEvent, Store
-from gate_agent.sync_outbox import OutboxPublisher
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store import Store
+from gate_agent.sync._outbox import OutboxPublisher
 
 
 class FakeBroker:
@@ -114,8 +115,9 @@ def test_only_the_clouds_ack_confirms_and_overdue_events_are_published_again() -
     clocks = Clocks()
     broker = FakeBroker()
     with Store(":memory:", clock=lambda: clocks.wall) as store:
-        outbox = OutboxPublisher(store, broker.publish, window=5, clock=lambda: clocks.mono,
-                                 confirm_timeout_s=30)  # fmt: skip
+        outbox = OutboxPublisher(
+            store, broker.publish, window=5, clock=lambda: clocks.mono, confirm_timeout_s=30
+        )
         ids = journal(store, 3)
         outbox.pump(connected=True)
         for mid in (1, 2, 3):

@@ -19,9 +19,8 @@ from gpiozero.pins.mock import MockFactory
 
 from gate_agent.app import Agent, build_agent
 from gate_agent.config import parse_config
-from gate_agent.domain import Reservation, ReservationStatus
+from gate_agent.domain import EventKind, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
-from gate_agent.store import EventKind
 from gate_agent.web import create_web_app, hash_password, verify_password
 from gate_agent.web.auth import LoginThrottle
 

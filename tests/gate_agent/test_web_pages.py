@@ -16,9 +16,8 @@ from gpiozero.pins.mock import MockFactory
 
 from devservices import free_port
 from gate_agent.app import Agent
-from gate_agent.domain import Direction, Reservation, ReservationStatus
+from gate_agent.domain import Direction, EventKind, JournalEvent, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
-from gate_agent.store import EventKind, JournalEvent
 from gate_agent.web import create_web_app, hash_password
 from gate_agent.web.context import WebContext
 from gate_agent.web.server import StripQueryFilter, WebServer
@@ -195,9 +194,14 @@ def test_lane_alarms_when_the_camera_is_stale_and_no_plate_was_read(agent: Agent
 
 def test_strip_query_filter_removes_query_strings() -> None:
     record = logging.LogRecord(
-        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d',
-        ("1.2.3.4:5", "GET", "/why?plate=K179658", "1.1", 200), None,
-    )  # fmt: skip
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", "/why?plate=K179658", "1.1", 200),
+        None,
+    )
     assert StripQueryFilter().filter(record)
     assert "K179658" not in record.getMessage() and "/why" in record.getMessage()
 

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from gate_agent.config import SyncConfig
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 
 COUNTER = "chaos.next"

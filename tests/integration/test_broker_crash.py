@@ -21,7 +21,8 @@ import parkgate_protocol as p
 from cloud_api.ingest import Ingest
 from devservices import CloudStack, wait_for
 from gate_agent.config import SyncConfig
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 from tests.support.mqtt import Peer
 

@@ -15,9 +15,10 @@ from gpiozero.pins.mock import MockFactory
 
 from devservices import CloudStack, wait_for
 from gate_agent.app import build_agent
+from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.lane import Lane
 from gate_agent.recognition import Recognizer
-from gate_agent.store import EventKind, JournalEvent, Store
+from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 from tests.support.agents import AgentConfigFactory, photo_folder
 from tests.support.cloud import soon

@@ -1,9 +1,9 @@
-"""The gate agent's local store: the only code that owns SQLite.
+"""The local store's verbs: :class:`Store`, re-exported by :mod:`gate_agent.store`.
 
 One SQLite file (WAL mode) holds the reservation and allow/deny-list cache, presence (who is
 inside), the event journal that doubles as the outbox, the audit log of operator actions, and the
-sync state. The schema comes from sqlite-utils migrations (:mod:`gate_agent.store_schema`),
-applied on open; the private ``store_*`` modules hold the SQL, this module the verbs.
+sync state. The schema comes from sqlite-utils migrations (:mod:`gate_agent.store._schema`),
+applied on open; the private modules beside this one hold the SQL, this one the verbs.
 
 Durability: the journal is committed BEFORE the barrier pulse. Every write transaction runs with
 ``synchronous=FULL``, so :meth:`Store.record_pass` returns only once the event and its presence
@@ -17,14 +17,15 @@ on the development VM's disk).
 Threads: lanes, the web server and the sync client share one ``Store``. Writes are serialised on
 one writer connection under a lock (SQLite has one writer anyway); reads use one connection per
 thread inside a read transaction, so in WAL mode a lookup never waits for another thread's
-commit or fsync. ``":memory:"`` (unit tests) shares the writer connection for reads under the same
-lock. A thread's reader connection lives until :meth:`Store.close`. Bulk loads commit in chunks
-(``upsert_reservations``) so a lane's journal commit waits at most one chunk.
+commit or fsync (:mod:`gate_agent.store._connections`). ``":memory:"`` (unit tests) shares the
+writer connection for reads under the same lock. A thread's reader connection lives until
+:meth:`Store.close`. Bulk loads commit in chunks (``upsert_reservations``) so a lane's journal
+commit waits at most one chunk.
 
-The hot path, :meth:`Store.facts_for`, is in :mod:`gate_agent.store_lookup`: fixed SQL on the raw
-``sqlite3`` cursor, no sqlite-utils introspection.
+The hot path, :meth:`Store.facts_for`, is in :mod:`gate_agent.store._lookup`: fixed SQL on the
+raw ``sqlite3`` cursor, no sqlite-utils introspection.
 
-Lookups: an in-memory key filter (:mod:`gate_agent.store_filter`) in front of the plate index
+Lookups: an in-memory key filter (:mod:`gate_agent.store._filter`) in front of the plate index
 lets an unknown car's lookup skip its index seeks. It learns every key this ``Store`` writes and
 is rebuilt from the index on open and after snapshots, so the cache must be written through one
 ``Store`` per database file (the agent's); other processes may read the file but not write it.
@@ -46,17 +47,28 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from gate_agent import plates, store_lookup
-from gate_agent import store_cache as cache
-from gate_agent import store_journal as journal_sql
-from gate_agent.domain import CandidateFacts, ListEntry, ListKind, Presence, Reservation
-from gate_agent.store_db import Connections
-from gate_agent.store_filter import KeyFilter
-from gate_agent.store_journal import PresenceChange
-from gate_agent.store_rows import AuditEntry, EventKind, JournalEvent, to_text
-from gate_agent.store_schema import apply_migrations
+from gate_agent import plates
+from gate_agent.domain import (
+    AuditEntry,
+    CandidateFacts,
+    JournalEvent,
+    ListEntry,
+    ListKind,
+    Presence,
+    Reservation,
+)
+from gate_agent.store import _audit as audit_sql
+from gate_agent.store import _cache as cache
+from gate_agent.store import _journal as journal_sql
+from gate_agent.store import _lookup as lookup_sql
+from gate_agent.store import _presence as presence_sql
+from gate_agent.store._connections import Connections
+from gate_agent.store._filter import KeyFilter
+from gate_agent.store._presence import PresenceChange
+from gate_agent.store._rows import to_text
+from gate_agent.store._schema import apply_migrations
 
-__all__ = ["AuditEntry", "EventKind", "JournalEvent", "PresenceChange", "Store"]
+__all__ = ["Clock", "Store"]
 
 log = logging.getLogger(__name__)
 
@@ -195,25 +207,25 @@ class Store:
 
     def facts_for(self, read_text: str, confidence: float) -> CandidateFacts:
         """The hot path: match a read against the cache and gather the matched plate's facts."""
-        return store_lookup.lookup(self._db.fetch, read_text, confidence, self._keys)
+        return lookup_sql.lookup(self._db.fetch, read_text, confidence, self._keys)
 
     # -- presence -------------------------------------------------------------------------------
 
     def inside(self) -> list[Presence]:
         with self._db.read() as conn:
-            return journal_sql.inside(conn)
+            return presence_sql.inside(conn)
 
     def presence_of(self, plate: str) -> Presence | None:
         with self._db.read() as conn:
-            return journal_sql.presence_of(conn, plates.normalise(plate))
+            return presence_sql.presence_of(conn, plates.normalise(plate))
 
     def reset_presence(self, plate: str, *, actor: str, reason: str) -> bool:
         """Forget that ``plate`` is inside (anti-passback reset); audited in the same commit."""
         plate = plates.normalise(plate)
         with self._db.write() as conn:
-            was_inside = journal_sql.clear_presence(conn, plate)
+            was_inside = presence_sql.clear_presence(conn, plate)
             detail = {"plate": self._hash(plate), "was_inside": was_inside}
-            journal_sql.audit(conn, self._clock(), actor, "presence_reset", reason, None, detail)
+            audit_sql.audit(conn, self._clock(), actor, "presence_reset", reason, None, detail)
         log.info("presence reset by %s (was inside: %s)", actor, was_inside)
         return was_inside
 
@@ -265,7 +277,7 @@ class Store:
         *,
         plate: str | None = None,
         lane_id: str | None = None,
-        kind: EventKind | str | None = None,
+        kind: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[JournalEvent]:
@@ -301,12 +313,12 @@ class Store:
     ) -> int:
         """Record an operator action (manual open, ...); actor and reason are required."""
         with self._db.write() as conn:
-            return journal_sql.audit(conn, self._clock(), actor, action, reason, lane_id, detail)
+            return audit_sql.audit(conn, self._clock(), actor, action, reason, lane_id, detail)
 
     def audit_log(self, limit: int = 100) -> list[AuditEntry]:
         """Audit entries newest first."""
         with self._db.read() as conn:
-            return journal_sql.audit_log(conn, limit)
+            return audit_sql.audit_log(conn, limit)
 
     # -- sync state -----------------------------------------------------------------------------
 

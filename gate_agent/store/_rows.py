@@ -1,21 +1,21 @@
-"""Row shapes of :mod:`gate_agent.store`: the journal and audit records, and SQLite conversions.
+"""Row <-> record conversions of :mod:`gate_agent.store` (the records live in
+:mod:`gate_agent.domain`).
 
-Part of the store. Times are stored as UTC ISO text (see :func:`to_text`); naive datetimes are
-refused so a local-time bug cannot silently shift a reservation window.
+Times are stored as UTC ISO text (see :func:`to_text`); naive datetimes are refused so a
+local-time bug cannot silently shift a reservation window.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from gate_agent.domain import (
-    Decision,
+    AuditEntry,
     Direction,
+    EventKind,
+    JournalEvent,
     ListEntry,
     ListKind,
     Presence,
@@ -24,108 +24,22 @@ from gate_agent.domain import (
 )
 
 __all__ = [
-    "AuditEntry",
-    "EventKind",
-    "JournalEvent",
+    "EVENT_COLUMNS",
+    "LIST_COLUMNS",
+    "PRESENCE_COLUMNS",
+    "RESERVATION_COLUMNS",
+    "audit_from_row",
+    "event_from_row",
+    "event_row",
     "from_text",
     "list_entry_from_row",
+    "opt_text",
+    "opt_time",
     "presence_from_row",
     "reservation_from_row",
+    "reservation_row",
     "to_text",
 ]
-
-
-class EventKind(StrEnum):
-    ENTRY = "entry"
-    EXIT = "exit"
-    DENIED = "denied"
-    MANUAL_OPEN = "manual_open"
-    HEALTH = "health"
-    BARRIER_FAULT = "barrier_fault"
-
-
-def new_event_id() -> str:
-    return uuid.uuid4().hex
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEvent:
-    """One journaled lane event; the journal doubles as the outbox to the cloud.
-
-    ``event_id`` is generated when absent and is the cloud's deduplication key. ``occurred_at``
-    defaults to the store's clock when journaled. ``plate`` is the matched plate (else the read),
-    ``sent_at`` is set by :meth:`Store.mark_sent` (the broker accepted it: PUBACK) and
-    ``confirmed_at`` by :meth:`Store.mark_confirmed` (the cloud stored it: an ``EventAck``).
-    """
-
-    lot_id: str
-    kind: EventKind
-    lane_id: str | None = None
-    direction: Direction | None = None
-    visit_id: str | None = None
-    plate: str | None = None
-    read_text: str | None = None
-    confidence: float | None = None
-    reason: str | None = None
-    reservation_id: str | None = None
-    fuzzy: bool = False
-    amount_owed_cents: int = 0
-    currency: str = "EUR"
-    occurred_at: datetime | None = None
-    image_path: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-    event_id: str = field(default_factory=new_event_id)
-    sent_at: datetime | None = None
-    confirmed_at: datetime | None = None
-
-    @classmethod
-    def for_decision(
-        cls,
-        decision: Decision,
-        *,
-        lot_id: str,
-        lane_id: str,
-        direction: Direction,
-        visit_id: str | None,
-        occurred_at: datetime | None = None,
-        image_path: str | None = None,
-    ) -> JournalEvent:
-        """The event a lane journals for a decision: entry/exit when it opened, else denied."""
-        if decision.open:
-            kind = EventKind.ENTRY if direction is Direction.ENTRY else EventKind.EXIT
-        else:
-            kind = EventKind.DENIED
-        return cls(
-            lot_id=lot_id,
-            kind=kind,
-            lane_id=lane_id,
-            direction=direction,
-            visit_id=visit_id,
-            plate=decision.plate,
-            read_text=decision.read_text,
-            confidence=decision.confidence,
-            reason=str(decision.reason),
-            reservation_id=decision.reservation_id,
-            fuzzy=decision.fuzzy,
-            amount_owed_cents=decision.amount_owed_cents,
-            currency=decision.currency,
-            occurred_at=occurred_at,
-            image_path=image_path,
-            detail={"detail": decision.detail, "flags": list(decision.flags)},
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """A manual open, presence reset or other operator action."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    reason: str
-    lane_id: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def to_text(when: datetime) -> str:
@@ -222,9 +136,27 @@ def event_row(e: JournalEvent, occurred_at: datetime) -> tuple[object, ...]:
 
 
 def event_from_row(row: tuple[Any, ...]) -> JournalEvent:
-    (event_id, lot_id, kind, lane_id, direction, visit_id, plate, read_text, confidence,
-     reason, reservation_id, fuzzy, owed, currency, occurred_at, image_path, detail,
-     sent_at, confirmed_at) = row  # fmt: skip
+    (
+        event_id,
+        lot_id,
+        kind,
+        lane_id,
+        direction,
+        visit_id,
+        plate,
+        read_text,
+        confidence,
+        reason,
+        reservation_id,
+        fuzzy,
+        owed,
+        currency,
+        occurred_at,
+        image_path,
+        detail,
+        sent_at,
+        confirmed_at,
+    ) = row
     return JournalEvent(
         lot_id=lot_id,
         kind=EventKind(kind),

@@ -1,6 +1,6 @@
 """Lot → cloud: the journal's unsent events published in order, marked sent only on PUBACK.
 
-Part of :mod:`gate_agent.sync`. :class:`OutboxPublisher` keeps at most ``window`` events in
+Private to :mod:`gate_agent.sync`. :class:`OutboxPublisher` keeps at most ``window`` events in
 flight (published, not yet acknowledged), tracked by MQTT message id. The MQTT client's network
 thread only *records* acknowledgements (:meth:`acknowledged`); the sync thread's :meth:`pump`
 turns them into one ``Store.mark_sent`` commit and refills the window from
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from gate_agent import wire
-from gate_agent.store import JournalEvent, Store
+from gate_agent.domain import JournalEvent
+from gate_agent.store import Store
 from parkgate_protocol import ProtocolError, encode
 
 __all__ = ["OutboxPublisher"]
@@ -157,8 +158,11 @@ class OutboxPublisher:
         requeued = self.store.requeue_unconfirmed(older_than)
         if requeued:
             self.requeued_total += requeued
-            log.warning("%d event(s) accepted by the broker but not confirmed by the cloud; "
-                        "publishing them again", requeued)  # fmt: skip
+            log.warning(
+                "%d event(s) accepted by the broker but not confirmed by the cloud; "
+                "publishing them again",
+                requeued,
+            )
 
     def _send(self, event: JournalEvent, now: float) -> bool:
         try:
@@ -199,8 +203,12 @@ class OutboxPublisher:
         now = self._clock()
         if now < self._paused_until:
             return  # the rest of a window dropped together: one pause is enough
-        log.warning("no subscriber for event %s (PUBACK 0x10); publishing it again in %.2fs",
-                    event_id, self._undelivered_backoff)  # fmt: skip
+        pause = self._undelivered_backoff
+        log.warning(
+            "no subscriber for event %s (PUBACK 0x10); publishing it again in %.2fs",
+            event_id,
+            pause,
+        )
         self._paused_until = now + self._undelivered_backoff
         self._undelivered_backoff = min(self._undelivered_backoff * 2, NO_SUBSCRIBERS_BACKOFF_S[1])
 

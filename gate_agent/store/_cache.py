@@ -1,11 +1,11 @@
-"""The reservation and allow/deny-list cache of :mod:`gate_agent.store`, and the plate lookup.
+"""The reservation and allow/deny-list cache of :mod:`gate_agent.store`, and its plate index.
 
-Part of the store: functions over an open connection inside a transaction the caller holds.
-Every cached plate (of a reservation or a list entry) has its ``plates.index_keys`` rows in
-``plate_keys``; the rows are added when a plate first appears and dropped when the last
-reservation or list entry naming it goes.
+Private to the store package: functions over an open connection inside a transaction the
+caller holds. Every cached plate (of a reservation or a list entry) has its
+``plates.index_keys`` rows in ``plate_keys``; the rows are added when a plate first appears and
+dropped when the last reservation or list entry naming it goes.
 
-The lane's hot path, the lookup over ``plate_keys``, is in :mod:`gate_agent.store_lookup`.
+The lane's hot path, the lookup over ``plate_keys``, is in :mod:`gate_agent.store._lookup`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from gate_agent import plates
 from gate_agent.domain import ListEntry, ListKind, Reservation
-from gate_agent.store_rows import (
+from gate_agent.store._rows import (
     LIST_COLUMNS,
     RESERVATION_COLUMNS,
     list_entry_from_row,

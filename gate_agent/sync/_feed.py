@@ -1,31 +1,27 @@
 """Cloud → lot: reservation changes applied to the store in sequence, with HTTP catch-up.
 
-Part of :mod:`gate_agent.sync`. MQTT is the fast path, ``GET /lots/{lot}/changes`` the source of
+Private to :mod:`gate_agent.sync`. MQTT is the fast path, ``GET /lots/{lot}/changes`` the source of
 truth: a change whose ``seq`` is the next one is applied, an old one is ignored (duplicate), and a
 gap makes :class:`ReservationFeed` fetch everything after the last applied seq (a full snapshot
 when the cloud says so). The last applied seq is kept in the store's state table, so a restarted
 agent resumes where it left off. Every apply is idempotent (upserts by id), so a crash between
 applying and saving the seq only replays a change.
 
-Messages that break the contract go to :class:`DeadLetters`: a bounded JSON-lines file in the
-data directory (the device's disk already holds plates; the log never gets them above debug).
+Messages that break the contract go to the dead letters (:mod:`gate_agent.sync._dead_letters`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 
 from gate_agent import plates, wire
 from gate_agent.domain import Reservation
 from gate_agent.store import Store
+from gate_agent.sync._dead_letters import DeadLetters
 from parkgate_protocol import (
     ChangeKind,
     ChangesPage,
@@ -36,12 +32,12 @@ from parkgate_protocol import (
     parse_changes_page,
 )
 
-__all__ = ["SEQ_STATE_KEY", "CatchUpError", "DeadLetters", "ReservationFeed"]
+__all__ = ["SEQ_STATE_KEY", "CatchUpError", "ReservationFeed"]
+
+SEQ_STATE_KEY = "sync.last_applied_seq"  # the store's state key of the last applied seq
+MAX_PAGES = 10_000  # one catch-up never loops forever on a misbehaving server
 
 log = logging.getLogger(__name__)
-
-SEQ_STATE_KEY = "sync.last_applied_seq"
-MAX_PAGES = 10_000  # one catch-up never loops forever on a misbehaving server
 
 
 class CatchUpError(Exception):
@@ -49,45 +45,6 @@ class CatchUpError(Exception):
 
     A page that arrives but breaks the contract is a :class:`ProtocolError` instead.
     """
-
-
-class DeadLetters:
-    """Messages we could not use, one JSON object a line, rotated to ``.1`` past ``max_bytes``."""
-
-    def __init__(self, path: Path, *, max_bytes: int = 1 << 20, keep_chars: int = 4096) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-        self.keep_chars = keep_chars
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def add(self, source: str, reason: str, payload: bytes | str) -> None:
-        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
-        line = json.dumps(
-            {
-                "at": datetime.now(UTC).isoformat(),
-                "source": source,
-                "reason": reason,
-                "payload": text[: self.keep_chars],
-                "truncated": len(text) > self.keep_chars,
-            }
-        )
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.path.exists() and self.path.stat().st_size > self.max_bytes:
-                os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "a", encoding="utf-8") as out:
-                out.write(line + "\n")
-            self.count += 1
-        log.warning("dead-lettered a message from %s: %s", source, reason)
-
-    def read(self) -> list[dict[str, object]]:
-        """The current file's entries (tests and the status page)."""
-        if not self.path.exists():
-            return []
-        with self.path.open(encoding="utf-8") as lines:
-            return [json.loads(line) for line in lines if line.strip()]
 
 
 class ReservationFeed:
@@ -236,8 +193,8 @@ class ReservationFeed:
             self.store.upsert_reservations(list(upserts.values()))
         except ValueError:  # one unusable plate: apply the others one by one
             for reservation in upserts.values():
-                self._guarded(f"reservation {reservation.id}", self.store.upsert_reservation,
-                              reservation)  # fmt: skip
+                what = f"reservation {reservation.id}"
+                self._guarded(what, self.store.upsert_reservation, reservation)
         upserts.clear()
 
     def _guarded(self, what: str, action: Callable[..., object], *args: object) -> None:
@@ -259,8 +216,8 @@ class ReservationFeed:
         elif kind is ChangeKind.SNAPSHOT and change.reservations is not None:
             self._apply_snapshot(change.reservations, change.list_entries)
         elif kind is ChangeKind.UPSERT and change.reservation is not None:
-            self._guarded("reservation", self.store.upsert_reservation,
-                          wire.reservation(change.reservation))  # fmt: skip
+            reservation = wire.reservation(change.reservation)
+            self._guarded("reservation", self.store.upsert_reservation, reservation)
 
     def _apply_snapshot(
         self,

@@ -1,20 +1,24 @@
 """The lot's sync client: MQTT 5 to the broker, HTTP catch-up to the cloud.
 
+:class:`SyncClient` (re-exported by :mod:`gate_agent.sync`) wires the session
+(:mod:`~gate_agent.sync._session`), the reservation feed (:mod:`~gate_agent.sync._feed`), the
+event outbox (:mod:`~gate_agent.sync._outbox`) and commands (:mod:`~gate_agent.sync._commands`)
+together and runs them.
+
 Wire contract: :mod:`parkgate_protocol` (and ``docs/protocol.md``). Three threads:
 
 - the paho network thread (``loop_start``) reconnects by itself with backoff; its callbacks only
   parse and hand work on (``on_message`` → the inbox queue, or the outbox for the cloud's
   ``EventAck``; ``on_publish`` → the outbox);
-- ``sync-inbox`` applies reservation changes (:class:`~gate_agent.sync_changes.ReservationFeed`),
+- ``sync-inbox`` applies reservation changes (:class:`~gate_agent.sync._feed.ReservationFeed`),
   runs catch-ups (at start, after every connect, on a gap, on a ``resync`` command; retried with
   backoff when the cloud is unreachable) and obeys commands;
-- ``sync-outbox`` drains the journal (:class:`~gate_agent.sync_outbox.OutboxPublisher`) when woken
+- ``sync-outbox`` drains the journal (:class:`~gate_agent.sync._outbox.OutboxPublisher`) when woken
   (:meth:`SyncClient.notify`, a lane listener; a PUBACK; a connect) and sends the heartbeat.
 
-MQTT session: client id = lot id, ``clean_start=False`` and a session expiry, so the broker keeps
-our subscriptions and queues reservation changes and commands while the lot is offline. The
-retained ``status`` topic says ``online`` on connect and every heartbeat, ``offline`` as the last
-will and on a clean stop.
+The retained ``status`` topic says ``online`` on connect and every heartbeat (with
+:func:`gate_agent.lane_health.lane_health` when the app hands it in), ``offline`` as the last will
+and on a clean stop.
 """
 
 from __future__ import annotations
@@ -31,15 +35,16 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import MQTTErrorCode
 
 from gate_agent.config import SyncConfig
-from gate_agent.store import JournalEvent, Store
-from gate_agent.sync_changes import CatchUpError, DeadLetters, ReservationFeed
-from gate_agent.sync_commands import RemoteLane, lane_health, remote_open
-from gate_agent.sync_outbox import OutboxPublisher
+from gate_agent.domain import JournalEvent
+from gate_agent.store import Store
+from gate_agent.sync import _session as session
+from gate_agent.sync._commands import RemoteLane, first_delivery, remote_open
+from gate_agent.sync._dead_letters import DeadLetters
+from gate_agent.sync._feed import CatchUpError, ReservationFeed
+from gate_agent.sync._outbox import OutboxPublisher
 from parkgate_protocol import (
     ChangeKind,
     Command,
@@ -53,17 +58,13 @@ from parkgate_protocol import (
     parse_event_ack,
     parse_reservation_change,
     parse_topic,
-    topic,
 )
 
-__all__ = ["RemoteLane", "SyncClient", "SyncStatus", "lane_health"]
+__all__ = ["SyncClient", "SyncStatus"]
 
 log = logging.getLogger(__name__)
 
-COMMANDS_STATE_KEY = "sync.recent_commands"
-RECENT_COMMANDS = 200  # command ids remembered so a redelivered open does not open twice
 CATCH_UP_BACKOFF_S = (1.0, 60.0)
-NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK reason code
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +121,15 @@ class SyncClient:
             device_token=config.device_token,
             transport=transport,
         )
-        self.topics = {
-            ch: topic(lot_id, ch) for ch in ("reservations", "events", "status", "commands", "acks")
-        }
+        self.topics = session.lot_topics(lot_id)
         self._client = self._make_client()
         self.outbox = OutboxPublisher(
-            store, self._publish_event, window=config.inflight_window,
-            on_bad_event=self._bad_event, confirm_timeout_s=config.confirm_timeout_seconds,
-        )  # fmt: skip
+            store,
+            self._publish_event,
+            window=config.inflight_window,
+            on_bad_event=self._bad_event,
+            confirm_timeout_s=config.confirm_timeout_seconds,
+        )
         self._inbox: queue.Queue[_Work] = queue.Queue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -140,17 +142,7 @@ class SyncClient:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        cfg = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.lot_id, protocol=MQTTProtocolVersion.MQTTv5
-        )
-        client.username_pw_set(cfg.username or self.lot_id, cfg.password)
-        if cfg.tls_ca_file is not None:
-            client.tls_set(ca_certs=str(cfg.tls_ca_file))
-        offline = encode(Status(lot_id=self.lot_id, state="offline"))
-        client.will_set(self.topics["status"], offline, qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        client.max_inflight_messages_set(cfg.inflight_window + 8)
+        client = session.new_client(self.config, self.lot_id, self.topics["status"])
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -167,18 +159,9 @@ class SyncClient:
             thread.start()
             self._threads.append(thread)
         self._inbox.put(_CatchUp(time.monotonic()))
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.config.session_expiry_seconds
-        self._client.connect_async(
-            self.config.broker_host,
-            self.config.broker_port,
-            keepalive=self._keepalive,
-            clean_start=False,
-            properties=props,
-        )
-        self._client.loop_start()
-        log.info("sync for lot %s: connecting to %s:%d", self.lot_id, self.config.broker_host,
-                 self.config.broker_port)  # fmt: skip
+        session.connect(self._client, self.config, keepalive_s=self._keepalive)
+        host, port = self.config.broker_host, self.config.broker_port
+        log.info("sync for lot %s: connecting to %s:%d", self.lot_id, host, port)
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -192,9 +175,7 @@ class SyncClient:
             thread.join(timeout=timeout_s)
         if self._connected:
             offline = Status(lot_id=self.lot_id, state="offline", at=datetime.now(UTC))
-            info = self._client.publish(self.topics["status"], encode(offline), qos=1, retain=True)
-            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                info.wait_for_publish(timeout=min(timeout_s, 2.0))
+            session.say_offline(self._client, offline, self.topics["status"], min(timeout_s, 2.0))
         self._client.disconnect()
         self._client.loop_stop()
         self.feed.close()
@@ -225,9 +206,9 @@ class SyncClient:
             return
         self._connected = True
         self._update_status(connected_at=datetime.now(UTC))
-        log.info("sync for lot %s connected (session present: %s)", self.lot_id,
-                 flags.session_present)  # fmt: skip
-        client.subscribe([(self.topics[ch], 1) for ch in ("reservations", "commands", "acks")])
+        present = flags.session_present
+        log.info("sync for lot %s connected (session present: %s)", self.lot_id, present)
+        client.subscribe([(self.topics[channel], 1) for channel in session.INBOUND])
         self.outbox.reconnected()  # the broker may have lost what it accepted but never delivered
         client.publish(self.topics["status"], encode(self._online()), qos=1, retain=True)
         self._inbox.put(_CatchUp(time.monotonic()))
@@ -244,9 +225,7 @@ class SyncClient:
                 self._note_error(f"subscription refused: {code}")
 
     def _on_publish(self, _c: mqtt.Client, _ud: Any, mid: int, rc: Any, _p: Any) -> None:
-        # 0x10 "No matching subscribers" is a success code, yet the broker dropped the message
-        delivered = getattr(rc, "value", 0) != NO_MATCHING_SUBSCRIBERS
-        self.outbox.acknowledged(mid, not rc.is_failure, delivered=delivered)
+        self.outbox.acknowledged(mid, not rc.is_failure, delivered=session.delivered(rc))
         self._wake.set()
 
     def _on_message(self, _c: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
@@ -318,11 +297,8 @@ class SyncClient:
         return True
 
     def _obey(self, command: Command) -> None:
-        recent: list[str] = list(self.store.get_state(COMMANDS_STATE_KEY, []))
-        if command.command_id in recent:
-            log.info("command %s already handled; ignoring the redelivery", command.command_id)
+        if not first_delivery(command, self.store):
             return
-        self.store.set_state(COMMANDS_STATE_KEY, [*recent, command.command_id][-RECENT_COMMANDS:])
         if command.kind is CommandKind.RESYNC:
             log.info("resync requested (command %s)", command.command_id)
             self._inbox.put(_CatchUp(time.monotonic(), full=command.full))

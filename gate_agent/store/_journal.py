@@ -1,52 +1,35 @@
-"""The event journal (which doubles as the outbox), presence and the audit log of the store.
+"""The event journal of :mod:`gate_agent.store`, which doubles as the outbox to the cloud.
 
-Part of :mod:`gate_agent.store`: functions over an open connection inside a transaction the
-caller holds. The outbox is the journal rows whose ``sent_at`` is NULL, read in ``seq`` order
-through a partial index. ``sent_at`` is the broker's PUBACK; ``confirmed_at`` the cloud's
-``EventAck`` (stored for good). A sent but unconfirmed event is put back in the outbox
-(:func:`requeue_unconfirmed`) when the confirmation is overdue or after a reconnect.
+Functions over an open connection inside a transaction the caller holds. The outbox is the
+journal rows whose ``sent_at`` is NULL, read in ``seq`` order through a partial index.
+``sent_at`` is the broker's PUBACK; ``confirmed_at`` the cloud's ``EventAck`` (stored for good).
+A sent but unconfirmed event is put back in the outbox (:func:`requeue_unconfirmed`) when the
+confirmation is overdue or after a reconnect.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from gate_agent.domain import Presence
-from gate_agent.store_rows import (
-    EVENT_COLUMNS,
-    PRESENCE_COLUMNS,
-    AuditEntry,
-    EventKind,
-    JournalEvent,
-    audit_from_row,
-    event_from_row,
-    event_row,
-    presence_from_row,
-    to_text,
-)
+from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store._presence import PresenceChange, apply_presence
+from gate_agent.store._rows import EVENT_COLUMNS, event_from_row, event_row, to_text
 
 __all__ = [
-    "PresenceChange",
-    "audit",
-    "audit_log",
     "events",
     "insert_event",
-    "inside",
     "mark_confirmed",
     "mark_sent",
     "outbox_depth",
-    "presence_of",
     "purge_reads",
     "requeue_unconfirmed",
     "unsent_events",
 ]
 
-PresenceChange = Literal["enter", "leave", "none"]
 PlateHasher = Callable[[str], str]
 
 _INSERT_EVENT = f"""
@@ -75,20 +58,8 @@ def insert_event(
     )
     if conn.execute(_INSERT_EVENT, event_row(stored, now)).rowcount == 0:
         return False
-    if presence == "none":
-        return True
-    if not event.plate:
-        raise ValueError("a presence change needs the event's plate")
-    if presence == "enter":
-        conn.execute(
-            f"INSERT OR REPLACE INTO presence ({PRESENCE_COLUMNS}) VALUES (?, ?, ?, ?)",
-            (event.plate, event.visit_id or event.event_id, to_text(event.occurred_at or now),
-             event.reservation_id),
-        )  # fmt: skip
-    elif presence == "leave":
-        conn.execute("DELETE FROM presence WHERE plate = ?", (event.plate,))
-    else:
-        raise ValueError(f"presence change must be enter, leave or none, not {presence!r}")
+    if presence != "none":
+        apply_presence(conn, event, presence, now)
     return True
 
 
@@ -168,43 +139,3 @@ def purge_reads(conn: sqlite3.Connection, older_than: datetime) -> int:
         (to_text(older_than),),
     )
     return cursor.rowcount
-
-
-def inside(conn: sqlite3.Connection) -> list[Presence]:
-    sql = f"SELECT {PRESENCE_COLUMNS} FROM presence ORDER BY entered_at"
-    return [presence_from_row(row) for row in conn.execute(sql)]
-
-
-def presence_of(conn: sqlite3.Connection, plate: str) -> Presence | None:
-    sql = f"SELECT {PRESENCE_COLUMNS} FROM presence WHERE plate = ?"
-    row = conn.execute(sql, (plate,)).fetchone()
-    return None if row is None else presence_from_row(row)
-
-
-def clear_presence(conn: sqlite3.Connection, plate: str) -> bool:
-    return conn.execute("DELETE FROM presence WHERE plate = ?", (plate,)).rowcount > 0
-
-
-def audit(
-    conn: sqlite3.Connection,
-    at: datetime,
-    actor: str,
-    action: str,
-    reason: str,
-    lane_id: str | None,
-    detail: dict[str, Any] | None,
-) -> int:
-    if not actor or not reason:
-        raise ValueError("an audited action needs an actor and a reason")
-    cursor = conn.execute(
-        "INSERT INTO audit (at, actor, action, reason, lane_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        (to_text(at), actor, action, reason, lane_id, json.dumps(detail or {}, sort_keys=True)),
-    )
-    return int(cursor.lastrowid or 0)
-
-
-def audit_log(conn: sqlite3.Connection, limit: int) -> list[AuditEntry]:
-    sql = (
-        "SELECT id, at, actor, action, reason, lane_id, detail FROM audit ORDER BY id DESC LIMIT ?"
-    )
-    return [audit_from_row(row) for row in conn.execute(sql, (limit,))]

@@ -1,6 +1,6 @@
 """The gate agent's SQLite schema, as sqlite-utils migrations recorded in ``_sqlite_migrations``.
 
-Part of :mod:`gate_agent.store`. Add a migration by appending a decorated function; never edit
+Private to :mod:`gate_agent.store`. Add a migration by appending a decorated function; never edit
 one that has shipped. Applying is idempotent: reopening a store applies only what is pending.
 
 Times are UTC ISO-8601 text with microseconds (``2026-03-02T12:00:00.000000+00:00``), so text

@@ -1,4 +1,4 @@
-"""The lane's hot path: what the cache knows about one plate read (part of :mod:`gate_agent.store`).
+"""The lane's hot path: what the cache knows about one plate read (in :mod:`gate_agent.store`).
 
 Fixed SQL on the raw ``sqlite3`` cursor (prepared once per connection by its statement cache),
 in up to three indexed statements, using :mod:`gate_agent.plates` for keys and matching:
@@ -25,19 +25,26 @@ from typing import Any
 
 from gate_agent import plates
 from gate_agent.domain import CandidateFacts, Match, MatchKind
-from gate_agent.store_rows import list_entry_from_row, presence_from_row, reservation_from_row
+from gate_agent.store._rows import list_entry_from_row, presence_from_row, reservation_from_row
 
 __all__ = ["facts_from_rows", "lookup"]
 
 Fetch = Callable[[str, Sequence[object]], list[Any]]
 
 _FACT_COLUMNS = (  # (alias, table, columns): rows are (plate, alias, *columns), padded to 8
-    ("r", "reservations", "r.id, r.plate, r.starts_at, r.ends_at, r.status, "
-     "r.amount_owed_cents, r.currency, r.space_label"),
+    (
+        "r",
+        "reservations",
+        "r.id, r.plate, r.starts_at, r.ends_at, r.status, "
+        "r.amount_owed_cents, r.currency, r.space_label",
+    ),
     ("l", "list_entries", "l.plate, l.kind, l.valid_from, l.valid_until, l.note, NULL, NULL, NULL"),
-    ("p", "presence", "p.plate, p.visit_id, p.entered_at, p.reservation_id, "
-     "NULL, NULL, NULL, NULL"),
-)  # fmt: skip
+    (
+        "p",
+        "presence",
+        "p.plate, p.visit_id, p.entered_at, p.reservation_id, NULL, NULL, NULL, NULL",
+    ),
+)
 
 
 def _facts_sql(*, by_key: bool) -> str:
@@ -70,7 +77,7 @@ def lookup(
 ) -> CandidateFacts:
     """Match a read against the cache and gather the matched plate's facts (see module doc).
 
-    ``known`` (the store's :class:`~gate_agent.store_filter.KeyFilter`) says which index keys
+    ``known`` (the store's :class:`~gate_agent.store._filter.KeyFilter`) says which index keys
     may exist; keys it rules out are not looked up, which makes an unknown car's lookup cheap.
     """
     read = plates.normalise(read_text)

@@ -1,4 +1,4 @@
-"""An in-memory Bloom filter over the ``plate_keys`` index (part of :mod:`gate_agent.store`).
+"""An in-memory Bloom filter over the ``plate_keys`` index (in :mod:`gate_agent.store`).
 
 Most of an unknown car's lookup cost is the one-edit search: one index seek per deletion key of
 the read, each finding nothing. The filter answers "no cached plate has this key" from memory, so

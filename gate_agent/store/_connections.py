@@ -1,6 +1,6 @@
 """SQLite connections for :mod:`gate_agent.store`: one writer behind a lock, a reader per thread.
 
-Part of the store (the only code that owns SQLite); nothing else imports it.
+Private to the store package (the only code that owns SQLite).
 
 - Every write goes through :meth:`Connections.write`: the writer connection, held under a lock,
   inside ``BEGIN IMMEDIATE … COMMIT``. WAL mode with ``synchronous=FULL`` makes every commit fsync

@@ -1,21 +1,38 @@
-"""Commands from the cloud that act on the lot, and the lane health the heartbeat reports
-(part of :mod:`gate_agent.sync`)."""
+"""Cloud → lot commands (in :mod:`gate_agent.sync`): obeyed once each, remote opens audited.
+
+The broker may redeliver a command (QoS 1, persistent session), so the ids of the last
+``RECENT_COMMANDS`` commands are kept in the store's state table (:func:`first_delivery`) and a
+redelivered remote open never opens twice, even across a restart. A resync command is the
+client's to run (it schedules a catch-up); a remote open is :func:`remote_open`.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from gate_agent.domain import Direction
 from gate_agent.store import Store
-from parkgate_protocol import Command, LaneHealth
+from parkgate_protocol import Command
 
-__all__ = ["RemoteLane", "lane_health", "remote_open"]
+__all__ = ["COMMANDS_STATE_KEY", "RemoteLane", "first_delivery", "remote_open"]
 
 log = logging.getLogger(__name__)
+
+COMMANDS_STATE_KEY = "sync.recent_commands"
+RECENT_COMMANDS = 200  # command ids remembered so a redelivered open does not open twice
+
+
+def first_delivery(command: Command, store: Store) -> bool:
+    """Remember ``command``; False when it was already handled (a redelivery to ignore)."""
+    recent: list[str] = list(store.get_state(COMMANDS_STATE_KEY, []))
+    if command.command_id in recent:
+        log.info("command %s already handled; ignoring the redelivery", command.command_id)
+        return False
+    store.set_state(COMMANDS_STATE_KEY, [*recent, command.command_id][-RECENT_COMMANDS:])
+    return True
 
 
 class RemoteLane(Protocol):
@@ -43,8 +60,8 @@ def remote_open(command: Command, lanes: Mapping[str, RemoteLane], store: Store)
     if refusal is not None or lane is None:
         log.warning("remote open of lane %s refused: %s", command.lane_id, refusal)
         detail = {"command_id": command.command_id, "asked": command.reason}
-        store.audit(actor, "remote_open_refused", refusal or "no such lane",
-                    lane_id=command.lane_id, detail=detail)  # fmt: skip
+        reason = refusal or "no such lane"
+        store.audit(actor, "remote_open_refused", reason, lane_id=command.lane_id, detail=detail)
         return None
     log.info("remote open of lane %s by %s", lane.lane_id, command.actor)
     try:
@@ -52,22 +69,3 @@ def remote_open(command: Command, lanes: Mapping[str, RemoteLane], store: Store)
     except ValueError as exc:
         return f"remote open failed: {exc}"
     return None
-
-
-def lane_health(
-    lanes: Iterable[Any], clock: Callable[[], float] = time.monotonic
-) -> list[LaneHealth]:
-    """Heartbeat lane entries from ``Lane.status`` (frames, age of the last frame, last error)."""
-    now = clock()
-    return [
-        LaneHealth(
-            lane_id=lane.lane_id,
-            direction=lane.direction,
-            frames=lane.status.frames,
-            last_frame_age_s=None
-            if lane.status.last_frame_at is None
-            else max(0.0, now - lane.status.last_frame_at),
-            last_error=(lane.status.last_error or None) and str(lane.status.last_error)[:500],
-        )
-        for lane in lanes
-    ]
