@@ -52,6 +52,13 @@ from parkgate_protocol._messages import (
     ReservationSnapshot,
     Status,
 )
+from parkgate_protocol._tariff import (
+    MAX_PRICED_DAYS,
+    Tariff,
+    TariffBand,
+    VehicleTariff,
+    price_stay,
+)
 from parkgate_protocol._topics import (
     CHANNELS,
     LOT_ID_PATTERN,
@@ -69,6 +76,7 @@ __all__ = [
     "LOT_ID_PATTERN",
     "MAX_ACK_IDS",
     "MAX_MESSAGE_BYTES",
+    "MAX_PRICED_DAYS",
     "PROTOCOL_VERSION",
     "TOPIC_ROOT",
     "ChangeKind",
@@ -89,6 +97,9 @@ __all__ = [
     "ReservationSnapshot",
     "ReservationStatus",
     "Status",
+    "Tariff",
+    "TariffBand",
+    "VehicleTariff",
     "check_lot_id",
     "describe_validation_error",
     "encode",
@@ -100,6 +111,7 @@ __all__ = [
     "parse_reservation_change",
     "parse_status",
     "parse_topic",
+    "price_stay",
     "shared_subscription",
     "topic",
 ]
