@@ -14,13 +14,15 @@ Topics (``{lot}`` matches :data:`LOT_ID_PATTERN`)::
     parkgate/v1/lots/{lot}/acks           cloud → lot   QoS 1   EventAck
     GET /lots/{lot}/changes?since=N[&snapshot=true]   lot → cloud (HTTP)   ChangesPage
 
+The lot's policy (:class:`LotPolicy`, with its :class:`Tariff` and :func:`price_stay`, the one
+pricing function both sides run) travels on the reservation feed as a ``policy`` change.
+
 Every payload is one UTF-8 JSON object with a version field ``v`` (:data:`PROTOCOL_VERSION`);
 parsing is strict and every failure is one :class:`ProtocolError` that never echoes input values.
 """
 
 from parkgate_protocol._codec import (
     MAX_MESSAGE_BYTES,
-    describe_validation_error,
     encode,
     parse_changes_page,
     parse_command,
@@ -30,14 +32,17 @@ from parkgate_protocol._codec import (
     parse_status,
 )
 from parkgate_protocol._enums import (
+    AccessCategory,
+    AntiPassbackMode,
     ChangeKind,
     CommandKind,
     Direction,
     GateEventKind,
     ListKind,
+    OfflineExit,
     ReservationStatus,
 )
-from parkgate_protocol._errors import ProtocolError
+from parkgate_protocol._errors import ProtocolError, describe_validation_error
 from parkgate_protocol._messages import (
     MAX_ACK_IDS,
     PROTOCOL_VERSION,
@@ -52,6 +57,7 @@ from parkgate_protocol._messages import (
     ReservationSnapshot,
     Status,
 )
+from parkgate_protocol._policy import POLICY_SCHEMA, LotPolicy, default_tariff, parse_policy
 from parkgate_protocol._tariff import (
     MAX_PRICED_DAYS,
     Tariff,
@@ -77,8 +83,11 @@ __all__ = [
     "MAX_ACK_IDS",
     "MAX_MESSAGE_BYTES",
     "MAX_PRICED_DAYS",
+    "POLICY_SCHEMA",
     "PROTOCOL_VERSION",
     "TOPIC_ROOT",
+    "AccessCategory",
+    "AntiPassbackMode",
     "ChangeKind",
     "ChangesPage",
     "Channel",
@@ -91,7 +100,9 @@ __all__ = [
     "LaneHealth",
     "ListEntrySnapshot",
     "ListKind",
+    "LotPolicy",
     "Message",
+    "OfflineExit",
     "ProtocolError",
     "ReservationChange",
     "ReservationSnapshot",
@@ -101,6 +112,7 @@ __all__ = [
     "TariffBand",
     "VehicleTariff",
     "check_lot_id",
+    "default_tariff",
     "describe_validation_error",
     "encode",
     "is_lot_id",
@@ -108,6 +120,7 @@ __all__ = [
     "parse_command",
     "parse_event_ack",
     "parse_gate_event",
+    "parse_policy",
     "parse_reservation_change",
     "parse_status",
     "parse_topic",

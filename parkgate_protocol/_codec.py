@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from parkgate_protocol._errors import ProtocolError
+from parkgate_protocol._errors import ProtocolError, describe_validation_error
 from parkgate_protocol._messages import (
     PROTOCOL_VERSION,
     ChangesPage,
@@ -27,7 +27,6 @@ from parkgate_protocol._messages import (
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
-    "describe_validation_error",
     "encode",
     "parse_changes_page",
     "parse_command",
@@ -48,16 +47,6 @@ _M = TypeVar("_M", bound=Message)
 def encode(message: Message) -> bytes:
     """Compact UTF-8 JSON, absent (None) fields left out; times ISO-8601 with an offset."""
     return message.model_dump_json(exclude_none=True).encode()
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """Field paths and messages only: pydantic's inputs (plates) stay out of logs."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=False)[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(message)"
-        parts.append(f"{loc}: {err['msg']}")
-    more = exc.error_count() - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def _decode(model: type[_M], payload: bytes | str, limit: int | None) -> _M:

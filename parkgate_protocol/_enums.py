@@ -11,11 +11,14 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "AccessCategory",
+    "AntiPassbackMode",
     "ChangeKind",
     "CommandKind",
     "Direction",
     "GateEventKind",
     "ListKind",
+    "OfflineExit",
     "ReservationStatus",
 ]
 
@@ -44,6 +47,8 @@ class ChangeKind(StrEnum):
     LIST_PUT = "list_put"  # ``list_entry`` is added or replaced
     LIST_REMOVE = "list_remove"  # ``list_entry`` (plate + kind) leaves the lists
     SNAPSHOT = "snapshot"  # ``reservations`` (and ``list_entries`` if given) replace everything
+    POLICY = "policy"  # ``policy`` is the lot's new policy (raw; the gate checks it can apply it)
+    LISTS_REPLACED = "lists_replaced"  # a bulk change: fetch a snapshot over HTTP (no payload)
 
 
 class GateEventKind(StrEnum):
@@ -60,3 +65,23 @@ class GateEventKind(StrEnum):
 class CommandKind(StrEnum):
     OPEN_LANE = "open_lane"  # operator opens a lane remotely (audited on both sides)
     RESYNC = "resync"  # catch up now; ``full`` asks for a snapshot
+
+
+class AntiPassbackMode(StrEnum):
+    HARD = "hard"  # a plate recorded inside cannot enter again
+    SOFT = "soft"  # it can, but the event is flagged
+    OFF = "off"
+
+
+class OfflineExit(StrEnum):
+    """What an exit lane does for a car that owes money while the lot cannot reach the cloud."""
+
+    HOLD = "hold"  # keep the barrier shut; the driver pays at the pay station or calls for help
+    OPEN_AND_BILL_LATER = "open_and_bill_later"  # open, journal the amount, the cloud bills
+
+
+class AccessCategory(StrEnum):
+    STAFF = "staff"
+    RESIDENT = "resident"
+    PERMIT = "permit"
+    BLOCKED = "blocked"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ProtocolError"]
+from pydantic import ValidationError
+
+__all__ = ["ProtocolError", "describe_validation_error"]
 
 
 class ProtocolError(ValueError):
@@ -17,3 +19,13 @@ class ProtocolError(ValueError):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Field paths and messages only: pydantic's inputs (plates) stay out of logs."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from parkgate_protocol._enums import (
+    AccessCategory,
     ChangeKind,
     CommandKind,
     Direction,
@@ -68,13 +69,22 @@ class ReservationSnapshot(_Model):
 
 
 class ListEntrySnapshot(_Model):
-    """An allow- or deny-list entry; validity bounds are optional (open-ended)."""
+    """An allow- or deny-list entry; validity bounds are optional (open-ended).
 
+    ``entry_id`` is the cloud's id of the entry (a plate may have several entries with other
+    windows or lanes); entries without one are keyed by plate and kind. ``lanes`` limits the entry
+    to those lane ids (None: every lane of the lot)."""
+
+    entry_id: str | None = Field(None, min_length=1, max_length=64)
     plate: str = Field(..., min_length=1, max_length=32)
     kind: ListKind
+    category: AccessCategory | None = None
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
     note: str = Field("", max_length=500)
+    lanes: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=64
+    )
 
 
 # -- cloud → lot: reservations ------------------------------------------------------------------
@@ -86,8 +96,17 @@ _REQUIRED: dict[ChangeKind, tuple[str, ...]] = {
     ChangeKind.LIST_PUT: ("list_entry",),
     ChangeKind.LIST_REMOVE: ("list_entry",),
     ChangeKind.SNAPSHOT: ("reservations",),
+    ChangeKind.POLICY: ("policy",),
+    ChangeKind.LISTS_REPLACED: (),
 }
-_PAYLOAD_FIELDS = ("reservation", "reservation_id", "list_entry", "reservations", "list_entries")
+_PAYLOAD_FIELDS = (
+    "reservation",
+    "reservation_id",
+    "list_entry",
+    "reservations",
+    "list_entries",
+    "policy",
+)
 
 
 class ReservationChange(Message):
@@ -105,12 +124,15 @@ class ReservationChange(Message):
     list_entry: ListEntrySnapshot | None = None
     reservations: list[ReservationSnapshot] | None = None
     list_entries: list[ListEntrySnapshot] | None = None
+    policy: dict[str, Any] | None = Field(
+        None, description="A LotPolicy object, raw: parse it with parse_policy."
+    )
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> ReservationChange:
         allowed = set(_REQUIRED[self.kind])
         if self.kind is ChangeKind.SNAPSHOT:
-            allowed.add("list_entries")
+            allowed.update(("list_entries", "policy"))
         for name in _REQUIRED[self.kind]:
             if getattr(self, name) is None:
                 raise ValueError(f"kind {self.kind.value} needs {name}")
@@ -183,6 +205,10 @@ class Status(Message):
         None, ge=0, description="Journaled events the cloud has not confirmed yet."
     )
     last_applied_seq: int | None = Field(None, ge=0)
+    policy_version: int | None = Field(None, ge=0, description="The policy in force at the lot.")
+    policy_problem: str | None = Field(
+        None, max_length=500, description="Why the newest policy pushed could not be applied."
+    )
     lanes: list[LaneHealth] = Field(default_factory=list)
 
 
@@ -223,9 +249,9 @@ class ChangesPage(Message):
     Either the changes after ``since`` in order (``snapshot`` false; at most a server-chosen
     number, ``next_since`` is the last one's seq) or, when ``since`` is too far behind, unknown,
     or ``snapshot=true`` was asked, the full cache (``snapshot`` true: ``reservations`` are every
-    active reservation, ``list_entries`` every list entry if the cloud keeps lists, and
-    ``next_since`` the seq the snapshot is consistent with). Ask again from ``next_since`` while
-    ``next_since < latest_seq``.
+    active reservation, ``list_entries`` every list entry if the cloud keeps lists, ``policy``
+    the lot's policy if it has one, and ``next_since`` the seq the snapshot is consistent with).
+    Ask again from ``next_since`` while ``next_since < latest_seq``.
     """
 
     lot_id: LotId
@@ -233,6 +259,7 @@ class ChangesPage(Message):
     changes: list[ReservationChange] = Field(default_factory=list)
     reservations: list[ReservationSnapshot] = Field(default_factory=list)
     list_entries: list[ListEntrySnapshot] | None = None
+    policy: dict[str, Any] | None = Field(None, description="Snapshot pages: the lot's policy.")
     next_since: int = Field(..., ge=0)
     latest_seq: int = Field(..., ge=0)
 
@@ -240,8 +267,10 @@ class ChangesPage(Message):
     def _consistent(self) -> ChangesPage:
         if self.snapshot and self.changes:
             raise ValueError("a snapshot page has no changes")
-        if not self.snapshot and (self.reservations or self.list_entries is not None):
-            raise ValueError("a changes page has no reservations or list_entries")
+        if not self.snapshot and (
+            self.reservations or self.list_entries is not None or self.policy is not None
+        ):
+            raise ValueError("a changes page has no reservations, list_entries or policy")
         seqs = [c.seq for c in self.changes]
         if any(b != a + 1 for a, b in pairwise(seqs)):
             raise ValueError("changes must be consecutive seqs in order")
