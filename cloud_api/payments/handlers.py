@@ -16,23 +16,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.models import Payment, PaymentKind
-from cloud_api.payments.provider import PaymentProvider
-
-if TYPE_CHECKING:
-    from cloud_api.worker import OutboxItem
+from cloud_api.outbox import Handler, OutboxItem, PermanentError, RetryableError
+from cloud_api.payments.provider import PaymentProvider, PaymentRejected
 
 __all__ = ["RetryLater", "payment_handlers"]
 
 log = logging.getLogger(__name__)
 
 
-class RetryLater(ConnectionError):
+class RetryLater(RetryableError):
     """Not possible yet (e.g. the charge to refund has not succeeded); the worker retries."""
 
 
@@ -127,13 +124,23 @@ def _refund(provider: PaymentProvider, sessions: sessionmaker[Session], item: Ou
     log.info("refund %s of %s on %s", refund.provider_ref, view.amount, charge_ref)
 
 
-def payment_handlers(provider: PaymentProvider) -> dict[str, Any]:
-    """``{outbox kind: handler}`` for :class:`cloud_api.worker.OutboxWorker`."""
+def payment_handlers(provider: PaymentProvider) -> dict[str, Handler]:
+    """``{outbox kind: handler}`` for :class:`cloud_api.outbox.OutboxWorker`.
+
+    ``ProviderUnavailable`` is a ``ConnectionError`` (the worker retries it); a rejection by the
+    provider becomes a :class:`~cloud_api.outbox.PermanentError` (dead-lettered at once).
+    """
 
     def create(sessions: sessionmaker[Session], item: OutboxItem) -> None:
-        _create(provider, sessions, item)
+        try:
+            _create(provider, sessions, item)
+        except PaymentRejected as exc:
+            raise PermanentError(f"{type(exc).__name__}: {exc}") from exc
 
     def refund(sessions: sessionmaker[Session], item: OutboxItem) -> None:
-        _refund(provider, sessions, item)
+        try:
+            _refund(provider, sessions, item)
+        except PaymentRejected as exc:
+            raise PermanentError(f"{type(exc).__name__}: {exc}") from exc
 
     return {"payment.create": create, "payment.refund": refund}

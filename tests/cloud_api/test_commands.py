@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from cloud_api.lot_sync import LotCommand
 from cloud_api.models import EventLog
-from cloud_api.sync_models import LotCommand
 from tests.cloud_api.support import TestClient, World
 
 OPEN = {"lane_id": "exit-1", "reason": "pay station out of order", "ttl_seconds": 30}

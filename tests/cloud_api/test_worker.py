@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud_api.daemons import outbox_handlers
 from cloud_api.models import Booking, OutboxMessage, utcnow
 from cloud_api.notifications import (
     EMAIL_KIND,
@@ -18,8 +19,7 @@ from cloud_api.notifications import (
     schedule_reminders,
 )
 from cloud_api.notifications_local import LocalInbox
-from cloud_api.outbox import enqueue
-from cloud_api.worker import DeadLetter, OutboxWorker, RetryPolicy, build_handlers
+from cloud_api.outbox import DeadLetter, OutboxWorker, RetryPolicy, enqueue
 from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
 from tests.support.services import free_port, wait_for
 
@@ -62,7 +62,7 @@ def _worker(
     mailer = SmtpMailer(SmtpSettings("127.0.0.1", port, SENDER, timeout=2))
     policy = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=10))
     return OutboxWorker(
-        sessions, build_handlers(mailer=mailer), policy=policy, clock=clock, **extra
+        sessions, outbox_handlers(mailer=mailer), policy=policy, clock=clock, **extra
     )  # type: ignore[arg-type]
 
 
@@ -170,7 +170,7 @@ def test_provider_outage_is_retried_with_the_same_idempotency_key(harness: Harne
     clock = Clock()
     worker = OutboxWorker(
         harness.sessions,
-        build_handlers(provider=harness.provider),
+        outbox_handlers(provider=harness.provider),
         policy=RetryPolicy(base_delay=timedelta(seconds=1)),
         clock=clock,
     )

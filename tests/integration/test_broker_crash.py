@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud_api.ingest import Ingest
+from cloud_api.lot_sync import Ingest
 from gate_agent import protocol as p
 from gate_agent.config import SyncConfig
 from gate_agent.store import EventKind, JournalEvent, Store
