@@ -15,6 +15,7 @@ after a crash returns the same provider object instead of charging or refunding 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -124,23 +125,28 @@ def _refund(provider: PaymentProvider, sessions: sessionmaker[Session], item: Ou
     log.info("refund %s of %s on %s", refund.provider_ref, view.amount, charge_ref)
 
 
+def _rejection_is_permanent(
+    step: Callable[[PaymentProvider, sessionmaker[Session], OutboxItem], None],
+    provider: PaymentProvider,
+) -> Handler:
+    """``step`` as an outbox handler: a rejection by the provider is a permanent failure."""
+
+    def handle(sessions: sessionmaker[Session], item: OutboxItem) -> None:
+        try:
+            step(provider, sessions, item)
+        except PaymentRejected as exc:
+            raise PermanentError(f"{type(exc).__name__}: {exc}") from exc
+
+    return handle
+
+
 def payment_handlers(provider: PaymentProvider) -> dict[str, Handler]:
     """``{outbox kind: handler}`` for :class:`cloud_api.outbox.OutboxWorker`.
 
     ``ProviderUnavailable`` is a ``ConnectionError`` (the worker retries it); a rejection by the
     provider becomes a :class:`~cloud_api.outbox.PermanentError` (dead-lettered at once).
     """
-
-    def create(sessions: sessionmaker[Session], item: OutboxItem) -> None:
-        try:
-            _create(provider, sessions, item)
-        except PaymentRejected as exc:
-            raise PermanentError(f"{type(exc).__name__}: {exc}") from exc
-
-    def refund(sessions: sessionmaker[Session], item: OutboxItem) -> None:
-        try:
-            _refund(provider, sessions, item)
-        except PaymentRejected as exc:
-            raise PermanentError(f"{type(exc).__name__}: {exc}") from exc
-
-    return {"payment.create": create, "payment.refund": refund}
+    return {
+        "payment.create": _rejection_is_permanent(_create, provider),
+        "payment.refund": _rejection_is_permanent(_refund, provider),
+    }

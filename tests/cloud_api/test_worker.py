@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.daemons import outbox_handlers
-from cloud_api.models import Booking, OutboxMessage, utcnow
+from cloud_api.models import Booking, OutboxMessage, Payment, utcnow
 from cloud_api.notifications import (
     EMAIL_KIND,
     SmtpMailer,
@@ -184,6 +184,20 @@ def test_provider_outage_is_retried_with_the_same_idempotency_key(harness: Harne
     assert worker.run_once() == 1
     ref = harness.charge_ref(booking)
     assert list(harness.provider.payments) == [ref]
+
+
+def test_a_rejected_payment_is_dead_lettered_at_once(harness: Harness) -> None:  # noqa: F811
+    harness.book()
+    with harness.sessions.begin() as session:
+        for payment in session.scalars(select(Payment)):
+            payment.amount_cents = 0  # the local provider refuses a non-positive amount
+    worker = OutboxWorker(harness.sessions, outbox_handlers(provider=harness.provider))
+    assert worker.run_once() == 1
+    with harness.sessions() as session:
+        (message,) = session.scalars(select(OutboxMessage)).all()
+        (letter,) = session.scalars(select(DeadLetter)).all()
+    assert (message.attempts, message.dead, message.sent_at) == (1, True, None)
+    assert letter.last_error.startswith("PermanentError: PaymentRejected: amount must be")
 
 
 def test_reminder_is_enqueued_and_sent_exactly_once(
