@@ -1,4 +1,5 @@
-"""Composition root of the cloud API: ``create_app(settings)`` wires everything together.
+"""The cloud API's app: ``create_app(settings)`` wires the HTTP side together (the daemon's
+composition root, :func:`cloud_api.daemons.build_api`, gives it the payment provider).
 
 The payments engineer's webhook router (``cloud_api.webhooks``) is included like every other
 router; it reads ``app.state.sessions`` and ``app.state.payment_provider``, which are set here.
@@ -14,7 +15,6 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,18 +28,14 @@ from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.http_errors import install_error_handlers
 from cloud_api.metrics import install_metrics
 from cloud_api.models import utcnow
+from cloud_api.payments.configured import build_provider, resolve_webhook_secret
+from cloud_api.payments.provider import PaymentProvider
 from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots
 from cloud_api.settings import Settings
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-
-def _default_provider(settings: Settings) -> Any:
-    from cloud_api.runtime import payment_provider, resolve_webhook_secret
-
-    return payment_provider(settings, resolve_webhook_secret(settings))
 
 
 class HoldSweeper:
@@ -75,7 +71,7 @@ def create_app(
     settings: Settings,
     *,
     clock: Callable[[], datetime] = utcnow,
-    payment_provider: Any = None,
+    payment_provider: PaymentProvider | None = None,
     cache: AvailabilityCache | None = None,
 ) -> FastAPI:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
@@ -131,7 +127,9 @@ def create_app(
     app.state.booker = booker  # POST /bookings on the event loop (PostgreSQL)
     app.state.near_cache = near_cache
     app.state.tokens = TokenCache(settings.token_cache_seconds)
-    app.state.payment_provider = payment_provider or _default_provider(settings)
+    if payment_provider is None:  # tests and the ASGI entry: the provider the settings name
+        payment_provider = build_provider(settings, resolve_webhook_secret(settings))
+    app.state.payment_provider = payment_provider
     install_error_handlers(app)
     app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
     install_metrics(app, sessions)  # GET /metrics (Prometheus)

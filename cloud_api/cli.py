@@ -1,4 +1,9 @@
-"""``cloud-api`` command line: serve, worker, migrate, demo-data."""
+"""``cloud-api`` command line: serve, worker, sync, migrate, demo-data, provision-lot.
+
+Every command builds the settings once, here, from its flags and the environment
+(:func:`cloud_api.settings.load_settings`); a value that cannot work is printed per field and the
+command exits 2. The daemons are put together in :mod:`cloud_api.daemons`.
+"""
 
 from __future__ import annotations
 
@@ -7,71 +12,61 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from cloud_api.settings import Settings
+from cloud_api.settings import Settings, SettingsError, load_settings
 
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger(__name__)
 
+DB_HELP = "SQLAlchemy URL (default $PARKGATE_DATABASE_URL)"
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cloud-api", description="ParkGate cloud booking API")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the HTTP API (migrates first)")
-    serve.add_argument("--database-url", help="SQLAlchemy URL (default $PARKGATE_DATABASE_URL)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    serve.add_argument("--redis-url", help="redis:// URL enabling the availability cache")
-    serve.add_argument(
-        "--with-worker",
-        action="store_true",
-        help="also run the outbox worker (payments, emails) in this process (single machine)",
+
+def _settings(args: argparse.Namespace, **defaults: object) -> Settings:
+    flags = {"database_url": args.database_url, "redis_url": getattr(args, "redis_url", None)}
+    return load_settings(flags=flags, defaults=defaults)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from cloud_api.daemons import run_api
+
+    settings = _settings(args, public_url=f"http://{args.host}:{args.port}")
+    return run_api(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        with_worker=args.with_worker,
     )
-    worker = sub.add_parser("worker", help="run the outbox worker: payments, emails, reminders")
-    worker.add_argument("--database-url")
-    worker.add_argument(
-        "--idle-seconds", type=float, default=1.0, help="wait this long when the outbox is empty"
-    )
-    migrate = sub.add_parser("migrate", help="apply the database migrations")
-    migrate.add_argument("--database-url")
-    demo = sub.add_parser("demo-data", help="create a demo lot, customer, operator and device")
-    demo.add_argument("--database-url")
-    demo.add_argument("--json", action="store_true", help="print lots and users (tokens) as JSON")
-    _add_sync_commands(sub)
-    return parser
 
 
-def _add_sync_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sync = sub.add_parser("sync", help="run the MQTT relay and event ingest")
-    sync.add_argument("--database-url")
-    sync.add_argument("--poll-interval", type=float, default=0.05, help="relay poll (seconds)")
-    prov = sub.add_parser("provision-lot", help="a lot's device token and broker password")
-    prov.add_argument("lot_id", metavar="LOT_ID")
-    prov.add_argument("--database-url")
-    prov.add_argument("--passwd-file", help="Mosquitto password file to add the lot to")
-    prov.add_argument("--broker-host", default="127.0.0.1", help="as the agent reaches it")
-    prov.add_argument("--broker-port", type=int, default=1883)
-    prov.add_argument("--cloud-url", default="http://127.0.0.1:8000", help="API base URL")
+def _worker(args: argparse.Namespace) -> int:
+    from cloud_api.daemons import run_worker
+
+    return run_worker(_settings(args), idle_seconds=args.idle_seconds)
 
 
-def _sync_command(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _sync(args: argparse.Namespace) -> int:
+    from cloud_api.daemons import run_sync
 
+    return run_sync(_settings(args), poll_interval=args.poll_interval)
+
+
+def _migrate(args: argparse.Namespace) -> int:
     from cloud_api.migrate import upgrade
-    from cloud_api.mqtt import BrokerSettings
+
+    upgrade(_settings(args).database_url)
+    return 0
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from cloud_api.db import make_engine, make_sessionmaker
+    from cloud_api.lot_sync import ProvisionError, provision_lot, sync_section
+    from cloud_api.migrate import upgrade
 
     settings = _settings(args)
     upgrade(settings.database_url)
-    if args.command == "sync":
-        from cloud_api.sync_service import run_sync
-
-        return run_sync(settings.database_url, BrokerSettings.from_env(),
-                        poll_interval=args.poll_interval)  # fmt: skip
-    from cloud_api.db import make_engine, make_sessionmaker
-    from cloud_api.provision import ProvisionError, provision_lot, sync_section
-
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine)() as session:
@@ -83,71 +78,10 @@ def _sync_command(args: argparse.Namespace) -> int:
         return 2
     finally:
         engine.dispose()
-    print(sync_section(done, broker_host=args.broker_host, broker_port=args.broker_port,
-                       cloud_url=args.cloud_url))  # fmt: skip
-    return 0
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(
-        database_url=args.database_url, redis_url=getattr(args, "redis_url", None)
+    section = sync_section(
+        done, broker_host=args.broker_host, broker_port=args.broker_port, cloud_url=args.cloud_url
     )
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import dataclasses
-    import os
-    import threading
-
-    from cloud_api.migrate import upgrade
-    from cloud_api.runtime import (
-        SECRET_ENV,
-        ConfigError,
-        resolve_webhook_secret,
-        start_worker_thread,
-    )
-    from cloud_api.serving import serve
-
-    settings = _settings(args)
-    try:
-        secret = resolve_webhook_secret(settings)  # once: every worker process uses the same
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    upgrade(settings.database_url)
-    settings = dataclasses.replace(settings, webhook_secret=secret)
-    os.environ[SECRET_ENV] = secret
-    os.environ["PARKGATE_DATABASE_URL"] = settings.database_url
-    if settings.redis_url:
-        os.environ["PARKGATE_REDIS_URL"] = settings.redis_url
-    os.environ.setdefault("PARKGATE_PUBLIC_URL", f"http://{args.host}:{args.port}")
-    stop = threading.Event()
-    if args.with_worker:
-        start_worker_thread(Settings.from_env(webhook_secret=secret), stop)
-    serve(args.host, args.port, args.workers, log_level="warning", access_log=False)
-    stop.set()
-    return 0
-
-
-def _worker(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from cloud_api.db import make_engine, make_sessionmaker
-    from cloud_api.runtime import ConfigError, build_outbox_worker
-
-    settings = _settings(args)
-    try:
-        worker = build_outbox_worker(
-            settings, make_sessionmaker(make_engine(settings.database_url))
-        )
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    worker.run_forever(stop, idle_seconds=args.idle_seconds)
+    print(section)
     return 0
 
 
@@ -171,23 +105,69 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cloud-api", description="ParkGate cloud booking API")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP API (migrates first)")
+    serve.add_argument("--database-url", help=DB_HELP)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--redis-url", help="redis:// URL enabling the availability cache")
+    serve.add_argument(
+        "--with-worker",
+        action="store_true",
+        help="also run the outbox worker (payments, emails) in this process (single machine)",
+    )
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="run the outbox worker: payments, emails, reminders")
+    worker.add_argument("--database-url", help=DB_HELP)
+    worker.add_argument(
+        "--idle-seconds", type=float, default=1.0, help="wait this long when the outbox is empty"
+    )
+    worker.set_defaults(func=_worker)
+
+    migrate = sub.add_parser("migrate", help="apply the database migrations")
+    migrate.add_argument("--database-url", help=DB_HELP)
+    migrate.set_defaults(func=_migrate)
+
+    demo = sub.add_parser("demo-data", help="create a demo lot, customer, operator and device")
+    demo.add_argument("--database-url", help=DB_HELP)
+    demo.add_argument("--json", action="store_true", help="print lots and users (tokens) as JSON")
+    demo.set_defaults(func=_demo)
+    _add_sync_commands(sub)
+    return parser
+
+
+def _add_sync_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sync = sub.add_parser("sync", help="run the MQTT relay and event ingest")
+    sync.add_argument("--database-url", help=DB_HELP)
+    sync.add_argument("--poll-interval", type=float, default=0.05, help="relay poll (seconds)")
+    sync.set_defaults(func=_sync)
+
+    prov = sub.add_parser("provision-lot", help="a lot's device token and broker password")
+    prov.add_argument("lot_id", metavar="LOT_ID")
+    prov.add_argument("--database-url", help=DB_HELP)
+    prov.add_argument("--passwd-file", help="Mosquitto password file to add the lot to")
+    prov.add_argument("--broker-host", default="127.0.0.1", help="as the agent reaches it")
+    prov.add_argument("--broker-port", type=int, default=1883)
+    prov.add_argument("--cloud-url", default="http://127.0.0.1:8000", help="API base URL")
+    prov.set_defaults(func=_provision)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
     )
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "worker":
-        return _worker(args)
-    if args.command in ("sync", "provision-lot"):
-        return _sync_command(args)
-    if args.command == "migrate":
-        from cloud_api.migrate import upgrade
-
-        upgrade(_settings(args).database_url)
-        return 0
-    return _demo(args)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"cloud-api {args.command}: the settings cannot work:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

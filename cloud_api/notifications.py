@@ -1,14 +1,14 @@
 """Customer email: templates, the SMTP sender, and the outbox entry points.
 
 Nothing here sends on a request path: request handlers call :func:`enqueue_email` inside their
-transaction, and the worker (:mod:`cloud_api.worker`) calls :meth:`SmtpMailer.send` later, with
-retries, backoff and a dead letter.
+transaction, and the outbox worker (:mod:`cloud_api.outbox`) calls :meth:`SmtpMailer.send`
+later, with retries, backoff and a dead letter.
 
 Errors::
 
     MailError
-    ├── MailUnavailable (also ConnectionError) — server down, timeout, 4xx; retry later
-    └── MailRejected — the server refused for good (5xx); do not retry
+    ├── MailUnavailable (also RetryableError, ConnectionError) — server down, timeout, 4xx
+    └── MailRejected (also PermanentError) — the server refused for good (5xx)
 """
 
 from __future__ import annotations
@@ -16,22 +16,19 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from cloud_api.db import Base
 from cloud_api.models import Booking, BookingStatus, Lot, OutboxMessage, User, UTCDateTime
-from cloud_api.outbox import enqueue
-
-if TYPE_CHECKING:
-    from cloud_api.worker import OutboxItem
+from cloud_api.outbox import Handler, OutboxItem, PermanentError, RetryableError, enqueue
 
 __all__ = [
     "EMAIL_KIND",
@@ -61,11 +58,11 @@ class MailError(Exception):
     """Root of the mail errors."""
 
 
-class MailUnavailable(MailError, ConnectionError):
+class MailUnavailable(MailError, RetryableError, ConnectionError):
     """The message may be sent later: the server is down, timed out, or answered 4xx."""
 
 
-class MailRejected(MailError):
+class MailRejected(MailError, PermanentError):
     """The server refused the message permanently (5xx)."""
 
 
@@ -187,8 +184,8 @@ class Mailer(Protocol):
     def send(self, message: EmailMessage) -> None: ...
 
 
-def email_handler(mailer: Mailer) -> Callable[[sessionmaker[Session], OutboxItem], None]:
-    """Outbox handler for :data:`EMAIL_KIND`; errors are classified by the worker."""
+def email_handler(mailer: Mailer) -> Handler:
+    """Outbox handler for :data:`EMAIL_KIND`; the mail errors say retry or give up."""
 
     def send_email(sessions: sessionmaker[Session], item: OutboxItem) -> None:
         payload = dict(item.payload)

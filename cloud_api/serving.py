@@ -6,7 +6,9 @@ lopsided (64 connections seen split 11/53, once 64/0), one worker saturates whil
 and tail latency doubles. Here the parent binds one socket per worker in a ``SO_REUSEPORT`` group
 before any worker starts, so the kernel spreads connections evenly by their address hash from the
 first connection on, and hands each socket to its worker. A worker that dies is replaced; SIGTERM
-or SIGINT stops them all (uvicorn's graceful shutdown in each).
+or SIGINT stops them all (uvicorn's graceful shutdown in each). Each worker process builds its
+own app by calling the factory it is given (pickled to the process: a module-level function, or a
+``functools.partial`` of one with picklable arguments such as the settings).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -26,23 +29,28 @@ import uvicorn
 __all__ = ["serve"]
 
 log = logging.getLogger(__name__)
-APP = "cloud_api.asgi:app"
 BACKLOG = 2048  # uvicorn's default
 
+AppFactory = Callable[[], Any]
+"""Builds one process's ASGI app."""
 
-def serve(host: str, port: int, workers: int, **config: Any) -> None:
-    """Run ``cloud_api.asgi:app`` on ``host:port`` in ``workers`` processes until signalled."""
-    if workers <= 1 or not sys.platform.startswith("linux"):
-        uvicorn.run(APP, host=host, port=port, workers=workers, **config)
+
+def serve(app: AppFactory, host: str, port: int, workers: int, **config: Any) -> None:
+    """Run the app ``app()`` builds on ``host:port`` in ``workers`` processes until signalled."""
+    if workers <= 1:
+        uvicorn.run(app, factory=True, host=host, port=port, **config)
         return
-    sockets = [_reuseport_socket(host, port) for _ in range(workers)]
+    if sys.platform.startswith("linux"):
+        sockets = [_reuseport_socket(host, port) for _ in range(workers)]
+    else:  # no even SO_REUSEPORT split elsewhere: the workers share one socket
+        sockets = [_reuseport_socket(host, port)] * workers
     ctx = multiprocessing.get_context("spawn")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
 
     def start(sock: socket.socket) -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(target=_worker, args=(sock, config), name="cloud-api-worker")
+        proc = ctx.Process(target=_worker, args=(app, sock, config), name="cloud-api-worker")
         proc.start()
         return proc
 
@@ -60,7 +68,7 @@ def serve(host: str, port: int, workers: int, **config: Any) -> None:
             proc.join(timeout=15)
             if proc.is_alive():
                 proc.kill()
-        for sock in sockets:
+        for sock in set(sockets):
             sock.close()
 
 
@@ -75,9 +83,9 @@ def _reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(sock: socket.socket, config: dict[str, Any]) -> None:
+def _worker(app: AppFactory, sock: socket.socket, config: dict[str, Any]) -> None:
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
-    server = uvicorn.Server(uvicorn.Config(APP, **config))
+    server = uvicorn.Server(uvicorn.Config(app, factory=True, **config))
     server.run(sockets=[sock])
 
 

@@ -1,47 +1,241 @@
-"""Settings of the cloud API, from the environment (``PARKGATE_*``) or given explicitly."""
+"""The cloud daemons' settings: one validated model, built once at the command line.
+
+:func:`load_settings` is the only place that reads the environment (``PARKGATE_*``; the names
+below in :data:`ENVIRONMENT`). Command-line flags win over the environment, the environment over
+the defaults. A value that cannot work is reported per field, naming the flag or variable it came
+from and what it should be (:class:`SettingsError`); ``cloud-api`` prints those lines and exits 2.
+Everything after start-up takes a :class:`Settings` (or a part of it) as an argument.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+import socket
+from collections.abc import Mapping
+from typing import Any, Literal
 
-__all__ = ["Settings"]
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+__all__ = [
+    "ENVIRONMENT",
+    "BrokerSettings",
+    "Settings",
+    "SettingsError",
+    "SmtpConfig",
+    "load_settings",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///parkgate-cloud.db"
+CLOUD_USER = "cloud"
 
 
-@dataclass(frozen=True)
-class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
-    redis_url: str | None = None  # redis://host:port/db enables the availability cache
-    hold_sweep_seconds: float = 30.0  # expire unpaid holds this often; 0 disables the sweeper
-    db_pool_size: int = 10
-    # connections per worker process for POST /bookings on PostgreSQL: bookings of a lot queue
-    # on its row anyway, and fewer concurrent callers waste less CPU on the lock (measured)
-    booking_connections: int = 2
-    token_cache_seconds: float = 10.0  # verified bearer tokens kept in-process; 0 disables
-    webhook_secret: str | None = None  # unset: see cloud_api.runtime.resolve_webhook_secret
-    payment_provider: str = "local"  # local | stripe
-    stripe_api_key: str | None = None
-    reminder_lead_minutes: float = 15.0  # "your booking ends soon" email this long before the end
-    public_url: str = "http://127.0.0.1:8000"
-    extra: dict[str, str] = field(default_factory=dict)
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
-        env = os.environ
-        values: dict[str, object] = {
-            "database_url": env.get("PARKGATE_DATABASE_URL", DEFAULT_DATABASE_URL),
-            "redis_url": env.get("PARKGATE_REDIS_URL") or None,
-            "hold_sweep_seconds": float(env.get("PARKGATE_HOLD_SWEEP_SECONDS", "30")),
-            "db_pool_size": int(env.get("PARKGATE_DB_POOL_SIZE", "10")),
-            "booking_connections": int(env.get("PARKGATE_BOOKING_CONNECTIONS", "2")),
-            "token_cache_seconds": float(env.get("PARKGATE_TOKEN_CACHE_SECONDS", "10")),
-            "webhook_secret": env.get("PARKGATE_WEBHOOK_SECRET") or None,
-            "payment_provider": env.get("PARKGATE_PAYMENT_PROVIDER", "local"),
-            "stripe_api_key": env.get("PARKGATE_STRIPE_API_KEY") or None,
-            "reminder_lead_minutes": float(env.get("PARKGATE_REMINDER_LEAD_MINUTES", "15")),
-            "public_url": env.get("PARKGATE_PUBLIC_URL", "http://127.0.0.1:8000"),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+
+class BrokerSettings(_Section):
+    """The MQTT broker the relay and the ingest (``cloud-api sync``) connect to."""
+
+    host: str = Field("127.0.0.1", description="Broker host name or address.")
+    port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 for TLS).")
+    username: str = Field(CLOUD_USER, min_length=1, description="The cloud's broker user.")
+    password: SecretStr | None = Field(None, description="The cloud user's broker password.")
+    tls_ca_file: str | None = Field(None, description="CA bundle file; set: connect with TLS.")
+    client_prefix: str = Field(
+        default_factory=lambda: f"cloud-{socket.gethostname()}",
+        min_length=1,
+        description="Client id prefix; each connection adds its role (relay, ingest).",
+    )
+    session_expiry_s: int = Field(
+        24 * 3600,
+        ge=0,
+        description="The ingest's persistent session: events queue at the broker this long "
+        "while it restarts.",
+    )
+    ingest_group: str | None = Field(
+        None,
+        description="Unset: a plain persistent subscription (Mosquitto 2.0 restores it after "
+        "its own restart). A name: several ingest workers share $share/<name>/... (not restored "
+        "by Mosquitto 2.0; see docs/scaling.md).",
+    )
+
+
+class SmtpConfig(_Section):
+    """Where the outbox worker sends customer email; no host: emails stay in the outbox."""
+
+    host: str | None = Field(None, description="SMTP server; unset: no email is sent.")
+    port: int = Field(25, ge=1, le=65535, description="SMTP port.")
+    sender: str = Field("parkgate@localhost", min_length=3, description="From address.")
+    username: str | None = Field(None, description="SMTP login user; unset: no login.")
+    password: SecretStr | None = Field(None, description="SMTP login password.")
+    starttls: bool = Field(False, description="Upgrade the connection with STARTTLS (1/0).")
+
+
+class Settings(_Section):
+    """Everything ``cloud-api serve``, ``worker`` and ``sync`` read."""
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        min_length=1,
+        description="SQLAlchemy URL: a SQLite file or postgresql+psycopg://...",
+    )
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db enabling the availability cache; unset: none."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        pattern=r"^https?://",
+        description="The URL customers and the payment provider reach the API at "
+        "(http(s)://...; the webhook URL derives from it).",
+    )
+    hold_sweep_seconds: float = Field(
+        30.0, ge=0, description="Expire unpaid holds this often (seconds); 0 disables."
+    )
+    db_pool_size: int = Field(10, ge=1, description="SQLAlchemy pool size per process.")
+    booking_connections: int = Field(
+        2,
+        ge=1,
+        description="PostgreSQL connections per API process for POST /bookings (bookings of a "
+        "lot queue on its row anyway; fewer callers waste less CPU on the lock).",
+    )
+    token_cache_seconds: float = Field(
+        10.0, ge=0, description="Verified bearer tokens kept in-process (seconds); 0 disables."
+    )
+    reminder_lead_minutes: float = Field(
+        15.0, ge=0, description='"Your booking ends soon" email this many minutes before the end.'
+    )
+    payment_provider: Literal["local", "stripe"] = Field(
+        "local", description="local (demo, tests) or stripe."
+    )
+    stripe_api_key: SecretStr | None = Field(
+        None, description="Stripe secret API key (sk_...); required with the stripe provider."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="The payment webhooks' signing secret (whsec_...); required with stripe. "
+        "Local provider: unset generates one per install next to a SQLite database.",
+    )
+    local_autopay_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="Local provider only: the customer 'pays' by itself after this many "
+        "seconds (demo); unset: never.",
+    )
+    broker: BrokerSettings = Field(
+        default_factory=BrokerSettings, description="MQTT broker of cloud-api sync."
+    )
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig, description="Customer email.")
+
+    @model_validator(mode="after")
+    def _stripe_needs_its_keys(self) -> Settings:
+        if self.payment_provider == "stripe":
+            missing = [
+                name
+                for name, value in (
+                    ("stripe_api_key", self.stripe_api_key),
+                    ("webhook_secret", self.webhook_secret),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(
+                    "the stripe provider needs "
+                    + " and ".join(ENVIRONMENT[(name,)] for name in missing)
+                    + " (the Stripe secret key sk_... and the webhook signing secret whsec_...)"
+                )
+        return self
+
+    def secret(self, name: Literal["webhook_secret", "stripe_api_key"]) -> str | None:
+        """A secret's plain value, or None when unset."""
+        value: SecretStr | None = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+
+ENVIRONMENT: dict[tuple[str, ...], str] = {
+    ("database_url",): "PARKGATE_DATABASE_URL",
+    ("redis_url",): "PARKGATE_REDIS_URL",
+    ("public_url",): "PARKGATE_PUBLIC_URL",
+    ("hold_sweep_seconds",): "PARKGATE_HOLD_SWEEP_SECONDS",
+    ("db_pool_size",): "PARKGATE_DB_POOL_SIZE",
+    ("booking_connections",): "PARKGATE_BOOKING_CONNECTIONS",
+    ("token_cache_seconds",): "PARKGATE_TOKEN_CACHE_SECONDS",
+    ("reminder_lead_minutes",): "PARKGATE_REMINDER_LEAD_MINUTES",
+    ("payment_provider",): "PARKGATE_PAYMENT_PROVIDER",
+    ("stripe_api_key",): "PARKGATE_STRIPE_API_KEY",
+    ("webhook_secret",): "PARKGATE_WEBHOOK_SECRET",
+    ("local_autopay_seconds",): "PARKGATE_LOCAL_AUTOPAY_SECONDS",
+    ("broker", "host"): "PARKGATE_MQTT_HOST",
+    ("broker", "port"): "PARKGATE_MQTT_PORT",
+    ("broker", "username"): "PARKGATE_MQTT_USER",
+    ("broker", "password"): "PARKGATE_MQTT_PASSWORD",
+    ("broker", "tls_ca_file"): "PARKGATE_MQTT_TLS_CA",
+    ("broker", "client_prefix"): "PARKGATE_MQTT_CLIENT_PREFIX",
+    ("broker", "ingest_group"): "PARKGATE_MQTT_INGEST_GROUP",
+    ("smtp", "host"): "PARKGATE_SMTP_HOST",
+    ("smtp", "port"): "PARKGATE_SMTP_PORT",
+    ("smtp", "sender"): "PARKGATE_SMTP_SENDER",
+    ("smtp", "username"): "PARKGATE_SMTP_USERNAME",
+    ("smtp", "password"): "PARKGATE_SMTP_PASSWORD",
+    ("smtp", "starttls"): "PARKGATE_SMTP_STARTTLS",
+}
+"""Field path → environment variable. An empty variable counts as unset."""
+
+
+class SettingsError(ValueError):
+    """The settings cannot work; ``problems`` holds one line per field, naming its source."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    flags: Mapping[str, object] | None = None,
+    defaults: Mapping[str, object] | None = None,
+) -> Settings:
+    """Validate the settings from ``flags`` (``{"database_url": "--database-url value"}``-style:
+    field name → value, None for not given) over ``env`` (default: this process's environment)
+    over ``defaults`` (field name → value) over the model's own defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    for name, value in (defaults or {}).items():
+        values[name] = value
+    for path, var in ENVIRONMENT.items():
+        raw = env.get(var, "").strip()
+        if raw:
+            _put(values, path, raw)
+            sources[path] = var
+    for name, value in (flags or {}).items():
+        if value is not None:
+            values[name] = value
+            sources[(name,)] = "--" + name.replace("_", "-")
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError([_problem(error, sources) for error in exc.errors()]) from None
+
+
+def _put(values: dict[str, Any], path: tuple[str, ...], raw: str) -> None:
+    for part in path[:-1]:
+        values = values.setdefault(part, {})
+    values[path[-1]] = raw
+
+
+def _problem(error: Any, sources: Mapping[tuple[str, ...], str]) -> str:
+    path = tuple(str(part) for part in error["loc"])
+    if not path:  # a rule across fields: its message names the variables
+        return f"settings: {error['msg'].removeprefix('Value error, ')}"
+    source = sources.get(path) or ENVIRONMENT.get(path) or ".".join(path)
+    model: type[BaseModel] = Settings
+    for part in path[:-1]:
+        annotation = model.model_fields[part].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation
+    field = model.model_fields.get(path[-1])
+    expected = f" Expected: {field.description}" if field and field.description else ""
+    hidden = any(word in path[-1] for word in ("password", "secret", "key"))
+    shown = "(hidden)" if hidden else repr(error["input"])
+    return f"{source}={shown}: {error['msg']}.{expected}"

@@ -16,15 +16,18 @@ from sqlalchemy import func, select
 
 from cloud_api.app import create_app
 from cloud_api.db import make_engine, make_sessionmaker
-from cloud_api.ingest import Ingest
+from cloud_api.lot_sync import (
+    GateEventRecord,
+    Ingest,
+    Provisioned,
+    Relay,
+    provision_lot,
+    wake_on_commit,
+)
 from cloud_api.migrate import upgrade
 from cloud_api.models import Booking, Role
-from cloud_api.mqtt import BrokerSettings
-from cloud_api.provision import Provisioned, provision_lot
-from cloud_api.relay import Relay, wake_on_commit
 from cloud_api.seed import add_lot, add_user
-from cloud_api.settings import Settings
-from cloud_api.sync_models import GateEventRecord
+from cloud_api.settings import BrokerSettings, Settings
 from devservices._mosquitto import MosquittoInstance, secured_broker, write_password_file
 from devservices._wait import free_port, wait_for
 

@@ -1,5 +1,8 @@
-"""Payments: the provider protocol, the Stripe and local providers, the webhook signature scheme,
-and the early-exit refund / overstay settlement that runs through the outbox."""
+"""Payments: the provider protocol, the local provider, the webhook signature scheme, and the
+early-exit refund / overstay settlement that runs through the outbox.
+
+The Stripe adapter is imported by name (``cloud_api.payments.stripe_provider``) and only where
+Stripe is configured, so no other process loads the Stripe SDK."""
 
 from cloud_api.payments.local_provider import InProcessTransport, LocalPayment, LocalProvider
 from cloud_api.payments.provider import (
@@ -19,15 +22,9 @@ from cloud_api.payments.signature import (
     signature_header,
     verify_signature,
 )
-from cloud_api.payments.stripe_provider import (
-    HttpxStripeHTTPClient,
-    StripeProvider,
-    build_stripe_client,
-)
 
 __all__ = [
     "SIGNATURE_HEADER",
-    "HttpxStripeHTTPClient",
     "InProcessTransport",
     "InvalidSignature",
     "LocalPayment",
@@ -39,9 +36,7 @@ __all__ = [
     "ProviderUnavailable",
     "Refund",
     "StaleSignature",
-    "StripeProvider",
     "WebhookSignatureError",
-    "build_stripe_client",
     "idempotency_key",
     "signature_header",
     "verify_signature",

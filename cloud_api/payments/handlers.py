@@ -15,24 +15,22 @@ after a crash returns the same provider object instead of charging or refunding 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.models import Payment, PaymentKind
-from cloud_api.payments.provider import PaymentProvider
-
-if TYPE_CHECKING:
-    from cloud_api.worker import OutboxItem
+from cloud_api.outbox import Handler, OutboxItem, PermanentError, RetryableError
+from cloud_api.payments.provider import PaymentProvider, PaymentRejected
 
 __all__ = ["RetryLater", "payment_handlers"]
 
 log = logging.getLogger(__name__)
 
 
-class RetryLater(ConnectionError):
+class RetryLater(RetryableError):
     """Not possible yet (e.g. the charge to refund has not succeeded); the worker retries."""
 
 
@@ -127,13 +125,28 @@ def _refund(provider: PaymentProvider, sessions: sessionmaker[Session], item: Ou
     log.info("refund %s of %s on %s", refund.provider_ref, view.amount, charge_ref)
 
 
-def payment_handlers(provider: PaymentProvider) -> dict[str, Any]:
-    """``{outbox kind: handler}`` for :class:`cloud_api.worker.OutboxWorker`."""
+def _rejection_is_permanent(
+    step: Callable[[PaymentProvider, sessionmaker[Session], OutboxItem], None],
+    provider: PaymentProvider,
+) -> Handler:
+    """``step`` as an outbox handler: a rejection by the provider is a permanent failure."""
 
-    def create(sessions: sessionmaker[Session], item: OutboxItem) -> None:
-        _create(provider, sessions, item)
+    def handle(sessions: sessionmaker[Session], item: OutboxItem) -> None:
+        try:
+            step(provider, sessions, item)
+        except PaymentRejected as exc:
+            raise PermanentError(f"{type(exc).__name__}: {exc}") from exc
 
-    def refund(sessions: sessionmaker[Session], item: OutboxItem) -> None:
-        _refund(provider, sessions, item)
+    return handle
 
-    return {"payment.create": create, "payment.refund": refund}
+
+def payment_handlers(provider: PaymentProvider) -> dict[str, Handler]:
+    """``{outbox kind: handler}`` for :class:`cloud_api.outbox.OutboxWorker`.
+
+    ``ProviderUnavailable`` is a ``ConnectionError`` (the worker retries it); a rejection by the
+    provider becomes a :class:`~cloud_api.outbox.PermanentError` (dead-lettered at once).
+    """
+    return {
+        "payment.create": _rejection_is_permanent(_create, provider),
+        "payment.refund": _rejection_is_permanent(_refund, provider),
+    }

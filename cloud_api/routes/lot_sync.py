@@ -9,11 +9,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_api.auth import can_manage_lot
-from cloud_api.commands import issue_open, issue_resync
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now, require_role
+from cloud_api.lot_sync import LotCommand, LotStatus, issue_open, issue_resync
 from cloud_api.models import Lot, Role, User
 from cloud_api.schemas import Problem
-from cloud_api.sync_models import LotCommand, LotStatus
 
 __all__ = ["router"]
 
@@ -78,8 +77,15 @@ def _out(command: LotCommand) -> CommandOut:
 )
 def remote_open(lot_id: LotId, body: OpenRequest, db: Db, user: Caller, now: Now) -> CommandOut:
     _staff_of(db, user, lot_id)
-    command = issue_open(db, lot_id, lane_id=body.lane_id, actor=user.email, reason=body.reason,
-                         now=now, ttl=timedelta(seconds=body.ttl_seconds))  # fmt: skip
+    command = issue_open(
+        db,
+        lot_id,
+        lane_id=body.lane_id,
+        actor=user.email,
+        reason=body.reason,
+        now=now,
+        ttl=timedelta(seconds=body.ttl_seconds),
+    )
     db.commit()
     return _out(command)
 

@@ -6,18 +6,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud_api.auth import can_manage_lot
 from cloud_api.cache import AvailabilityCache, NearCache
-from cloud_api.changes import change_from_feed, changes_since, reservation_snapshot
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now
+from cloud_api.lot_sync import changes_page
 from cloud_api.lots import availability, search_lots
-from cloud_api.models import Booking, Lot, Role, Space
+from cloud_api.models import Role
 from cloud_api.schemas import AvailabilityOut, LotOut, Problem, Timestamp, VehicleTypeName
-from parkgate_protocol import ChangesPage, ReservationSnapshot, encode
+from parkgate_protocol import encode
 
 __all__ = ["NearCacheHits", "router"]
 
@@ -161,37 +160,7 @@ def lot_changes(
     """Only the lot's own device account may read its feed (anyone else: 404)."""
     if user.role != Role.DEVICE.value or not can_manage_lot(db, user, lot_id):
         raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
-    latest = db.execute(select(Lot.change_seq).where(Lot.id == lot_id)).scalar()
-    if latest is None:
+    page = changes_page(db, lot_id, since=since, snapshot=snapshot, limit=limit)
+    if page is None:
         raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
-    rows = [] if snapshot or since == 0 else changes_since(db, lot_id, since, limit)
-    behind = since > latest or latest - since > limit or (rows and rows[0].seq != since + 1)
-    if snapshot or since == 0 or behind:
-        # the head is read before the bookings: the snapshot holds at least the state at
-        # ``latest`` (a later change is re-applied harmlessly by its seq)
-        active = db.execute(
-            select(Booking, Space.label)
-            .join(Space, Space.id == Booking.space_id)
-            .where(Booking.lot_id == lot_id, Booking.status.in_(["pending", "confirmed"]))
-        ).all()
-        page = ChangesPage(
-            lot_id=str(lot_id),
-            snapshot=True,
-            reservations=[
-                ReservationSnapshot.model_validate(reservation_snapshot(b, label))
-                for b, label in active
-            ],
-            next_since=latest,
-            latest_seq=latest,
-        )
-    else:
-        page = ChangesPage(
-            lot_id=str(lot_id),
-            snapshot=False,
-            changes=[
-                change_from_feed(lot_id, c.seq, c.kind, dict(c.payload), c.created_at) for c in rows
-            ],
-            next_since=rows[-1].seq if rows else since,
-            latest_seq=latest,
-        )
     return Response(encode(page), media_type="application/json")

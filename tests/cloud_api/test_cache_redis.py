@@ -17,9 +17,10 @@ import pytest
 import redis
 
 from cloud_api.app import create_app
+from cloud_api.daemons import outbox_handlers
+from cloud_api.outbox import OutboxWorker
 from cloud_api.payments import InProcessTransport, LocalProvider
 from cloud_api.settings import Settings
-from cloud_api.worker import OutboxWorker, build_handlers
 from devservices import RedisInstance, World, seed_world
 from tests.support.cloud import T0, Clock
 
@@ -114,7 +115,7 @@ def test_reads_are_cached_and_every_change_is_seen(
             2,
             (3, 4),
         )  # extend
-        worker = OutboxWorker(app.state.sessions, build_handlers(provider=provider))
+        worker = OutboxWorker(app.state.sessions, outbox_handlers(provider=provider))
         worker.run_once()  # the provider now knows the payment
         ref = next(
             p.provider_ref

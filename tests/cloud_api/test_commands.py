@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from cloud_api.lot_sync import LotCommand
 from cloud_api.models import EventLog
-from cloud_api.sync_models import LotCommand
 from devservices import World
 from tests.support.cloud import TestClient
 

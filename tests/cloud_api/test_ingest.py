@@ -13,9 +13,8 @@ import pytest
 from sqlalchemy import select
 
 import parkgate_protocol as p
-from cloud_api.ingest import Ingest
-from cloud_api.mqtt import BrokerSettings
-from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
+from cloud_api.lot_sync import GateEventRecord, Ingest, IngestDeadLetter, LotStatus
+from cloud_api.settings import BrokerSettings
 from devservices import CLOUD_PASSWORD, MosquittoInstance, World, secured_broker, wait_for
 from tests.support.mqtt import Peer
 
@@ -30,8 +29,14 @@ def broker(tmp_path: Path, world: World) -> Iterator[tuple[MosquittoInstance, Pa
 
 
 def event(lot: int | str, **extra: object) -> bytes:
-    ev = p.GateEvent(event_id=uuid.uuid4().hex, lot_id=str(lot), kind=p.GateEventKind.DENIED,
-                     reason="no_reservation", occurred_at=datetime.now(UTC), **extra)  # fmt: skip
+    ev = p.GateEvent(
+        event_id=uuid.uuid4().hex,
+        lot_id=str(lot),
+        kind=p.GateEventKind.DENIED,
+        reason="no_reservation",
+        occurred_at=datetime.now(UTC),
+        **extra,
+    )
     return p.encode(ev)
 
 
@@ -39,8 +44,9 @@ def test_malformed_are_dead_lettered_and_the_consumer_keeps_going(
     broker: tuple[MosquittoInstance, Path], session_factory: object, world: World
 ) -> None:
     mqtt_broker, _ = broker
-    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port,
-                              password=CLOUD_PASSWORD, client_prefix="t")  # fmt: skip
+    settings = BrokerSettings(
+        host=mqtt_broker.host, port=mqtt_broker.port, password=CLOUD_PASSWORD, client_prefix="t"
+    )
     ingest = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
     lot = Peer(mqtt_broker, str(world.lot_id), "pw")
     cloud = Peer(mqtt_broker, "cloud", CLOUD_PASSWORD)
@@ -61,8 +67,13 @@ def test_malformed_are_dead_lettered_and_the_consumer_keeps_going(
         assert not lot.publish(events, good).is_failure  # redelivered: stored once
         # the cloud account could publish anywhere: a foreign lot's event on lot A's topic
         assert not cloud.publish(events, event(world.other_lot_id)).is_failure
-        status = p.Status(lot_id=str(world.lot_id), state="online", at=datetime.now(UTC),
-                          outbox_depth=3, last_applied_seq=7)  # fmt: skip
+        status = p.Status(
+            lot_id=str(world.lot_id),
+            state="online",
+            at=datetime.now(UTC),
+            outbox_depth=3,
+            last_applied_seq=7,
+        )
         assert not lot.publish(p.topic(str(world.lot_id), "status"), p.encode(status)).is_failure
         wait_for(lambda: ingest.stats.statuses == 1, what="status stored")
         wait_for(lambda: ingest.stats.events + ingest.stats.duplicates == 2, what="events")
@@ -85,8 +96,12 @@ def test_the_ingest_subscription_survives_a_broker_restart_while_the_ingest_is_a
     """The default (unshared) subscription is restored by Mosquitto after a restart, so events
     published before the ingest is back are queued for it, not dropped with PUBACK 0x10."""
     mqtt_broker, _ = broker
-    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port,
-                              password=CLOUD_PASSWORD, client_prefix="durable")  # fmt: skip
+    settings = BrokerSettings(
+        host=mqtt_broker.host,
+        port=mqtt_broker.port,
+        password=CLOUD_PASSWORD,
+        client_prefix="durable",
+    )
     first = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
     wait_for(first.connected.is_set, what="ingest connected")
     first.stop()  # the persistent session (and its subscription) stays at the broker
@@ -113,8 +128,9 @@ def test_stored_and_duplicate_events_are_confirmed_to_their_lot_after_the_commit
     """``EventAck`` on the lot's ``acks`` topic (readable with the lot's own credentials) lists
     what the cloud stored or already had; dead-lettered events are never confirmed."""
     mqtt_broker, _ = broker
-    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port,
-                              password=CLOUD_PASSWORD, client_prefix="acks")  # fmt: skip
+    settings = BrokerSettings(
+        host=mqtt_broker.host, port=mqtt_broker.port, password=CLOUD_PASSWORD, client_prefix="acks"
+    )
     ingest = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
     lot = Peer(mqtt_broker, str(world.lot_id), "pw")
     acks_topic = p.topic(str(world.lot_id), "acks")

@@ -34,8 +34,9 @@ def test_bookings_created_and_cancelled_move(
     r = client.post("/bookings", json=body(world, clock), headers=world.auth("alice"))
     assert r.status_code == 201
     bid = r.json()["booking_id"]
-    conflict = client.post("/bookings", json=body(world, clock, H, 3 * H, vehicle_type="ev"),
-                           headers=world.auth("bob"))  # fmt: skip
+    conflict = client.post(
+        "/bookings", json=body(world, clock, H, 3 * H, vehicle_type="ev"), headers=world.auth("bob")
+    )
     assert conflict.status_code in (201, 409)
     created = 1 + (conflict.status_code == 201)
     assert client.post(f"/bookings/{bid}/cancel", headers=world.auth("alice")).status_code == 200
@@ -57,12 +58,28 @@ def test_request_latency_is_labelled_by_route_template(
     assert client.get("/bookings/nope", headers=world.auth("alice")).status_code == 404
     series = scrape(client)
     route = "/bookings/{booking_id}"
-    assert value(series, "parkgate_http_request_seconds_count", method="GET", route=route,
-                 status="200") == 1  # fmt: skip
-    assert value(series, "parkgate_http_request_seconds_count", method="GET", route=route,
-                 status="404") == 1  # fmt: skip
-    assert value(series, "parkgate_http_request_seconds_count", method="POST",
-                 route="/bookings", status="201") == 1  # fmt: skip
+    assert (
+        value(
+            series, "parkgate_http_request_seconds_count", method="GET", route=route, status="200"
+        )
+        == 1
+    )
+    assert (
+        value(
+            series, "parkgate_http_request_seconds_count", method="GET", route=route, status="404"
+        )
+        == 1
+    )
+    assert (
+        value(
+            series,
+            "parkgate_http_request_seconds_count",
+            method="POST",
+            route="/bookings",
+            status="201",
+        )
+        == 1
+    )
     assert not any(bid in labels_value for (_n, labels) in series for _k, labels_value in labels)
 
 

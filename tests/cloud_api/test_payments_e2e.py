@@ -6,17 +6,18 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from cloud_api.daemons import outbox_handlers
 from cloud_api.models import Booking, Lot, Payment, utcnow
 from cloud_api.notifications import SmtpMailer, SmtpSettings
+from cloud_api.outbox import OutboxWorker
 from cloud_api.visits import record_exit
-from cloud_api.worker import OutboxWorker, build_handlers
 from devservices import LocalInbox, wait_for
 from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
 
 
 def _worker(h: Harness, inbox: LocalInbox) -> OutboxWorker:
     mailer = SmtpMailer(SmtpSettings(inbox.host, inbox.port, "ParkGate <noreply@parkgate.test>"))
-    return OutboxWorker(h.sessions, build_handlers(mailer=mailer, provider=h.provider))
+    return OutboxWorker(h.sessions, outbox_handlers(mailer=mailer, provider=h.provider))
 
 
 def test_book_pay_webhook_confirm_email(harness: Harness) -> None:  # noqa: F811
@@ -100,7 +101,7 @@ def test_through_the_real_app(sqlite_url: str) -> None:
     ):
         provider.use_http_client(client)
         mailer = SmtpMailer(SmtpSettings(inbox.host, inbox.port, "noreply@parkgate.test"))
-        worker = OutboxWorker(sessions, build_handlers(mailer=mailer, provider=provider))
+        worker = OutboxWorker(sessions, outbox_handlers(mailer=mailer, provider=provider))
         created = client.post(
             "/bookings",
             headers={"Authorization": f"Bearer {token}"},

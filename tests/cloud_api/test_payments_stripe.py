@@ -15,14 +15,16 @@ import httpx
 import pytest
 
 from cloud_api.payments import (
-    HttpxStripeHTTPClient,
     InvalidSignature,
     PaymentRejected,
     ProviderUnavailable,
     StaleSignature,
+    signature_header,
+)
+from cloud_api.payments.stripe_provider import (
+    HttpxStripeHTTPClient,
     StripeProvider,
     build_stripe_client,
-    signature_header,
 )
 
 SECRET = "whsec_test_stripe"

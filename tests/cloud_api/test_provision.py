@@ -22,11 +22,29 @@ pytestmark = pytest.mark.integration
 
 def provision(sqlite_url: str, lot: str, passwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cloud_api.cli", "provision-lot", lot, "--database-url",
-         sqlite_url, "--passwd-file", str(passwd), "--broker-host", "mqtt.example.test",
-         "--broker-port", "8883", "--cloud-url", "https://cloud.example.test"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cloud_api.cli",
+            "provision-lot",
+            lot,
+            "--database-url",
+            sqlite_url,
+            "--passwd-file",
+            str(passwd),
+            "--broker-host",
+            "mqtt.example.test",
+            "--broker-port",
+            "8883",
+            "--cloud-url",
+            "https://cloud.example.test",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_provision_lot_gives_a_working_token_broker_login_and_agent_section(

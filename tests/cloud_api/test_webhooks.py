@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.bookings import BookingRequest, create_booking
+from cloud_api.daemons import outbox_handlers
 from cloud_api.models import (
     Booking,
     EventLog,
@@ -25,6 +26,7 @@ from cloud_api.models import (
     User,
     utcnow,
 )
+from cloud_api.outbox import OutboxWorker
 from cloud_api.payments import (
     SIGNATURE_HEADER,
     InProcessTransport,
@@ -33,7 +35,6 @@ from cloud_api.payments import (
 )
 from cloud_api.seed import add_lot, add_user
 from cloud_api.webhooks import WebhookEvent, router
-from cloud_api.worker import OutboxWorker, build_handlers
 
 SECRET = "whsec_test_webhooks"
 
@@ -117,7 +118,7 @@ def harness(session_factory: sessionmaker[Session]) -> Iterator[Harness]:
     transport = InProcessTransport(webhook_app(session_factory, provider))
     with httpx.Client(transport=transport, base_url="http://cloud.test") as client:
         provider.use_http_client(client)
-        worker = OutboxWorker(session_factory, build_handlers(provider=provider))
+        worker = OutboxWorker(session_factory, outbox_handlers(provider=provider))
         yield Harness(session_factory, provider, client, worker, user_id, lot_id)
 
 

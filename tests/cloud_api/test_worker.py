@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.models import Booking, OutboxMessage, utcnow
+from cloud_api.daemons import outbox_handlers
+from cloud_api.models import Booking, OutboxMessage, Payment, utcnow
 from cloud_api.notifications import (
     EMAIL_KIND,
     SmtpMailer,
@@ -17,8 +18,7 @@ from cloud_api.notifications import (
     email_payload,
     schedule_reminders,
 )
-from cloud_api.outbox import enqueue
-from cloud_api.worker import DeadLetter, OutboxWorker, RetryPolicy, build_handlers
+from cloud_api.outbox import DeadLetter, OutboxWorker, RetryPolicy, enqueue
 from devservices import LocalInbox, free_port, wait_for
 from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
 
@@ -61,7 +61,7 @@ def _worker(
     mailer = SmtpMailer(SmtpSettings("127.0.0.1", port, SENDER, timeout=2))
     policy = RetryPolicy(max_attempts=3, base_delay=timedelta(seconds=10))
     return OutboxWorker(
-        sessions, build_handlers(mailer=mailer), policy=policy, clock=clock, **extra
+        sessions, outbox_handlers(mailer=mailer), policy=policy, clock=clock, **extra
     )  # type: ignore[arg-type]
 
 
@@ -169,7 +169,7 @@ def test_provider_outage_is_retried_with_the_same_idempotency_key(harness: Harne
     clock = Clock()
     worker = OutboxWorker(
         harness.sessions,
-        build_handlers(provider=harness.provider),
+        outbox_handlers(provider=harness.provider),
         policy=RetryPolicy(base_delay=timedelta(seconds=1)),
         clock=clock,
     )
@@ -183,6 +183,20 @@ def test_provider_outage_is_retried_with_the_same_idempotency_key(harness: Harne
     assert worker.run_once() == 1
     ref = harness.charge_ref(booking)
     assert list(harness.provider.payments) == [ref]
+
+
+def test_a_rejected_payment_is_dead_lettered_at_once(harness: Harness) -> None:  # noqa: F811
+    harness.book()
+    with harness.sessions.begin() as session:
+        for payment in session.scalars(select(Payment)):
+            payment.amount_cents = 0  # the local provider refuses a non-positive amount
+    worker = OutboxWorker(harness.sessions, outbox_handlers(provider=harness.provider))
+    assert worker.run_once() == 1
+    with harness.sessions() as session:
+        (message,) = session.scalars(select(OutboxMessage)).all()
+        (letter,) = session.scalars(select(DeadLetter)).all()
+    assert (message.attempts, message.dead, message.sent_at) == (1, True, None)
+    assert letter.last_error.startswith("PermanentError: PaymentRejected: amount must be")
 
 
 def test_reminder_is_enqueued_and_sent_exactly_once(

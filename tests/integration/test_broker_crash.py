@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 import parkgate_protocol as p
-from cloud_api.ingest import Ingest
+from cloud_api.lot_sync import Ingest
 from devservices import CloudStack, wait_for
 from gate_agent.config import SyncConfig
 from gate_agent.domain import EventKind, JournalEvent

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cloud_api.commands import issue_open
+from cloud_api.lot_sync import LotCommand, issue_open
 from cloud_api.models import Role, utcnow
 from cloud_api.seed import add_user
-from cloud_api.sync_models import LotCommand
 from devservices import CloudStack, wait_for
 from gate_agent.config import SyncConfig
 from gate_agent.store import Store

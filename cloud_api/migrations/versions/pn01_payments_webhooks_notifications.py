@@ -1,6 +1,6 @@
 """payments, webhooks, notifications: webhook_events, outbox_dead_letters, booking_reminders
 
-Tables owned by cloud_api.webhooks (WebhookEvent), cloud_api.worker (DeadLetter) and
+Tables owned by cloud_api.webhooks (WebhookEvent), cloud_api.outbox (DeadLetter) and
 cloud_api.notifications (BookingReminder).
 
 Revision ID: pn01

@@ -1,6 +1,6 @@
 """lot sync: lot_changes.relayed_at, gate_events, ingest_dead_letters, lot_status, lot_commands
 
-Tables owned by cloud_api.relay / cloud_api.ingest (models in cloud_api.sync_models).
+Tables owned by cloud_api.lot_sync (relay, ingest; models in cloud_api.lot_sync._models).
 
 Revision ID: sy01
 Revises: pn01

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from cloud_api.changes import log_event
-from cloud_api.sync_models import LotCommand
+from cloud_api.lot_sync._models import LotCommand
 
 __all__ = ["DEFAULT_OPEN_TTL", "issue_open", "issue_resync"]
 
@@ -46,8 +46,16 @@ def issue_open(
         expires_at=now + ttl,
     )
     session.add(command)
-    log_event(session, "command.open_lane", now, lot_id=lot_id, command_id=command.command_id,
-              lane_id=lane_id, actor=actor, reason=reason)  # fmt: skip
+    log_event(
+        session,
+        "command.open_lane",
+        now,
+        lot_id=lot_id,
+        command_id=command.command_id,
+        lane_id=lane_id,
+        actor=actor,
+        reason=reason,
+    )
     return command
 
 
@@ -63,6 +71,13 @@ def issue_resync(
         created_at=now,
     )
     session.add(command)
-    log_event(session, "command.resync", now, lot_id=lot_id, command_id=command.command_id,
-              actor=actor, full=full)  # fmt: skip
+    log_event(
+        session,
+        "command.resync",
+        now,
+        lot_id=lot_id,
+        command_id=command.command_id,
+        actor=actor,
+        full=full,
+    )
     return command

@@ -12,15 +12,26 @@ import pytest
 from cloud_api import outbox
 from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.notifications import EMAIL_KIND, email_payload
-from cloud_api.runtime import ConfigError, resolve_webhook_secret
-from cloud_api.settings import Settings
+from cloud_api.payments.configured import resolve_webhook_secret
+from cloud_api.settings import Settings, SettingsError, load_settings
 from devservices import REPO_ROOT as ROOT
 from devservices import LocalInbox, wait_for
 
 
 def test_stripe_needs_the_secret_from_the_environment(sqlite_url: str) -> None:
-    with pytest.raises(ConfigError, match="PARKGATE_WEBHOOK_SECRET"):
-        resolve_webhook_secret(Settings(database_url=sqlite_url, payment_provider="stripe"))
+    env = {
+        "PARKGATE_DATABASE_URL": sqlite_url,
+        "PARKGATE_PAYMENT_PROVIDER": "stripe",
+        "PARKGATE_STRIPE_API_KEY": "sk_test_x",
+    }
+    with pytest.raises(SettingsError, match="PARKGATE_WEBHOOK_SECRET"):
+        load_settings(env)
+
+
+def test_a_postgres_worker_needs_the_secret(sqlite_url: str) -> None:
+    settings = Settings(database_url="postgresql+psycopg://db.invalid/parkgate")
+    with pytest.raises(SettingsError, match="PARKGATE_WEBHOOK_SECRET"):
+        resolve_webhook_secret(settings, generate=False)
 
 
 def test_local_secret_is_generated_once_next_to_the_database(tmp_path: Path) -> None:

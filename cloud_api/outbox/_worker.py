@@ -9,9 +9,8 @@ transaction records the outcome. On success the message is marked sent. On a ret
 exponential backoff; after ``max_attempts``, or at once on a permanent failure (declined, rejected,
 malformed payload), the message is marked ``dead`` and copied to ``outbox_dead_letters``.
 
-Seam for the MQTT relay (later issue): kinds without a handler are left untouched, so the relay of
-``lot_changes`` either runs its own loop or passes its handlers in ``extra_handlers`` of
-:func:`build_handlers`.
+The handlers come from the daemon's composition root (``cloud_api.daemons``); kinds without a
+handler are left untouched (the MQTT relay of ``lot_changes`` runs its own loop).
 """
 
 from __future__ import annotations
@@ -23,48 +22,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import JSON, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from cloud_api.db import Base
 from cloud_api.models import OutboxMessage, UTCDateTime, utcnow
-from cloud_api.notifications import MailRejected
-from cloud_api.payments.provider import PaymentRejected
+from cloud_api.outbox._contract import Handler, OutboxItem, PermanentError, RetryableError
 
-__all__ = [
-    "PERMANENT_ERRORS",
-    "RETRYABLE_ERRORS",
-    "DeadLetter",
-    "Handler",
-    "OutboxItem",
-    "OutboxWorker",
-    "RetryPolicy",
-    "build_handlers",
-]
+__all__ = ["DeadLetter", "OutboxWorker", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """A claimed message, detached from any session."""
-
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    attempts: int
-
-
-Handler = Callable[[sessionmaker[Session], OutboxItem], None]
-"""Performs one message's side effect, opening its own short sessions as needed."""
-
-RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
-"""ProviderUnavailable and MailUnavailable are ConnectionErrors; httpx errors are added below."""
-RETRYABLE_ERRORS += (httpx.TransportError,)
-PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
-    PaymentRejected,
-    MailRejected,
+_RETRYABLE: tuple[type[BaseException], ...] = (
+    RetryableError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+_PERMANENT: tuple[type[BaseException], ...] = (
+    PermanentError,
     LookupError,  # payload field or referenced row missing
     ValueError,
     TypeError,
@@ -157,9 +133,9 @@ class OutboxWorker:
         permanent = False
         try:
             self._handlers[item.kind](self._sessions, item)
-        except RETRYABLE_ERRORS as exc:
+        except _RETRYABLE as exc:
             error = exc
-        except PERMANENT_ERRORS as exc:
+        except _PERMANENT as exc:
             error, permanent = exc, True
         with self._sessions.begin() as session:
             message = session.get_one(OutboxMessage, item.id, with_for_update=True)
@@ -217,23 +193,3 @@ class OutboxWorker:
             if self.run_once() == 0:
                 stop.wait(idle_seconds)
         log.info("outbox worker stopped")
-
-
-def build_handlers(
-    *,
-    mailer: Any = None,
-    provider: Any = None,
-    extra_handlers: Mapping[str, Handler] | None = None,
-) -> dict[str, Handler]:
-    """The handler table: email (``mailer``), payments (``provider``), and ``extra_handlers``
-    (the MQTT relay's, when it lands)."""
-    from cloud_api.notifications import EMAIL_KIND, email_handler
-    from cloud_api.payments.handlers import payment_handlers
-
-    handlers: dict[str, Handler] = {}
-    if mailer is not None:
-        handlers[EMAIL_KIND] = email_handler(mailer)
-    if provider is not None:
-        handlers.update(payment_handlers(provider))
-    handlers.update(extra_handlers or {})
-    return handlers

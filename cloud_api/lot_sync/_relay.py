@@ -29,9 +29,10 @@ from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.changes import INFO_RELAY_WAKE, change_from_feed
+from cloud_api.lot_sync._models import LotCommand
+from cloud_api.lot_sync._mqtt import connect, make_client
 from cloud_api.models import LotChange, utcnow
-from cloud_api.mqtt import BrokerSettings, connect, make_client
-from cloud_api.sync_models import LotCommand
+from cloud_api.settings import BrokerSettings
 from parkgate_protocol import (
     Command,
     CommandKind,
@@ -176,8 +177,11 @@ class Relay:
 
     def _forget_inflight(self, why: str) -> None:
         if self._inflight:
-            log.info("relay: %d unacknowledged publishes will be sent again (%s)",
-                     len(self._inflight), why)  # fmt: skip
+            log.info(
+                "relay: %d unacknowledged publishes will be sent again (%s)",
+                len(self._inflight),
+                why,
+            )
             self.stats.republished += len(self._inflight)
         self._inflight.clear()
         self._pending_keys.clear()
@@ -189,8 +193,11 @@ class Relay:
             sent = self._inflight.pop(mid)
             self._pending_keys.discard((sent.kind, sent.key))
         if stale:
-            log.warning("relay: %d publishes unacknowledged for %.0f s; sending again",
-                        len(stale), self._ack_timeout)  # fmt: skip
+            log.warning(
+                "relay: %d publishes unacknowledged for %.0f s; sending again",
+                len(stale),
+                self._ack_timeout,
+            )
 
     def _record_acks(self) -> None:
         changes: list[int] = []
@@ -227,8 +234,7 @@ class Relay:
     def _send(self, kind: str, key: int | str, name: str, payload: bytes) -> bool:
         info = self._client.publish(name, payload, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            log.warning("relay: publish of %s %s failed: %s", kind, key,
-                        mqtt.error_string(info.rc))  # fmt: skip
+            log.warning("relay: publish of %s %s failed: %s", kind, key, mqtt.error_string(info.rc))
             return False
         self._inflight[info.mid] = _Sent(kind, key, time.monotonic())
         self._pending_keys.add((kind, key))
@@ -237,12 +243,18 @@ class Relay:
     def _publish_changes(self, room: int) -> int:
         with self._sessions.begin() as session:
             rows = session.execute(
-                select(LotChange.id, LotChange.lot_id, LotChange.seq, LotChange.kind,
-                       LotChange.payload, LotChange.created_at)
+                select(
+                    LotChange.id,
+                    LotChange.lot_id,
+                    LotChange.seq,
+                    LotChange.kind,
+                    LotChange.payload,
+                    LotChange.created_at,
+                )
                 .where(LotChange.relayed_at.is_(None))
                 .order_by(LotChange.lot_id, LotChange.seq)
                 .limit(min(self._batch, room) + len(self._pending_keys))
-            ).all()  # fmt: skip
+            ).all()
         sent = 0
         bad: list[int] = []
         for row_id, lot_id, seq, kind, payload, created_at in rows:
@@ -257,8 +269,7 @@ class Relay:
                 log.error("relay: change %s of lot %s breaks the protocol: %s", seq, lot_id, exc)
                 bad.append(row_id)
                 continue
-            if not self._send("change", row_id, topic(str(lot_id), "reservations"),
-                              encode(change)):  # fmt: skip
+            if not self._send("change", row_id, topic(str(lot_id), "reservations"), encode(change)):
                 break
             sent += 1
         if bad:
@@ -287,16 +298,16 @@ class Relay:
             expired = [c for c in pending if c.expires_at is not None and c.expires_at <= now]
             for command in expired:
                 command.published_at, command.outcome = now, "expired"
-                log.warning("relay: command %s expired before it could be sent",
-                            command.command_id)  # fmt: skip
+                log.warning("relay: command %s expired before it could be sent", command.command_id)
             due = [(c.command_id, _wire(c)) for c in pending if c not in expired]
         self.stats.expired_commands += len(expired)
         sent = 0
         for command_id, message in due:
             if ("command", command_id) in self._pending_keys:
                 continue
-            if self._send("command", command_id, topic(message.lot_id, "commands"),
-                          encode(message)):  # fmt: skip
+            if self._send(
+                "command", command_id, topic(message.lot_id, "commands"), encode(message)
+            ):
                 sent += 1
         self.stats.commands += sent
         return sent

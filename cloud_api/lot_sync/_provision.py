@@ -49,12 +49,17 @@ def _lot_id(text: str) -> int:
     return int(text)
 
 
-def set_broker_password(passwd_file: Path, username: str, password: str, *,
-                        binary: str = "mosquitto_passwd") -> None:  # fmt: skip
+def set_broker_password(
+    passwd_file: Path, username: str, password: str, *, binary: str = "mosquitto_passwd"
+) -> None:
     create = [] if passwd_file.exists() else ["-c"]
     try:
-        subprocess.run([binary, *create, "-b", str(passwd_file), username, password],
-                       check=True, capture_output=True, timeout=30)  # fmt: skip
+        subprocess.run(
+            [binary, *create, "-b", str(passwd_file), username, password],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
     except FileNotFoundError as exc:
         raise ProvisionError(f"{binary} not found (apt-get install mosquitto)") from exc
     except subprocess.CalledProcessError as exc:

@@ -40,9 +40,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.errors import Conflict
+from cloud_api.lot_sync._models import GateEventRecord, IngestDeadLetter, LotStatus
+from cloud_api.lot_sync._mqtt import connect, make_client
 from cloud_api.models import Booking, Lot, utcnow
-from cloud_api.mqtt import BrokerSettings, connect, make_client
-from cloud_api.sync_models import GateEventRecord, IngestDeadLetter, LotStatus
+from cloud_api.settings import BrokerSettings
 from cloud_api.visits import find_for_plate, record_arrival, record_exit
 from parkgate_protocol import (
     MAX_ACK_IDS,
@@ -297,8 +298,11 @@ class Ingest:
                 outcomes, stored = self._commit(batch)
                 break
             except OperationalError as exc:  # database busy or down: keep the batch, retry
-                log.warning("ingest: storing %d messages failed (%s); retrying", len(batch),
-                            type(exc).__name__)  # fmt: skip
+                log.warning(
+                    "ingest: storing %d messages failed (%s); retrying",
+                    len(batch),
+                    type(exc).__name__,
+                )
                 time.sleep(1.0)
         else:
             return  # stopping: unacknowledged messages are redelivered to the next session
@@ -333,11 +337,13 @@ class Ingest:
         for lot, ids in by_lot.items():
             unique = list(ids)
             for start in range(0, len(unique), MAX_ACK_IDS):
-                ack = EventAck(lot_id=lot, event_ids=unique[start : start + MAX_ACK_IDS],
-                               acked_at=now)  # fmt: skip
+                ack = EventAck(
+                    lot_id=lot, event_ids=unique[start : start + MAX_ACK_IDS], acked_at=now
+                )
                 info = self._client.publish(topic(lot, "acks"), encode(ack), qos=1)
                 if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                    log.warning("ingest: ack to lot %s not queued: %s", lot,
-                                mqtt.error_string(info.rc))  # fmt: skip
+                    log.warning(
+                        "ingest: ack to lot %s not queued: %s", lot, mqtt.error_string(info.rc)
+                    )
                     continue
                 self.stats.acks += 1
