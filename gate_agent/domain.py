@@ -75,8 +75,8 @@ class ListKind(StrEnum):
 
 class MatchKind(StrEnum):
     EXACT = "exact"
-    FUZZY = "fuzzy"  # one lookalike substitution or one edit, and the only such cached plate
-    AMBIGUOUS = "ambiguous"  # several cached plates are equally near
+    FUZZY = "fuzzy"  # one edit the read's own evidence explains, and the only such cached plate
+    AMBIGUOUS = "ambiguous"  # several cached plates are explained by the read
     NONE = "none"
 
 
@@ -133,7 +133,7 @@ class LotRules:
     late_grace: timedelta = timedelta(minutes=15)
     anti_passback: AntiPassback = AntiPassback.HARD
     min_confidence: float = 0.80  # below this a read never opens
-    fuzzy_min_confidence: float = 0.90  # a fuzzy match needs a surer read
+    fuzzy_min_confidence: float = 0.90  # a fuzzy match: the positions it agrees on, this sure
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,8 @@ class Match:
     kind: MatchKind
     plate: str | None = None  # the cached plate matched (None for NONE/AMBIGUOUS)
     alternatives: tuple[str, ...] = ()  # the near plates when AMBIGUOUS
+    reason: str = ""  # why: "exact", "unsure 3:W>V", "dropped first F", "transposed 2-3", ...
+    support: float = 1.0  # mean confidence of the read's positions that agree with the plate
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +170,4 @@ class Decision:
     currency: str = "EUR"
     detail: str = ""
     flags: tuple[str, ...] = field(default=())
+    match_reason: str = ""  # how the read matched the cached plate (Match.reason), "" if not

@@ -16,6 +16,16 @@ Confidence of a read
     plates often all score 0.999+, and then the better-framed detection is the car at the gate
     (on the EU set this puts the labelled plate first in 71/71 photos instead of 70/71).
 
+Second look
+    When a read has a character below ``second_look_below``, the OCR runs once more on a wider
+    crop of the same detection (:data:`SECOND_LOOK_MARGIN`: the detector's boxes often clip the
+    first or last character), while the frame's ``second_look_budget_ms`` lasts. The two looks
+    are voted per character: reads of the length with more summed confidence win, and each
+    position keeps the character with the most summed probability, its confidence being that sum
+    over the number of looks (two looks that disagree leave the position unsure). On the shared
+    dev photos the wider crop read 203 plates right where the detector's crop read 196, and the
+    vote of the two (when the first is unsure) 202 at top-1; it costs about 5 ms per look.
+
 Exceptions::
 
     RecognitionError
@@ -53,6 +63,7 @@ __all__ = [
     "hub_ocr_name",
     "load_image",
     "models_dir_from_env",
+    "vote_looks",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,6 +74,7 @@ DEFAULT_OCR = "cct_xs_v2_global"
 _PLATE_LABELS = ("License Plate",)
 _CPU = ["CPUExecutionProvider"]
 _CONFIDENCE_DIGITS = 3  # finer differences are OCR noise; ties go to the surer detection
+SECOND_LOOK_MARGIN = (0.08, 0.10)  # widen the box by these fractions of its width/height per side
 
 
 class RecognitionError(Exception):
@@ -106,6 +118,8 @@ class Recognizer:
         min_plate_length: int = 4,
         min_confidence: float = 0.0,
         plate_format: str | None = None,
+        second_look_below: float = 0.95,
+        second_look_budget_ms: float = 80.0,
     ) -> None:
         if min_plate_length < 1:
             raise ValueError(f"min_plate_length must be at least 1, got {min_plate_length}")
@@ -114,6 +128,8 @@ class Recognizer:
         self.min_plate_length = min_plate_length
         self.min_confidence = min_confidence
         self.plate_format = _compile_format(plate_format)
+        self.second_look_below = second_look_below
+        self.second_look_budget_ms = second_look_budget_ms
 
     @classmethod
     def from_models(
@@ -156,9 +172,11 @@ class Recognizer:
         started = time.perf_counter()
         with self._lock:
             results = list(self._alpr.predict(image))
-        height, width = image.shape[:2]
-        converted = (_to_read(res, width, height) for res in results)
-        reads = [r for r in converted if r is not None and self._keep(r)]
+            height, width = image.shape[:2]
+            converted = [_to_read(res, width, height) for res in results]
+            deadline = started + self.second_look_budget_ms / 1000
+            looked = [self._second_look(image, r, deadline) for r in converted if r is not None]
+        reads = [r for r in looked if self._keep(r)]
         reads.sort(key=lambda r: (r.confidence, r.detection_confidence), reverse=True)
         log.debug(
             "recognised %d of %d detections in %.1f ms",
@@ -173,6 +191,37 @@ class Recognizer:
     def read_file(self, path: str | os.PathLike[str]) -> list[PlateRead]:
         """:meth:`read` on an image file; :class:`UnreadableImage` if it is missing or corrupt."""
         return self.read(load_image(path))
+
+    def _second_look(self, image: np.ndarray, read: PlateRead, deadline: float) -> PlateRead:
+        """``read`` voted with a read of a wider crop, when it is unsure and time remains."""
+        unsure = not read.char_confidences or min(read.char_confidences) < self.second_look_below
+        if not unsure or time.perf_counter() >= deadline:
+            return read
+        second = self._read_crop(image, read.box, SECOND_LOOK_MARGIN)
+        return read if second is None else vote_looks(read, second.text, second.char_confidences)
+
+    def read_box(
+        self, image: np.ndarray, box: tuple[int, int, int, int], margin: tuple[float, float]
+    ) -> PlateRead | None:
+        """OCR alone on ``box`` grown by ``margin`` (fractions of its width/height per side;
+        negative shrinks). None when the OCR is not reachable or reads nothing."""
+        with self._lock:
+            return self._read_crop(image, box, margin)
+
+    def _read_crop(
+        self, image: np.ndarray, box: tuple[int, int, int, int], margin: tuple[float, float]
+    ) -> PlateRead | None:
+        ocr = getattr(self._alpr, "ocr", None)
+        if ocr is None:
+            return None
+        result = ocr.predict(_crop(image, box, margin))
+        if result is None or not result.text:
+            return None
+        text, char_conf = _real_characters(result.text, result.confidence)
+        if not text or len(char_conf) != len(text):
+            return None
+        confidence = round(sum(char_conf) / len(char_conf), _CONFIDENCE_DIGITS)
+        return PlateRead(text, confidence, box, char_conf)
 
     def _keep(self, read: PlateRead) -> bool:
         if len(read.text) < self.min_plate_length:
@@ -193,6 +242,47 @@ def load_image(path: str | os.PathLike[str]) -> np.ndarray:
     if image is None:
         raise UnreadableImage(f"image {file} could not be decoded (corrupt or not an image)")
     return image
+
+
+def _crop(
+    image: np.ndarray, box: tuple[int, int, int, int], margin: tuple[float, float]
+) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    dx = int((x2 - x1) * margin[0])
+    dy = int((y2 - y1) * margin[1])
+    height, width = image.shape[:2]
+    return image[max(y1 - dy, 0) : min(y2 + dy, height), max(x1 - dx, 0) : min(x2 + dx, width)]
+
+
+def vote_looks(first: PlateRead, text: str, char_conf: Sequence[float]) -> PlateRead:
+    """Vote a second look (``text``, ``char_conf``) with ``first`` per character (module doc)."""
+    looks = [(first.text, _weights(first)), (text, tuple(char_conf))]
+    by_length: dict[int, list[tuple[str, tuple[float, ...]]]] = {}
+    for look in looks:
+        by_length.setdefault(len(look[0]), []).append(look)
+    group = max(by_length.values(), key=lambda g: sum(sum(c) / len(c) for _, c in g))
+    voted, confidences = "", []
+    for i in range(len(group[0][0])):
+        tally: dict[str, float] = {}
+        for look_text, look_conf in group:
+            tally[look_text[i]] = tally.get(look_text[i], 0.0) + look_conf[i]
+        char, support = max(tally.items(), key=lambda item: item[1])
+        voted += char
+        confidences.append(support / len(group))
+    confidence = round(sum(confidences) / len(confidences), _CONFIDENCE_DIGITS)
+    return PlateRead(
+        text=voted,
+        confidence=confidence,
+        box=first.box,
+        char_confidences=tuple(confidences),
+        detection_confidence=first.detection_confidence,
+    )
+
+
+def _weights(read: PlateRead) -> tuple[float, ...]:
+    if len(read.char_confidences) == len(read.text):
+        return read.char_confidences
+    return (read.confidence,) * len(read.text)
 
 
 def _compile_format(plate_format: str | None) -> re.Pattern[str] | None:

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -193,9 +193,15 @@ class Store:
 
     # -- the lookup -----------------------------------------------------------------------------
 
-    def facts_for(self, read_text: str, confidence: float) -> CandidateFacts:
-        """The hot path: match a read against the cache and gather the matched plate's facts."""
-        return store_lookup.lookup(self._db.fetch, read_text, confidence, self._keys)
+    def facts_for(
+        self, read_text: str, confidence: float, char_confidences: Sequence[float] = ()
+    ) -> CandidateFacts:
+        """The hot path: match a read against the cache and gather the matched plate's facts.
+
+        Without ``char_confidences`` every character counts as sure: exact matches only."""
+        return store_lookup.lookup(
+            self._db.fetch, read_text, confidence, self._keys, char_confidences
+        )
 
     # -- presence -------------------------------------------------------------------------------
 

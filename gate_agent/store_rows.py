@@ -111,7 +111,11 @@ class JournalEvent:
             currency=decision.currency,
             occurred_at=occurred_at,
             image_path=image_path,
-            detail={"detail": decision.detail, "flags": list(decision.flags)},
+            detail={
+                "detail": decision.detail,
+                "flags": list(decision.flags),
+                "match_reason": decision.match_reason,
+            },
         )
 
 

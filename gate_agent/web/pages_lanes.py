@@ -134,6 +134,7 @@ def _outcome_html(outcome: LaneOutcome, acted: bool) -> str:
 <dt>Reason</dt><dd><code class="reason">{esc(d.reason.value)}</code> {esc(d.detail)}</dd>
 <dt>Plate</dt><dd class="plate">{esc(d.plate or "—")} (read {esc(d.read_text or "—")},
  confidence {d.confidence:.2f}{", fuzzy" if d.fuzzy else ""})</dd>{booking}
+<dt>Match</dt><dd class="match-reason">{esc(d.match_reason or "—")}</dd>
 <dt>Visit</dt><dd>{esc(outcome.visit_id)}</dd>
 <dt>Journaled</dt><dd>{"yes, event " + esc(outcome.event_id) if acted else "no (preview)"}</dd>
 </dl></div><p><a href="/">Back to lanes</a> · <a href="/events">Events</a></p>"""

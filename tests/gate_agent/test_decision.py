@@ -47,8 +47,10 @@ def cand(
     lists: tuple[ListEntry, ...] = (),
     inside: bool = False,
     plate: str = PLATE,
+    support: float = 1.0,
 ) -> CandidateFacts:
-    match = Match(kind, None if kind in (MatchKind.NONE, MatchKind.AMBIGUOUS) else plate)
+    matched = None if kind in (MatchKind.NONE, MatchKind.AMBIGUOUS) else plate
+    match = Match(kind, matched, reason=f"{kind.value} (test)", support=support)
     if kind is MatchKind.AMBIGUOUS:
         match = Match(kind, None, (plate, plate + "X"))
     presence = Presence(plate, "v0", NOW - H, reservations[0].id if reservations else None)
@@ -91,9 +93,9 @@ ROWS = [
     ("conf-edge", ENTRY, cand(res(), conf=0.80), RULES, True, Reason.RESERVATION_VALID),
     ("low-conf-unknown", ENTRY, cand(kind=MatchKind.NONE, conf=0.5), RULES, False,
      Reason.LOW_CONFIDENCE),
-    ("fuzzy-ok", ENTRY, cand(res(), kind=MatchKind.FUZZY, conf=0.90), RULES, True,
+    ("fuzzy-ok", ENTRY, cand(res(), kind=MatchKind.FUZZY, support=0.90), RULES, True,
      Reason.RESERVATION_VALID),
-    ("fuzzy-unsure", ENTRY, cand(res(), kind=MatchKind.FUZZY, conf=0.89), RULES, False,
+    ("fuzzy-rest-unsure", ENTRY, cand(res(), kind=MatchKind.FUZZY, support=0.89), RULES, False,
      Reason.LOW_CONFIDENCE),
     ("hard-passback", ENTRY, cand(res(), inside=True), RULES, False, Reason.ALREADY_INSIDE),
     ("soft-passback", ENTRY, cand(res(), inside=True),
@@ -142,6 +144,7 @@ def test_single_candidate_rules(
     assert (decision.open, decision.reason) == (opens, reason)
     assert decision.read_text == candidate.read_text
     assert decision.fuzzy is (candidate.match.kind is MatchKind.FUZZY)
+    assert decision.match_reason == candidate.match.reason  # every verdict says how it matched
 
 
 def test_no_candidates_is_no_plate() -> None:

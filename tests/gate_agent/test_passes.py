@@ -64,7 +64,9 @@ def test_voting_table(frames: list[list[PlateRead]], expected: str) -> None:
 
 
 def test_single_read_keeps_its_confidence() -> None:
-    assert vote([read("ABC123", 0.8)]) == [VotedPlate("ABC123", pytest.approx(0.8), 1)]
+    assert vote([read("ABC123", 0.8)]) == [
+        VotedPlate("ABC123", pytest.approx(0.8), 1, pytest.approx((0.8,) * 6))
+    ]
 
 
 def test_agreement_raises_and_disagreement_lowers_confidence() -> None:
