@@ -13,6 +13,7 @@ from enum import StrEnum
 __all__ = [
     "AntiPassback",
     "CandidateFacts",
+    "CharOdds",
     "Decision",
     "Direction",
     "ListEntry",
@@ -80,6 +81,11 @@ class MatchKind(StrEnum):
     NONE = "none"
 
 
+CharOdds = tuple[tuple[str, float], ...]
+"""What the OCR gave one position: (character, probability) pairs, likeliest first, those below
+0.001 left out. The first is the character read; the others say what else it might be."""
+
+
 @dataclass(frozen=True, slots=True)
 class PlateRead:
     """One plate found in one frame by the recognizer (text already normalised)."""
@@ -89,6 +95,7 @@ class PlateRead:
     box: tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels
     char_confidences: tuple[float, ...] = ()
     detection_confidence: float = 1.0
+    char_odds: tuple[CharOdds, ...] = ()  # one per character when the OCR gave them
 
 
 @dataclass(frozen=True, slots=True)

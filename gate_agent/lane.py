@@ -153,7 +153,7 @@ class Lane:
 
     def _decision_for(self, current: Pass) -> Decision:
         facts = [
-            self.store.facts_for(c.text, c.confidence, c.char_confidences)
+            self.store.facts_for(c.text, c.confidence, c.char_confidences, c.char_odds)
             for c in current.candidates
         ]
         return decide(self.direction, facts, self._wallclock(), self.rules)

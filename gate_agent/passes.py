@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from gate_agent.domain import PlateRead
-from gate_agent.plates import lookalike_key
+from gate_agent.domain import CharOdds, PlateRead
+from gate_agent.plates import lookalike_key, merge_odds
 
 __all__ = ["Pass", "PassTracker", "VotedPlate", "edit_distance", "new_visit_id", "vote"]
 
@@ -69,6 +69,7 @@ class VotedPlate:
     confidence: float
     reads: int  # reads that voted for this text (its length group)
     char_confidences: tuple[float, ...] = ()  # per position, on the same scale as confidence
+    char_odds: tuple[CharOdds, ...] = ()  # per position, the reads' OCR odds averaged (if all had)
 
 
 def _char_weights(read: PlateRead) -> tuple[float, ...]:
@@ -102,6 +103,17 @@ def _vote_same_length(reads: Sequence[PlateRead]) -> tuple[str, list[float]]:
     return text, position_confidences
 
 
+def _group_odds(group: Sequence[PlateRead], text: str) -> tuple[CharOdds, ...]:
+    """The reads' odds averaged per position; () unless every read has odds that agree with
+    the voted text (the matcher then falls back to the per-character confidences)."""
+    if any(len(read.char_odds) != len(text) for read in group):
+        return ()
+    odds = tuple(merge_odds([read.char_odds[i] for read in group]) for i in range(len(text)))
+    if any(not o or o[0][0] != ch for o, ch in zip(odds, text, strict=True)):
+        return ()
+    return odds
+
+
 def vote(reads: Sequence[PlateRead]) -> list[VotedPlate]:
     """Vote the reads of one car: one candidate per read length, best first."""
     groups: dict[int, list[PlateRead]] = {}
@@ -113,7 +125,7 @@ def vote(reads: Sequence[PlateRead]) -> list[VotedPlate]:
         share = len(group) / len(reads)
         chars = tuple(min(1.0, c * share) for c in positions)
         confidence = min(1.0, sum(positions) / len(positions) * share)
-        voted.append(VotedPlate(text, confidence, len(group), chars))
+        voted.append(VotedPlate(text, confidence, len(group), chars, _group_odds(group, text)))
     return sorted(voted, key=lambda v: (v.confidence, v.reads), reverse=True)
 
 

@@ -41,13 +41,14 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from gate_agent.domain import PlateRead
-from gate_agent.plates import normalise
+from gate_agent.domain import CharOdds, PlateRead
+from gate_agent.plates import ODDS_FLOOR, merge_odds, normalise
 
 __all__ = [
     "DEFAULT_DETECTOR",
@@ -57,6 +58,8 @@ __all__ = [
     "PlateDetector",
     "RecognitionError",
     "Recognizer",
+    "SlotOcr",
+    "SlotOcrResult",
     "UnreadableImage",
     "build_alpr",
     "hub_detector_name",
@@ -198,7 +201,7 @@ class Recognizer:
         if not unsure or time.perf_counter() >= deadline:
             return read
         second = self._read_crop(image, read.box, SECOND_LOOK_MARGIN)
-        return read if second is None else vote_looks(read, second.text, second.char_confidences)
+        return read if second is None else vote_looks(read, second)
 
     def read_box(
         self, image: np.ndarray, box: tuple[int, int, int, int], margin: tuple[float, float]
@@ -221,7 +224,7 @@ class Recognizer:
         if not text or len(char_conf) != len(text):
             return None
         confidence = round(sum(char_conf) / len(char_conf), _CONFIDENCE_DIGITS)
-        return PlateRead(text, confidence, box, char_conf)
+        return PlateRead(text, confidence, box, char_conf, char_odds=_char_odds(result, text))
 
     def _keep(self, read: PlateRead) -> bool:
         if len(read.text) < self.min_plate_length:
@@ -254,28 +257,29 @@ def _crop(
     return image[max(y1 - dy, 0) : min(y2 + dy, height), max(x1 - dx, 0) : min(x2 + dx, width)]
 
 
-def vote_looks(first: PlateRead, text: str, char_conf: Sequence[float]) -> PlateRead:
-    """Vote a second look (``text``, ``char_conf``) with ``first`` per character (module doc)."""
-    looks = [(first.text, _weights(first)), (text, tuple(char_conf))]
-    by_length: dict[int, list[tuple[str, tuple[float, ...]]]] = {}
-    for look in looks:
-        by_length.setdefault(len(look[0]), []).append(look)
-    group = max(by_length.values(), key=lambda g: sum(sum(c) / len(c) for _, c in g))
-    voted, confidences = "", []
-    for i in range(len(group[0][0])):
+def vote_looks(first: PlateRead, second: PlateRead) -> PlateRead:
+    """Vote a second look at the same plate with the first, per character (module doc)."""
+    by_length: dict[int, list[PlateRead]] = {}
+    for look in (first, second):
+        by_length.setdefault(len(look.text), []).append(look)
+    group = max(by_length.values(), key=lambda g: sum(sum(_weights(r)) / len(r.text) for r in g))
+    voted, confidences, odds = "", [], []
+    for i in range(len(group[0].text)):
         tally: dict[str, float] = {}
-        for look_text, look_conf in group:
-            tally[look_text[i]] = tally.get(look_text[i], 0.0) + look_conf[i]
+        for look in group:
+            tally[look.text[i]] = tally.get(look.text[i], 0.0) + _weights(look)[i]
         char, support = max(tally.items(), key=lambda item: item[1])
         voted += char
         confidences.append(support / len(group))
-    confidence = round(sum(confidences) / len(confidences), _CONFIDENCE_DIGITS)
+        odds.append(merge_odds([look.char_odds[i] for look in group if look.char_odds]))
+    aligned = all(o and o[0][0] == c for o, c in zip(odds, voted, strict=True))
     return PlateRead(
         text=voted,
-        confidence=confidence,
+        confidence=round(sum(confidences) / len(confidences), _CONFIDENCE_DIGITS),
         box=first.box,
         char_confidences=tuple(confidences),
         detection_confidence=first.detection_confidence,
+        char_odds=tuple(odds) if aligned else (),
     )
 
 
@@ -320,7 +324,29 @@ def _to_read(result: Any, width: int, height: int) -> PlateRead | None:
         ),
         char_confidences=char_conf,
         detection_confidence=float(det.confidence),
+        char_odds=_char_odds(ocr, text),
     )
+
+
+def _char_odds(ocr: Any, text: str) -> tuple[CharOdds, ...]:
+    """Per character of ``text``, the OCR's probability of each plate character at its slot
+    (from :class:`SlotOcrResult`; () from an OCR that does not give them)."""
+    probs = getattr(ocr, "slot_probs", None)
+    alphabet = getattr(ocr, "alphabet", "")
+    if probs is None or not alphabet:
+        return ()
+    columns = [(i, ch) for i, ch in enumerate(alphabet) if normalise(ch) == ch]
+    odds = []
+    for ch, slot in zip(ocr.text, probs, strict=False):
+        if not normalise(ch):
+            continue
+        kept = [(c, float(slot[i])) for i, c in columns if slot[i] >= ODDS_FLOOR]
+        odds.append(tuple(sorted(kept, key=lambda cp: (-cp[1], cp[0]))))
+    if len(odds) != len(text) or any(
+        not o or o[0][0] != c for o, c in zip(odds, text, strict=True)
+    ):
+        return ()
+    return tuple(odds)
 
 
 def _real_characters(
@@ -417,7 +443,7 @@ def build_alpr(
             providers=_CPU,
             sess_options=options,
         )
-        return ALPR(detector=det, ocr=ocr_model)
+        return ALPR(detector=det, ocr=SlotOcr(ocr_model))
     det_file, ocr_file, config_file = _check_models_dir(Path(models_dir), detector, ocr)
     log.info("loading plate models from %s (%d threads)", models_dir, threads)
     det = create_detector(
@@ -435,4 +461,61 @@ def build_alpr(
         providers=_CPU,
         sess_options=options,
     )
-    return ALPR(detector=det, ocr=ocr_model)
+    return ALPR(detector=det, ocr=SlotOcr(ocr_model))
+
+
+@dataclass(frozen=True)
+class SlotOcrResult:
+    """fast-alpr's ``OcrResult`` fields plus the OCR's whole output: per slot, a probability for
+    every character of ``alphabet`` (``slot_probs``, shape slots × alphabet)."""
+
+    text: str
+    confidence: list[float]
+    slot_probs: np.ndarray
+    alphabet: str
+    region: str | None = None
+    region_confidence: float | None = None
+
+
+class SlotOcr:
+    """fast-alpr's ``DefaultOCR`` that keeps the per-slot probabilities (one ONNX run, as before).
+
+    ``DefaultOCR.predict`` keeps only each slot's top probability; the matcher needs the others
+    too (how likely the OCR found the booked plate's character where it read another one).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner  # a fast_alpr.default_ocr.DefaultOCR
+
+    def predict(self, cropped_plate: np.ndarray) -> SlotOcrResult | None:
+        import cv2
+        from fast_plate_ocr.core.process import preprocess_image, resize_image
+
+        if cropped_plate is None or cropped_plate.size == 0:
+            return None
+        recognizer = self.inner.ocr_model
+        cfg = recognizer.config
+        if cfg.image_color_mode == "grayscale":
+            cropped_plate = cv2.cvtColor(cropped_plate, cv2.COLOR_BGR2GRAY)
+        elif cfg.image_color_mode == "rgb":
+            cropped_plate = cv2.cvtColor(cropped_plate, cv2.COLOR_BGR2RGB)
+        x = resize_image(
+            cropped_plate,
+            cfg.img_height,
+            cfg.img_width,
+            image_color_mode=cfg.image_color_mode,
+            keep_aspect_ratio=cfg.keep_aspect_ratio,
+            interpolation_method=cfg.interpolation,
+            padding_color=cfg.padding_color,
+        )
+        name = recognizer.plate_output_name
+        (output,) = recognizer.model.run([name], {"input": preprocess_image(x)})
+        probs = np.asarray(output).reshape(cfg.max_plate_slots, len(cfg.alphabet))
+        raw = "".join(cfg.alphabet[i] for i in probs.argmax(axis=-1))
+        text = raw.rstrip(cfg.pad_char) if cfg.pad_char else raw
+        return SlotOcrResult(
+            text=text,
+            confidence=[float(p) for p in probs.max(axis=-1)],
+            slot_probs=probs,
+            alphabet=cfg.alphabet,
+        )

@@ -49,7 +49,14 @@ from sqlite_utils import Database
 from gate_agent import plates, store_lookup
 from gate_agent import store_cache as cache
 from gate_agent import store_journal as journal_sql
-from gate_agent.domain import CandidateFacts, ListEntry, ListKind, Presence, Reservation
+from gate_agent.domain import (
+    CandidateFacts,
+    CharOdds,
+    ListEntry,
+    ListKind,
+    Presence,
+    Reservation,
+)
 from gate_agent.store_db import Connections
 from gate_agent.store_filter import KeyFilter
 from gate_agent.store_journal import PresenceChange
@@ -194,13 +201,18 @@ class Store:
     # -- the lookup -----------------------------------------------------------------------------
 
     def facts_for(
-        self, read_text: str, confidence: float, char_confidences: Sequence[float] = ()
+        self,
+        read_text: str,
+        confidence: float,
+        char_confidences: Sequence[float] = (),
+        char_odds: Sequence[CharOdds] = (),
     ) -> CandidateFacts:
         """The hot path: match a read against the cache and gather the matched plate's facts.
 
-        Without ``char_confidences`` every character counts as sure: exact matches only."""
+        The read's evidence (per-character confidences, the OCR's odds) decides fuzzy matches;
+        without it every character counts as sure: exact matches only."""
         return store_lookup.lookup(
-            self._db.fetch, read_text, confidence, self._keys, char_confidences
+            self._db.fetch, read_text, confidence, self._keys, char_confidences, char_odds
         )
 
     # -- presence -------------------------------------------------------------------------------

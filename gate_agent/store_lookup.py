@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from gate_agent import plates
-from gate_agent.domain import CandidateFacts, Match, MatchKind
+from gate_agent.domain import CandidateFacts, CharOdds, Match, MatchKind
 from gate_agent.store_rows import list_entry_from_row, presence_from_row, reservation_from_row
 
 __all__ = ["facts_from_rows", "lookup"]
@@ -70,18 +70,22 @@ def lookup(
     confidence: float,
     known: Container[str] | None = None,
     char_confidences: Sequence[float] = (),
+    char_odds: Sequence[CharOdds] = (),
 ) -> CandidateFacts:
     """Match a read against the cache and gather the matched plate's facts (see module doc).
 
     ``known`` (the store's :class:`~gate_agent.store_filter.KeyFilter`) says which index keys
     may exist; keys it rules out are not looked up, which makes an unknown car's lookup cheap.
-    ``char_confidences`` are the read's, one per character of ``read_text`` once normalised.
+    ``char_confidences`` and ``char_odds`` are the read's, one per character of ``read_text``
+    once normalised (see :func:`gate_agent.plates.match`).
     """
     read = plates.normalise(read_text)
     if not read:
         return CandidateFacts(read, confidence, Match(MatchKind.NONE, reason="nothing read"))
     if len(char_confidences) != len(read):
         char_confidences = ()  # not aligned with the normalised text: count every character sure
+    if len(char_odds) != len(read):
+        char_odds = ()
     key = plates.lookalike_key(read)
     near: set[str] = set()
     if known is None or key in known:
@@ -94,7 +98,7 @@ def lookup(
     others = tuple(k for k in plates.query_keys(read) if k != key and (known is None or k in known))
     if others:
         near.update(row[0] for row in fetch(plates_by_keys_sql(len(others)), others))
-    found = plates.match(read, near, char_confidences)
+    found = plates.match(read, near, char_confidences, char_odds)
     if found.plate is None:
         return CandidateFacts(read, confidence, found)
     return facts_from_rows(read, confidence, fetch(FACTS_BY_PLATE, (found.plate,)), found)

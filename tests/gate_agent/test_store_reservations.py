@@ -100,8 +100,9 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
     [
         ("AB123CD", None, MatchKind.EXACT, "AB123CD"),
         ("ab 123 cd", None, MatchKind.EXACT, "AB123CD"),
-        ("A8123CD", 1, MatchKind.FUZZY, "AB123CD"),  # unsure where it differs
-        ("A8123CD", None, MatchKind.NONE, None),  # sure: another car
+        ("AH123CD", 1, MatchKind.FUZZY, "AB123CD"),  # unsure where it differs
+        ("AH123CD", None, MatchKind.NONE, None),  # sure: another car
+        ("A8123CD", 1, MatchKind.NONE, None),  # 8/B is a measured lookalike: never explained
         ("AB123C", 5, MatchKind.FUZZY, "AB123CD"),  # last character dropped, unsure edge
         ("AB1Z3CD", 3, MatchKind.FUZZY, "AB123CD"),  # not in the read's lookalike key
         ("XY9870", 5, MatchKind.AMBIGUOUS, None),  # explains two cached plates
