@@ -31,7 +31,7 @@ from pathlib import Path
 
 from bench.dataset import Sample, iou, load_samples
 from gate_agent.domain import PlateRead
-from gate_agent.plates import CONFUSIONS_FILE
+from gate_agent.plates import CONFUSIONS_FILE, differences, is_transposition
 from gate_agent.recognition import (
     SECOND_LOOK_MARGIN,
     Recognizer,
@@ -60,14 +60,8 @@ def best_read(sample: Sample, reads: Sequence[PlateRead]) -> PlateRead | None:
 
 def _edit(truth: str, read: str) -> list[str]:
     if len(truth) == len(read):
-        diffs = [i for i, (t, r) in enumerate(zip(truth, read, strict=True)) if t != r]
-        swapped = (
-            len(diffs) == 2
-            and diffs[1] == diffs[0] + 1
-            and truth[diffs[0]] == read[diffs[1]]
-            and truth[diffs[1]] == read[diffs[0]]
-        )
-        if swapped:
+        diffs = differences(truth, read)
+        if is_transposition(truth, read, diffs):
             return ["transposition"]
         if 1 <= len(diffs) <= 2:
             return [f"{truth[i]}>{read[i]}" for i in diffs]

@@ -29,9 +29,11 @@ __all__ = [
     "CONFUSIONS_FILE",
     "LOOKALIKE_GROUPS",
     "UNSURE_BELOW",
+    "differences",
     "explain",
     "index_keys",
     "is_one_edit",
+    "is_transposition",
     "lookalike_key",
     "lookalike_pairs",
     "match",
@@ -161,16 +163,26 @@ def _position(
     return _log_ratio(1.0 - conf, conf) if conf < UNSURE_BELOW else None
 
 
+def differences(a: str, b: str) -> list[int]:
+    """The positions where two plates of one length differ."""
+    return [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+
+
+def is_transposition(a: str, b: str, diffs: Sequence[int]) -> bool:
+    """``diffs`` (:func:`differences` of ``a`` and ``b``) are two neighbours swapped."""
+    return (
+        len(diffs) == 2
+        and diffs[1] == diffs[0] + 1
+        and a[diffs[0]] == b[diffs[1]]
+        and a[diffs[1]] == b[diffs[0]]
+    )
+
+
 def _substitution(
     read: str, confs: Sequence[float], odds: Sequence[CharOdds], plate: str, pairs: _Pairs
 ) -> _Explained | None:
-    diffs = [i for i, (x, y) in enumerate(zip(read, plate, strict=True)) if x != y]
-    swapped = (
-        len(diffs) == 2
-        and diffs[1] == diffs[0] + 1
-        and read[diffs[0]] == plate[diffs[1]]
-        and read[diffs[1]] == plate[diffs[0]]
-    )
+    diffs = differences(read, plate)
+    swapped = is_transposition(read, plate, diffs)
     if len(diffs) != 1 and not swapped:
         return None
     scores = [_position(read, plate, i, confs[i], odds, pairs) for i in diffs]
