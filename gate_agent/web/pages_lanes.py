@@ -37,10 +37,12 @@ def _decision_html(decision: dict[str, Any] | None) -> str:
     cls = "open" if decision["open"] else "denied"
     extra = f" · booking {esc(decision['booking_id'])}" if decision["booking_id"] else ""
     detail = f" · {esc(decision['detail'])}" if decision["detail"] else ""
+    matched = decision.get("match_reason") or "—"
     return (
         f'<dd class="decision {cls}"><strong>{verdict}</strong> '
         f'<code class="reason">{esc(decision["reason"])}</code> '
         f"{esc(decision['plate'] or '')}{extra}{detail}"
+        f'<br><small>match: <span class="match-reason">{esc(matched)}</span></small>'
         f"<br><small>visit {esc(decision['visit_id'])}</small></dd>"
     )
 

@@ -107,6 +107,8 @@ def test_occupancy_lists_who_is_inside_and_resets_with_an_audit(
     ).json()["open"]
     page = operator.get("/occupancy").text
     assert BOOKED_PLATE in page and "1 vehicle(s) inside" in page
+    panel = operator.get(f"/lanes/{LANE}/panel").text  # the lane shows how the read matched
+    assert '<span class="match-reason">exact</span>' in panel
     token = csrf_of(page)
     no_reason = operator.post(
         "/occupancy/reset", data={"plate": BOOKED_PLATE, "reason": " ", "csrf": token}
