@@ -1,10 +1,21 @@
-"""Frame → barrier-command latency of a real lane on the shared dataset.
+"""The lane on the shared dataset: who it admits, whom it must not, and how fast.
 
-Every dataset photo is offered to an entry lane as a fresh camera frame (a new car), with a
-confirmed booking for its true plate in a 10,000-reservation cache on disk. The clock starts when
-the frame is handed to the lane (as the camera thread would) and stops when the barrier driver has
-been commanded open — recognition, voting, cache lookup, decision and the fsync'd journal commit
-all count. Target (issue 2): p95 ≤ 100 ms on this machine.
+Every dataset photo is offered to an entry lane as a fresh camera frame (a new car) three times,
+each against a 10,000-reservation cache on disk with different bookings:
+
+1. **Admitted on the first frame** (target ≥ 98%): a confirmed booking for every photo's true
+   plate; a photo counts when its single frame opens the barrier.
+2. **False opens against neighbours** (target 0): the true plates are not booked; instead each
+   photo's plate has one to three bookings one edit away (a substitution by a measured lookalike
+   or by any character, an insertion, a deletion, an adjacent transposition). Any opening is a
+   car let in on someone else's booking.
+3. **False opens against strangers** (target 0): nothing but the 10,000 random bookings.
+
+Frame → barrier command: the clock starts when the frame is handed to the lane (as the camera
+thread would) and stops when the barrier driver has been commanded open — recognition (second
+look included), voting, cache lookup, decision and the fsync'd journal commit all count. Target
+(issue 2): p95 ≤ 100 ms on this machine. The recognizer's confusions on the photos of run 1 are
+printed beside the lookalike pairs the matcher uses (``gate_agent/confusions.json``).
 """
 
 from __future__ import annotations
@@ -14,20 +25,24 @@ import statistics
 import string
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.dataset import load_samples
+from bench.confusions import best_read, derive, table_lines, tally
+from bench.dataset import Sample, load_samples
 from gate_agent.domain import Direction, LotRules, Reservation, ReservationStatus
-from gate_agent.lane import Lane
+from gate_agent.lane import Lane, LaneOutcome
 from gate_agent.passes import PassTracker
-from gate_agent.plates import normalise
+from gate_agent.plates import lookalike_pairs, normalise, same_plate
 from gate_agent.recognition import Recognizer, load_image, models_dir_from_env
 from gate_agent.store import Store
 from hardware.barrier import DryRunBarrier
 from hardware.camera import Frame
 
 TARGET_P95_MS = 100.0
+TARGET_ADMITTED = 0.98
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -36,20 +51,118 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+_ALPHABET = string.ascii_uppercase + string.digits
+EDITS = ("lookalike", "substitution", "insertion", "deletion", "transposition")
+
+
+def _booking(rid: str, plate: str, now: datetime) -> Reservation:
+    return Reservation(
+        id=rid,
+        plate=plate,
+        starts_at=now - timedelta(minutes=10),
+        ends_at=now + timedelta(hours=2),
+        status=ReservationStatus.CONFIRMED,
+    )
+
+
 def _filler(n: int) -> list[Reservation]:
     rng = random.Random(7)
     now = datetime.now(UTC)
-    alphabet = string.ascii_uppercase + string.digits
-    return [
-        Reservation(
-            id=f"fill{i}",
-            plate="".join(rng.choices(alphabet, k=7)),
-            starts_at=now - timedelta(hours=1),
-            ends_at=now + timedelta(hours=3),
-            status=ReservationStatus.CONFIRMED,
-        )
-        for i in range(n)
-    ]
+    return [_booking(f"fill{i}", "".join(rng.choices(_ALPHABET, k=7)), now) for i in range(n)]
+
+
+def neighbour(plate: str, kind: str, rng: random.Random) -> str | None:
+    """One edit of ``plate`` of the given kind (None when the plate allows none of that kind)."""
+    i = rng.randrange(len(plate))
+    if kind == "lookalike":
+        options = [
+            (j, other)
+            for j, ch in enumerate(plate)
+            for pair in lookalike_pairs()
+            if ch in pair
+            for other in pair - {ch}
+        ]
+        if not options:
+            return None
+        j, other = rng.choice(options)
+        return plate[:j] + other + plate[j + 1 :]
+    if kind == "substitution":
+        return plate[:i] + rng.choice(_ALPHABET.replace(plate[i], "")) + plate[i + 1 :]
+    if kind == "insertion":
+        return plate[:i] + rng.choice(_ALPHABET) + plate[i:]
+    if kind == "deletion":
+        return plate[:i] + plate[i + 1 :] if len(plate) > 1 else None
+    swaps = [j for j in range(len(plate) - 1) if plate[j] != plate[j + 1]]
+    if not swaps:
+        return None
+    j = rng.choice(swaps)
+    return plate[:j] + plate[j + 1] + plate[j] + plate[j + 2 :]
+
+
+def neighbours(samples: Sequence[Sample], now: datetime) -> tuple[list[Reservation], Counter[str]]:
+    """One to three one-edit bookings per photo, and their kinds. Never a photo's true plate,
+    nor the same plate with O and 0 swapped (one character, see ``plates.same_plate``)."""
+    rng = random.Random(11)
+    truths = {s.plate for s in samples}
+    bookings: list[Reservation] = []
+    kinds: Counter[str] = Counter()
+    for index, sample in enumerate(samples):
+        for kind in rng.sample(EDITS, rng.randint(1, 3)):
+            near = neighbour(sample.plate, kind, rng)
+            if near and not any(same_plate(near, truth) for truth in truths):
+                bookings.append(_booking(f"nb{index}-{kind}", near, now))
+                kinds[kind] += 1
+    return bookings, kinds
+
+
+def _run_lane(
+    recognizer: Recognizer, samples: Sequence[Sample], bookings: Sequence[Reservation], tmp: Path
+) -> list[tuple[LaneOutcome | None, str]]:
+    """Each photo as one fresh car's only frame: its outcome (None: not decided) and best read."""
+    store = Store(tmp / f"agent-{len(bookings)}.sqlite3")
+    store.upsert_reservations(list(bookings))
+    barrier = DryRunBarrier(pulse_seconds=0.05)
+    lane = Lane(
+        lot_id="bench",
+        lane_id="entry",
+        direction=Direction.ENTRY,
+        recognizer=recognizer,
+        tracker=PassTracker(),
+        store=store,
+        barrier=barrier,
+        rules=LotRules(),
+    )
+    outcomes = []
+    try:
+        for seq, sample in enumerate(samples):
+            image = load_image(sample.image)
+            lane.tracker = PassTracker()  # every photo is a new car
+            lane.status.last_reads = ()
+            frame = Frame(image=image, seq=seq, captured_at=time.monotonic(), wall_time=time.time())
+            outcome = lane.process_frame(frame)
+            reads = lane.status.last_reads
+            outcomes.append((outcome, reads[0].text if reads else "—"))
+    finally:
+        barrier.close()
+        store.close()
+    return outcomes
+
+
+def _opened(outcome: LaneOutcome | None) -> bool:
+    return outcome is not None and outcome.decision.open
+
+
+def _false_open_lines(
+    label: str, samples: Sequence[Sample], outcomes: Sequence[tuple[LaneOutcome | None, str]]
+) -> list[str]:
+    opened = [(s, o) for s, (o, _) in zip(samples, outcomes, strict=True) if _opened(o)]
+    verdict = "PASS" if not opened else "FAIL"
+    lines = [f"false opens against {label}: {len(opened)} of {len(samples)}   target 0  {verdict}"]
+    for sample, outcome in opened[:10]:
+        assert outcome is not None
+        d = outcome.decision
+        lines.append(f"  {sample.plate} read {d.read_text} opened {d.plate}: {d.match_reason}")
+    return lines
 
 
 def run() -> list[str]:
@@ -57,56 +170,53 @@ def run() -> list[str]:
     models_dir = models_dir_from_env() or _REPO.parent / "shared" / "models"
     recognizer = Recognizer.from_models(models_dir, threads=2)
     now = datetime.now(UTC)
-    booked = [
-        Reservation(
-            id=f"bk{i}",
-            plate=normalise(s.plate),
-            starts_at=now - timedelta(minutes=10),
-            ends_at=now + timedelta(hours=2),
-            status=ReservationStatus.CONFIRMED,
-        )
-        for i, s in enumerate(samples)
-    ]
-    latencies: list[float] = []
-    recognition: list[float] = []
-    opened = 0
+    booked = [_booking(f"bk{i}", normalise(s.plate), now) for i, s in enumerate(samples)]
+    near, kinds = neighbours(samples, now)
+    filler = _filler(10_000)
+    recognizer.read(load_image(samples[0].image))  # warm-up
+    seen: list[tuple[str, str, tuple[str, ...]]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store(Path(tmp) / "agent.sqlite3")
-        store.upsert_reservations(_filler(10_000) + booked)
-        barrier = DryRunBarrier(pulse_seconds=0.05)
-        lane = Lane(
-            lot_id="bench",
-            lane_id="entry",
-            direction=Direction.ENTRY,
-            recognizer=recognizer,
-            tracker=PassTracker(),
-            store=store,
-            barrier=barrier,
-            rules=LotRules(),
-        )
-        recognizer.read(load_image(samples[0].image))  # warm-up
-        for seq, sample in enumerate(samples):
-            image = load_image(sample.image)
-            lane.tracker = PassTracker()  # every photo is a new car
-            frame = Frame(image=image, seq=seq, captured_at=time.monotonic(), wall_time=time.time())
-            outcome = lane.process_frame(frame)
-            if outcome is not None and outcome.frame_to_command_ms is not None:
-                opened += 1
-                latencies.append(outcome.frame_to_command_ms)
-                recognition.append(lane.status.recognition_ms or 0.0)
-        barrier.close()
-        store.close()
+        admitted = _run_lane(recognizer, samples, filler + booked, Path(tmp))
+        for sample in samples:  # what the lane read, for the confusion table (not timed)
+            read = best_read(sample, recognizer.read(load_image(sample.image)))
+            seen.append((sample.region, sample.plate, ("" if read is None else read.text,)))
+        against_near = _run_lane(recognizer, samples, filler + near, Path(tmp))
+        against_strangers = _run_lane(recognizer, samples, filler, Path(tmp))
+    opened = [o for o, _ in admitted if o is not None and o.frame_to_command_ms is not None]
+    latencies = [o.frame_to_command_ms for o in opened if o.frame_to_command_ms is not None]
+    fuzzy = [
+        f"{o.decision.read_text}→{o.decision.plate} ({o.decision.match_reason})"
+        for o in opened
+        if o.decision.fuzzy or o.decision.match_reason != "exact"
+    ]
+    missed = [
+        f"{s.plate}→{read}"
+        for s, (o, read) in zip(samples, admitted, strict=True)
+        if not _opened(o)
+    ]
+    share = len(opened) / len(samples)
     p50, p95 = statistics.median(latencies), _pct(latencies, 0.95)
-    rest = [total - rec for total, rec in zip(latencies, recognition, strict=True)]
-    verdict = "PASS" if p95 <= TARGET_P95_MS else "FAIL"
+    counts = tally(seen)
     return [
-        f"photos {len(samples)}, opened on the first frame {opened} "
-        f"({opened / len(samples):.1%}); cache 10,000 + {len(booked)} reservations",
+        f"photos {len(samples)}; cache 10,000 random + the bookings of each run",
+        f"admitted on the first frame {len(opened)}/{len(samples)} ({share:.1%})"
+        f"   target ≥ {TARGET_ADMITTED:.0%}  {'PASS' if share >= TARGET_ADMITTED else 'FAIL'}",
+        f"  not exact ({len(fuzzy)}): " + (", ".join(fuzzy) or "none"),
+        "  not admitted (truth→read): " + (", ".join(missed) or "none"),
+        *_false_open_lines(
+            f"neighbours ({len(near)} one-edit bookings: "
+            + ", ".join(f"{k} {kinds[k]}" for k in EDITS)
+            + ")",
+            samples,
+            against_near,
+        ),
+        *_false_open_lines("strangers (10,000 bookings)", samples, against_strangers),
         f"frame→barrier command  p50 {p50:.1f} ms  p95 {p95:.1f} ms  "
-        f"max {max(latencies):.1f} ms   target p95 ≤ {TARGET_P95_MS:.0f} ms  {verdict}",
-        f"  of which recognition p50 {statistics.median(recognition):.1f} ms "
-        f"p95 {_pct(recognition, 0.95):.1f} ms; vote+lookup+decide+fsync'd journal+command "
-        f"p50 {statistics.median(rest):.2f} ms p95 {_pct(rest, 0.95):.2f} ms",
+        f"max {max(latencies):.1f} ms   target p95 ≤ {TARGET_P95_MS:.0f} ms  "
+        f"{'PASS' if p95 <= TARGET_P95_MS else 'FAIL'}",
+        *table_lines(counts, derive(counts)),
+        "  lookalike pairs the matcher uses (gate_agent/confusions.json): "
+        + ", ".join("/".join(sorted(p)) for p in sorted(lookalike_pairs(), key=sorted)),
     ]
 
 

@@ -38,7 +38,10 @@ class RulesConfig(_Model):
     )
     min_confidence: float = Field(0.80, ge=0, le=1, description="Reads below this never open.")
     fuzzy_min_confidence: float = Field(
-        0.90, ge=0, le=1, description="A fuzzy (one-edit) match needs a read at least this sure."
+        0.90,
+        ge=0,
+        le=1,
+        description="A fuzzy match needs the rest of the read (the agreeing characters) this sure.",
     )
 
     def to_rules(self) -> LotRules:

@@ -18,8 +18,12 @@ One candidate:
 
 - ``AMBIGUOUS`` match → ``ambiguous_match``. ``NONE`` → ``low_confidence`` if the read is below
   ``rules.min_confidence`` (an unsure read proves no absence), else ``no_reservation``.
-- A read below ``rules.min_confidence``, or a fuzzy match below ``rules.fuzzy_min_confidence``,
-  never opens: ``low_confidence``. A fuzzy opening carries ``fuzzy=True``.
+- A read below ``rules.min_confidence`` never opens: ``low_confidence``. A fuzzy match (the read's
+  own evidence explains its one difference from the cached plate, see
+  :func:`gate_agent.plates.match`) also needs the positions it agrees on to be read at least
+  ``rules.fuzzy_min_confidence`` sure on average (``Match.support``), else ``low_confidence``.
+  A fuzzy opening carries ``fuzzy=True``. Every verdict carries the match's reason
+  (``match_reason``: "exact", "unsure 3:W>V at 0.41", "dropped first F (edge at 0.62)", ...).
 - Entry: a CONFIRMED reservation whose window widened by the grace contains now opens with
   ``reservation_valid``; an allow-list entry valid now opens with ``allowlisted``. Windows are
   half-open like :meth:`ListEntry.valid_at`: ``starts_at - early_grace <= now < ends_at +
@@ -106,6 +110,7 @@ def _judge(direction: Direction, c: CandidateFacts, now: datetime, rules: LotRul
         read_text=c.read_text,
         confidence=c.confidence,
         fuzzy=c.match.kind is MatchKind.FUZZY,
+        match_reason=c.match.reason,
     )
     early = _unusable(c, rules)
     if early is not None:
@@ -126,8 +131,10 @@ def _unusable(c: CandidateFacts, rules: LotRules) -> tuple[Reason, str] | None:
         return Reason.LOW_CONFIDENCE, f"read confidence below {rules.min_confidence:.2f}"
     if kind is MatchKind.NONE:
         return Reason.NO_RESERVATION, "plate not in the cache"
-    if kind is MatchKind.FUZZY and c.confidence < rules.fuzzy_min_confidence:
-        return Reason.LOW_CONFIDENCE, f"fuzzy match needs {rules.fuzzy_min_confidence:.2f}"
+    if kind is MatchKind.FUZZY and c.match.support < rules.fuzzy_min_confidence:
+        return Reason.LOW_CONFIDENCE, (
+            f"fuzzy match needs the rest of the read {rules.fuzzy_min_confidence:.2f} sure"
+        )
     return None
 
 
@@ -221,4 +228,5 @@ def _with(
         currency=reservation.currency if reservation else base.currency,
         detail=detail,
         flags=base.flags if flags is None else flags,
+        match_reason=base.match_reason,
     )

@@ -22,6 +22,7 @@ __all__ = [
     "AntiPassback",
     "AuditEntry",
     "CandidateFacts",
+    "CharOdds",
     "Decision",
     "Direction",
     "EventKind",
@@ -69,9 +70,14 @@ class AntiPassback(StrEnum):
 
 class MatchKind(StrEnum):
     EXACT = "exact"
-    FUZZY = "fuzzy"  # one lookalike substitution or one edit, and the only such cached plate
-    AMBIGUOUS = "ambiguous"  # several cached plates are equally near
+    FUZZY = "fuzzy"  # one edit the read's own evidence explains, and the only such cached plate
+    AMBIGUOUS = "ambiguous"  # several cached plates are explained by the read
     NONE = "none"
+
+
+CharOdds = tuple[tuple[str, float], ...]
+"""What the OCR gave one position: (character, probability) pairs, likeliest first, those below
+0.001 left out. The first is the character read; the others say what else it might be."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,7 @@ class PlateRead:
     box: tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels
     char_confidences: tuple[float, ...] = ()
     detection_confidence: float = 1.0
+    char_odds: tuple[CharOdds, ...] = ()  # one per character when the OCR gave them
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +134,7 @@ class LotRules:
     late_grace: timedelta = timedelta(minutes=15)
     anti_passback: AntiPassback = AntiPassback.HARD
     min_confidence: float = 0.80  # below this a read never opens
-    fuzzy_min_confidence: float = 0.90  # a fuzzy match needs a surer read
+    fuzzy_min_confidence: float = 0.90  # a fuzzy match: the positions it agrees on, this sure
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,8 @@ class Match:
     kind: MatchKind
     plate: str | None = None  # the cached plate matched (None for NONE/AMBIGUOUS)
     alternatives: tuple[str, ...] = ()  # the near plates when AMBIGUOUS
+    reason: str = ""  # why: "exact", "unsure 3:W>V", "dropped first F", "transposed 2-3", ...
+    support: float = 1.0  # mean confidence of the read's positions that agree with the plate
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +171,7 @@ class Decision:
     currency: str = "EUR"
     detail: str = ""
     flags: tuple[str, ...] = field(default=())
+    match_reason: str = ""  # how the read matched the cached plate (Match.reason), "" if not
 
 
 EventKind = GateEventKind  # what the journal records is what crosses the wire
@@ -235,7 +245,11 @@ class JournalEvent:
             currency=decision.currency,
             occurred_at=occurred_at,
             image_path=image_path,
-            detail={"detail": decision.detail, "flags": list(decision.flags)},
+            detail={
+                "detail": decision.detail,
+                "flags": list(decision.flags),
+                "match_reason": decision.match_reason,
+            },
         )
 
 

@@ -160,7 +160,10 @@ class Lane:
         return self._act(current.visit_id, decision, frame)
 
     def _decision_for(self, current: Pass) -> Decision:
-        facts = [self.store.facts_for(c.text, c.confidence) for c in current.candidates]
+        facts = [
+            self.store.facts_for(c.text, c.confidence, c.char_confidences, c.char_odds)
+            for c in current.candidates
+        ]
         return decide(self.direction, facts, self._wallclock(), self.rules)
 
     def _act(self, visit_id: str, decision: Decision, frame: Frame | None) -> LaneOutcome:

@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from gate_agent.domain import PlateRead
-from gate_agent.plates import lookalike_key
+from gate_agent.domain import CharOdds, PlateRead
+from gate_agent.plates import lookalike_key, merge_odds
 
 __all__ = ["Pass", "PassTracker", "VotedPlate", "edit_distance", "new_visit_id", "vote"]
 
@@ -68,6 +68,8 @@ class VotedPlate:
     text: str
     confidence: float
     reads: int  # reads that voted for this text (its length group)
+    char_confidences: tuple[float, ...] = ()  # per position, on the same scale as confidence
+    char_odds: tuple[CharOdds, ...] = ()  # per position, the reads' OCR odds averaged (if all had)
 
 
 def _char_weights(read: PlateRead) -> tuple[float, ...]:
@@ -76,14 +78,15 @@ def _char_weights(read: PlateRead) -> tuple[float, ...]:
     return (read.confidence,) * len(read.text)
 
 
-def _vote_same_length(reads: Sequence[PlateRead]) -> tuple[str, float]:
-    """Per-character weighted vote over reads of one length: (text, confidence).
+def _vote_same_length(reads: Sequence[PlateRead]) -> tuple[str, list[float]]:
+    """Per-character weighted vote over reads of one length: (text, position confidences).
 
     Each position's winner is the character with the most confidence weight. Its confidence is
     the winner's share of the weight times the chance that at least one supporting read got it
     right (1 - prod(1 - c)). So one read keeps the recognizer's confidence, reads that agree
     raise it, and reads that disagree lower it: a weak early frame never makes a later clear read
-    less convincing. The plate's confidence is the mean over positions (the recognizer's rule).
+    less convincing. The plate's confidence is the mean over positions (the recognizer's rule);
+    the positions' own confidences are what the matcher weighs.
     """
     tallies: list[dict[str, list[float]]] = [{} for _ in reads[0].text]
     for read in reads:
@@ -97,7 +100,18 @@ def _vote_same_length(reads: Sequence[PlateRead]) -> tuple[str, float]:
         share = sum(support) / total if total > 0 else 0.0
         text += char
         position_confidences.append(share * (1.0 - math.prod(1.0 - c for c in support)))
-    return text, sum(position_confidences) / len(position_confidences)
+    return text, position_confidences
+
+
+def _group_odds(group: Sequence[PlateRead], text: str) -> tuple[CharOdds, ...]:
+    """The reads' odds averaged per position; () unless every read has odds that agree with
+    the voted text (the matcher then falls back to the per-character confidences)."""
+    if any(len(read.char_odds) != len(text) for read in group):
+        return ()
+    odds = tuple(merge_odds([read.char_odds[i] for read in group]) for i in range(len(text)))
+    if any(not o or o[0][0] != ch for o, ch in zip(odds, text, strict=True)):
+        return ()
+    return odds
 
 
 def vote(reads: Sequence[PlateRead]) -> list[VotedPlate]:
@@ -107,9 +121,11 @@ def vote(reads: Sequence[PlateRead]) -> list[VotedPlate]:
         groups.setdefault(len(read.text), []).append(read)
     voted = []
     for group in groups.values():
-        text, confidence = _vote_same_length(group)
+        text, positions = _vote_same_length(group)
         share = len(group) / len(reads)
-        voted.append(VotedPlate(text, min(1.0, confidence * share), len(group)))
+        chars = tuple(min(1.0, c * share) for c in positions)
+        confidence = min(1.0, sum(positions) / len(positions) * share)
+        voted.append(VotedPlate(text, confidence, len(group), chars, _group_odds(group, text)))
     return sorted(voted, key=lambda v: (v.confidence, v.reads), reverse=True)
 
 

@@ -4,13 +4,12 @@ Fixed SQL on the raw ``sqlite3`` cursor (prepared once per connection by its sta
 in up to three indexed statements, using :mod:`gate_agent.plates` for keys and matching:
 
 1. The read's lookalike key (one ``plate_keys`` seek) joined to those plates' reservations, list
-   entries and presence. ``plates.match`` on these plates alone is already final when it is not
-   NONE: an exact read, and every tier-1 (one lookalike substitution) candidate, shares the read's
-   lookalike key, so the other keys can add neither an exact hit nor a tier-1 hit. Most reads at
-   a gate are exact, so most lookups end here.
+   entries and presence. An exact match there is final (most reads at a gate are exact, so most
+   lookups end here).
 2. Otherwise the remaining neighbourhood keys (one deletion each), plates only; ``plates.match``
-   over both sets gives the tier-2 (one edit) answer, NONE or AMBIGUOUS.
-3. A tier-2 match fetches that plate's facts by primary key/index.
+   over both sets, weighing the read's per-character confidences, gives the answer: a fuzzy match
+   must be the only plate the read explains, so it is never decided on the first set alone.
+3. A fuzzy match fetches that plate's facts by primary key/index.
 
 The statements are separate snapshots: a write landing between them can at worst hand the lane
 facts a few microseconds newer than the match, which a decision can never tell apart from a read
@@ -24,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from gate_agent import plates
-from gate_agent.domain import CandidateFacts, Match, MatchKind
+from gate_agent.domain import CandidateFacts, CharOdds, Match, MatchKind
 from gate_agent.store._rows import list_entry_from_row, presence_from_row, reservation_from_row
 
 __all__ = ["facts_from_rows", "lookup"]
@@ -73,39 +72,49 @@ def plates_by_keys_sql(n_keys: int) -> str:
 
 
 def lookup(
-    fetch: Fetch, read_text: str, confidence: float, known: Container[str] | None = None
+    fetch: Fetch,
+    read_text: str,
+    confidence: float,
+    known: Container[str] | None = None,
+    char_confidences: Sequence[float] = (),
+    char_odds: Sequence[CharOdds] = (),
 ) -> CandidateFacts:
     """Match a read against the cache and gather the matched plate's facts (see module doc).
 
     ``known`` (the store's :class:`~gate_agent.store._filter.KeyFilter`) says which index keys
     may exist; keys it rules out are not looked up, which makes an unknown car's lookup cheap.
+    ``char_confidences`` and ``char_odds`` are the read's, one per character of ``read_text``
+    once normalised (see :func:`gate_agent.plates.match`).
     """
     read = plates.normalise(read_text)
     if not read:
-        return CandidateFacts(read, confidence, Match(MatchKind.NONE))
+        return CandidateFacts(read, confidence, Match(MatchKind.NONE, reason="nothing read"))
+    if len(char_confidences) != len(read):
+        char_confidences = ()  # not aligned with the normalised text: count every character sure
+    if len(char_odds) != len(read):
+        char_odds = ()
     key = plates.lookalike_key(read)
     near: set[str] = set()
     if known is None or key in known:
         rows = fetch(FACTS_BY_KEY, (key,))
-        facts = facts_from_rows(read, confidence, rows)
-        if facts.match.kind is not MatchKind.NONE:
-            return facts
+        if any(row[0] == read for row in rows):
+            return facts_from_rows(
+                read, confidence, rows, Match(MatchKind.EXACT, read, (), "exact")
+            )
         near.update(row[0] for row in rows)
     others = tuple(k for k in plates.query_keys(read) if k != key and (known is None or k in known))
     if others:
         near.update(row[0] for row in fetch(plates_by_keys_sql(len(others)), others))
-    found = plates.match(read, near)
+    found = plates.match(read, near, char_confidences, char_odds)
     if found.plate is None:
         return CandidateFacts(read, confidence, found)
     return facts_from_rows(read, confidence, fetch(FACTS_BY_PLATE, (found.plate,)), found)
 
 
 def facts_from_rows(
-    read: str, confidence: float, rows: Sequence[tuple[Any, ...]], found: Match | None = None
+    read: str, confidence: float, rows: Sequence[tuple[Any, ...]], found: Match
 ) -> CandidateFacts:
-    """Match ``read`` against the plates in fact rows (unless ``found``); gather its facts."""
-    if found is None:
-        found = plates.match(read, {row[0] for row in rows})
+    """Gather the facts of the plate ``found`` from fact rows."""
     if found.plate is None:
         return CandidateFacts(read, confidence, found)
     mine = [row for row in rows if row[0] == found.plate]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -51,6 +51,7 @@ from gate_agent import plates
 from gate_agent.domain import (
     AuditEntry,
     CandidateFacts,
+    CharOdds,
     JournalEvent,
     ListEntry,
     ListKind,
@@ -205,9 +206,20 @@ class Store:
 
     # -- the lookup -----------------------------------------------------------------------------
 
-    def facts_for(self, read_text: str, confidence: float) -> CandidateFacts:
-        """The hot path: match a read against the cache and gather the matched plate's facts."""
-        return lookup_sql.lookup(self._db.fetch, read_text, confidence, self._keys)
+    def facts_for(
+        self,
+        read_text: str,
+        confidence: float,
+        char_confidences: Sequence[float] = (),
+        char_odds: Sequence[CharOdds] = (),
+    ) -> CandidateFacts:
+        """The hot path: match a read against the cache and gather the matched plate's facts.
+
+        The read's evidence (per-character confidences, the OCR's odds) decides fuzzy matches;
+        without it every character counts as sure: exact matches only."""
+        return lookup_sql.lookup(
+            self._db.fetch, read_text, confidence, self._keys, char_confidences, char_odds
+        )
 
     # -- presence -------------------------------------------------------------------------------
 

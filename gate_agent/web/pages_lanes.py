@@ -37,10 +37,12 @@ def _decision_html(decision: dict[str, Any] | None) -> str:
     cls = "open" if decision["open"] else "denied"
     extra = f" · booking {esc(decision['booking_id'])}" if decision["booking_id"] else ""
     detail = f" · {esc(decision['detail'])}" if decision["detail"] else ""
+    matched = decision.get("match_reason") or "—"
     return (
         f'<dd class="decision {cls}"><strong>{verdict}</strong> '
         f'<code class="reason">{esc(decision["reason"])}</code> '
         f"{esc(decision['plate'] or '')}{extra}{detail}"
+        f'<br><small>match: <span class="match-reason">{esc(matched)}</span></small>'
         f"<br><small>visit {esc(decision['visit_id'])}</small></dd>"
     )
 
@@ -134,6 +136,7 @@ def _outcome_html(outcome: LaneOutcome, acted: bool) -> str:
 <dt>Reason</dt><dd><code class="reason">{esc(d.reason.value)}</code> {esc(d.detail)}</dd>
 <dt>Plate</dt><dd class="plate">{esc(d.plate or "—")} (read {esc(d.read_text or "—")},
  confidence {d.confidence:.2f}{", fuzzy" if d.fuzzy else ""})</dd>{booking}
+<dt>Match</dt><dd class="match-reason">{esc(d.match_reason or "—")}</dd>
 <dt>Visit</dt><dd>{esc(outcome.visit_id)}</dd>
 <dt>Journaled</dt><dd>{"yes, event " + esc(outcome.event_id) if acted else "no (preview)"}</dd>
 </dl></div><p><a href="/">Back to lanes</a> · <a href="/events">Events</a></p>"""

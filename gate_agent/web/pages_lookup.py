@@ -90,9 +90,9 @@ def why_html(ctx: WebContext, plate: str) -> str:
             near.extend(ctx.store.reservations_for_plate(alternative))
     matched = {
         MatchKind.EXACT: f"exact match {esc(match.plate)}",
-        MatchKind.FUZZY: f"fuzzy match {esc(match.plate)} (one lookalike or edit away)",
+        MatchKind.FUZZY: f"fuzzy match {esc(match.plate)} ({esc(match.reason)})",
         MatchKind.AMBIGUOUS: "ambiguous: " + esc(", ".join(match.alternatives)),
-        MatchKind.NONE: "no cached plate within one edit",
+        MatchKind.NONE: "no cached plate (a sure read matches its own plate only)",
     }[match.kind]
     verdicts = []
     now = ctx.wallclock()

@@ -32,6 +32,7 @@ def decision_dict(decision: Decision) -> dict[str, Any]:
         "confidence": round(decision.confidence, 4),
         "booking_id": decision.reservation_id,
         "fuzzy": decision.fuzzy,
+        "match_reason": decision.match_reason,
         "amount_owed_cents": decision.amount_owed_cents,
         "currency": decision.currency,
         "detail": decision.detail,

@@ -63,6 +63,7 @@ def test_uploaded_booked_plate_shows_event_and_pulse(
         expect(result).to_contain_text("OPENED")
         expect(result).to_contain_text("reservation_valid")
         expect(result.locator(".plate")).to_contain_text(BOOKED_PLATE)
+        expect(result.locator(".match-reason")).to_have_text("exact")
         lanes.screenshot(path=str(shots / "commissioning-result.png"), full_page=True)
 
         # the events page, left open, picks the new event up by itself (live refresh)

@@ -47,8 +47,10 @@ def cand(
     lists: tuple[ListEntry, ...] = (),
     inside: bool = False,
     plate: str = PLATE,
+    support: float = 1.0,
 ) -> CandidateFacts:
-    match = Match(kind, None if kind in (MatchKind.NONE, MatchKind.AMBIGUOUS) else plate)
+    matched = None if kind in (MatchKind.NONE, MatchKind.AMBIGUOUS) else plate
+    match = Match(kind, matched, reason=f"{kind.value} (test)", support=support)
     if kind is MatchKind.AMBIGUOUS:
         match = Match(kind, None, (plate, plate + "X"))
     presence = Presence(plate, "v0", NOW - H, reservations[0].id if reservations else None)
@@ -104,8 +106,14 @@ ROWS = [
     row("low-conf", ENTRY, cand(res(), conf=0.79), SHUT, Reason.LOW_CONFIDENCE),
     row("conf-edge", ENTRY, cand(res(), conf=0.80), OPENS, Reason.RESERVATION_VALID),
     row("low-conf-unknown", ENTRY, cand(kind=NO_MATCH, conf=0.5), SHUT, Reason.LOW_CONFIDENCE),
-    row("fuzzy-ok", ENTRY, cand(res(), kind=FUZZY, conf=0.90), OPENS, Reason.RESERVATION_VALID),
-    row("fuzzy-unsure", ENTRY, cand(res(), kind=FUZZY, conf=0.89), SHUT, Reason.LOW_CONFIDENCE),
+    row("fuzzy-ok", ENTRY, cand(res(), kind=FUZZY, support=0.90), OPENS, Reason.RESERVATION_VALID),
+    row(
+        "fuzzy-rest-unsure",
+        ENTRY,
+        cand(res(), kind=FUZZY, support=0.89),
+        SHUT,
+        Reason.LOW_CONFIDENCE,
+    ),
     row("hard-passback", ENTRY, cand(res(), inside=True), SHUT, Reason.ALREADY_INSIDE),
     row("soft-passback", ENTRY, cand(res(), inside=True), OPENS, Reason.SOFT_PASSBACK, rules=SOFT),
     row(
@@ -163,6 +171,7 @@ def test_single_candidate_rules(
     assert (decision.open, decision.reason) == (opens, reason)
     assert decision.read_text == candidate.read_text
     assert decision.fuzzy is (candidate.match.kind is MatchKind.FUZZY)
+    assert decision.match_reason == candidate.match.reason  # every verdict says how it matched
 
 
 def test_no_candidates_is_no_plate() -> None:

@@ -125,6 +125,43 @@ def test_confident_booked_read_opens_on_the_first_frame(
     assert [p.plate for p in store.inside()] == ["ABC123"]
 
 
+def unsure_at(text: str, position: int, alternative: str, p: float) -> PlateRead:
+    """A read sure but at ``position``, where the OCR also gave ``alternative`` ``p``."""
+    odds = tuple(
+        ((ch, 1.0 - p), (alternative, p)) if i == position else ((ch, 0.99),)
+        for i, ch in enumerate(text)
+    )
+    chars = tuple(o[0][1] for o in odds)
+    return PlateRead(text, sum(chars) / len(chars), (10, 10, 50, 30), chars, char_odds=odds)
+
+
+def test_an_unsure_character_is_matched_and_the_reason_journaled(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    clock = Clock()
+    lane = make_lane(store, barrier, ScriptedRecognizer([unsure_at("ABC124", 5, "3", 0.4)]), clock)
+    outcome = lane.process_frame(frame(1, clock))
+    assert outcome is not None and outcome.decision.open and outcome.decision.fuzzy
+    assert outcome.decision.match_reason == "unsure 6:4>3 at 0.60 (OCR gave 3 0.400)"
+    [event] = store.events()
+    assert (event.plate, event.read_text) == ("ABC123", "ABC124")
+    assert event.detail["match_reason"] == outcome.decision.match_reason
+
+
+def test_a_sure_read_of_a_neighbour_never_opens(store: Store, barrier: DryRunBarrier) -> None:
+    """ABC124 read sure (the OCR gave 3 only 0.05 there) is another car than the booked ABC123."""
+    frames = [[unsure_at("ABC124", 5, "3", 0.05)] for _ in range(3)]
+    clock = Clock()
+    lane = make_lane(store, barrier, ScriptedRecognizer(*frames), clock)
+    assert lane.process_frame(frame(1, clock)) is None
+    clock.t += 1.6
+    outcome = lane.process_frame(frame(2, clock))
+    assert outcome is not None and not outcome.decision.open
+    assert outcome.decision.reason is Reason.NO_RESERVATION
+    assert outcome.decision.match_reason == "no cached plate explained by the read"
+    assert barrier.pulses == []
+
+
 def test_unknown_plate_waits_for_the_budget_then_denies(
     store: Store, barrier: DryRunBarrier
 ) -> None:

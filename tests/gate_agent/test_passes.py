@@ -64,7 +64,9 @@ def test_voting_table(frames: list[list[PlateRead]], expected: str) -> None:
 
 
 def test_single_read_keeps_its_confidence() -> None:
-    assert vote([read("ABC123", 0.8)]) == [VotedPlate("ABC123", pytest.approx(0.8), 1)]
+    assert vote([read("ABC123", 0.8)]) == [
+        VotedPlate("ABC123", pytest.approx(0.8), 1, pytest.approx((0.8,) * 6))
+    ]
 
 
 def test_agreement_raises_and_disagreement_lowers_confidence() -> None:
@@ -196,3 +198,27 @@ def test_visit_ids_are_sortable_ulids() -> None:
     assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", i) for i in ids)
     assert len(set(ids)) == 50
     assert ids[0][:10] <= ids[-1][:10]  # the time prefix never goes backwards
+
+
+def test_the_vote_keeps_per_character_evidence() -> None:
+    """The matcher weighs each position: the vote hands on its confidence and the OCR's odds."""
+    h = PlateRead("AH1", 0.8, (0, 0, 10, 5), (0.9, 0.6, 0.9), char_odds=_odds("AH1", "W", 0.4))
+    also_h = PlateRead("AH1", 0.8, (0, 0, 10, 5), (0.9, 0.8, 0.9), char_odds=_odds("AH1", "W", 0.2))
+    [voted] = vote([h, also_h])
+    assert voted.text == "AH1"
+    assert voted.char_confidences[1] == pytest.approx(1 - 0.4 * 0.2)  # two reads agree on H
+    assert voted.char_odds[1] == (("H", pytest.approx(0.7)), ("W", pytest.approx(0.3)))
+
+
+def test_the_vote_drops_odds_it_cannot_align() -> None:
+    with_odds = PlateRead(
+        "AH1", 0.8, (0, 0, 10, 5), (0.9, 0.6, 0.9), char_odds=_odds("AH1", "W", 0.4)
+    )
+    [voted] = vote([with_odds, read("AH1", 0.8)])
+    assert voted.char_odds == ()  # one read without odds: the matcher falls back to confidences
+    assert len(voted.char_confidences) == 3
+
+
+def _odds(text: str, alt: str, p: float) -> tuple[tuple[tuple[str, float], ...], ...]:
+    """Sure characters, but the second shares its slot with ``alt`` at ``p``."""
+    return tuple(((ch, 1.0 - p), (alt, p)) if i == 1 else ((ch, 1.0),) for i, ch in enumerate(text))

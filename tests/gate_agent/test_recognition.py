@@ -16,10 +16,12 @@ from gate_agent.domain import PlateRead
 from gate_agent.recognition import (
     ModelsNotFound,
     Recognizer,
+    SlotOcrResult,
     UnreadableImage,
     hub_detector_name,
     hub_ocr_name,
     models_dir_from_env,
+    vote_looks,
 )
 
 # --- fake fast-alpr results -------------------------------------------------------------------
@@ -173,6 +175,108 @@ def test_alpr_calls_are_serialised() -> None:
     assert len(overlaps) == 80 and max(overlaps) == 1
 
 
+# --- second look and the OCR's odds -------------------------------------------------------------
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_"
+
+
+def slot_result(text: str, alternatives: dict[int, tuple[str, float]] | None = None) -> Any:
+    """A SlotOcrResult: ``text`` at 0.9 per slot (or shared with an alternative), pads after."""
+    probs = np.zeros((10, len(ALPHABET)), dtype=np.float32)
+    for slot in range(10):
+        ch = text[slot] if slot < len(text) else "_"
+        alt = (alternatives or {}).get(slot)
+        if alt is None:
+            probs[slot, ALPHABET.index(ch)] = 0.9 if ch != "_" else 1.0
+            probs[slot, ALPHABET.index("_" if ch != "_" else "0")] += 0.0 if ch == "_" else 0.1
+        else:
+            probs[slot, ALPHABET.index(ch)] = 1.0 - alt[1]
+            probs[slot, ALPHABET.index(alt[0])] = alt[1]
+    return SlotOcrResult(
+        text=text,
+        confidence=[float(p) for p in probs.max(axis=-1)],
+        slot_probs=probs,
+        alphabet=ALPHABET,
+    )
+
+
+class FakeOcr:
+    """The OCR half of fast-alpr: one result per crop, and the crops it was given."""
+
+    def __init__(self, results: list[Any]) -> None:
+        self.results = results
+        self.crops: list[tuple[int, ...]] = []
+
+    def predict(self, crop: np.ndarray) -> Any:
+        self.crops.append(crop.shape)
+        return self.results.pop(0) if self.results else None
+
+
+class FakeAlprWithOcr(FakeAlpr):
+    def __init__(self, results: list[Result], ocr: FakeOcr) -> None:
+        super().__init__(results)
+        self.ocr = ocr
+
+
+def unsure_first_look(text: str, unsure_at: int, p: float = 0.6) -> Result:
+    chars = [0.99] * len(text)
+    chars[unsure_at] = p
+    return result(text, chars)
+
+
+def test_odds_come_from_the_slot_probabilities() -> None:
+    ocr = slot_result("AB12", {2: ("I", 0.3)})
+    read = Result(Detection(0.9, Box(1, 2, 30, 12)), ocr)
+    [plate] = fake_read([read], second_look_budget_ms=0)
+    assert plate.char_confidences == pytest.approx((0.9, 0.9, 0.7, 0.9))
+    assert plate.char_odds[2] == (("1", pytest.approx(0.7)), ("I", pytest.approx(0.3)))
+    assert [o[0][0] for o in plate.char_odds] == ["A", "B", "1", "2"]  # the pad is no character
+
+
+def test_a_plain_ocr_result_has_no_odds() -> None:
+    [plate] = fake_read([result("AB12C", [0.5, 0.6, 0.7, 0.8, 0.9])])
+    assert plate.char_odds == ()
+
+
+def test_an_unsure_read_gets_a_second_look_at_a_wider_crop() -> None:
+    ocr = FakeOcr([slot_result("FE5R2D", {0: ("E", 0.02)})])
+    alpr = FakeAlprWithOcr([unsure_first_look("EE5R2D", 0, p=0.2)], ocr)
+    [plate] = Recognizer(alpr).read(FRAME)
+    assert plate.text == "FE5R2D"  # the second look's F (0.98) outweighs the first's E (0.2)
+    assert plate.char_confidences[0] == pytest.approx((0.98 + 0.0) / 2)
+    assert ocr.crops == [(12, 32, 3)]  # box 1,2-30,12 widened by 8% / 10% per side, clipped
+    assert plate.box == (1, 2, 30, 12)
+
+
+def test_a_sure_read_or_a_spent_budget_gets_no_second_look() -> None:
+    ocr = FakeOcr([slot_result("XXXXXX")])
+    sure = FakeAlprWithOcr([result("FE5R2D", [0.99] * 6)], ocr)
+    assert Recognizer(sure).read(FRAME)[0].text == "FE5R2D"
+    spent = FakeAlprWithOcr([unsure_first_look("EE5R2D", 0)], ocr)
+    assert Recognizer(spent, second_look_budget_ms=0).read(FRAME)[0].text == "EE5R2D"
+    assert ocr.crops == []
+
+
+def test_looks_of_different_lengths_keep_the_surer_length() -> None:
+    first = PlateRead("K4W3L", 0.7, (0, 0, 9, 9), (0.5, 0.7, 0.7, 0.8, 0.8))
+    second = PlateRead("FK4W3L", 0.95, (0, 0, 9, 9), (0.95,) * 6)
+    voted = vote_looks(first, second)
+    assert (voted.text, voted.char_confidences) == ("FK4W3L", (0.95,) * 6)
+    assert voted.box == first.box
+
+
+def test_looks_that_disagree_leave_the_position_unsure() -> None:
+    h = ((("H", 0.6), ("W", 0.4)),)
+    w = ((("W", 0.7), ("H", 0.3)),)
+    voted = vote_looks(
+        PlateRead("H", 0.6, (0, 0, 1, 1), (0.6,), char_odds=h),
+        PlateRead("W", 0.7, (0, 0, 1, 1), (0.7,), char_odds=w),
+    )
+    assert voted.text == "W"
+    assert voted.char_confidences == pytest.approx((0.35,))
+    assert voted.char_odds == ((("W", pytest.approx(0.55)), ("H", pytest.approx(0.45))),)
+
+
 def test_models_dir_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARKGATE_MODELS_DIR", "/x/models")
     assert models_dir_from_env() == Path("/x/models")
@@ -278,10 +382,20 @@ def test_unreadable_files(recognizer: Recognizer, tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+def test_real_reads_carry_the_ocr_odds(recognizer: Recognizer, dataset_dir: Path) -> None:
+    s = load_region("eu", dataset_dir)[0]
+    reads = recognizer.read_file(s.image)
+    assert reads and all(len(r.char_odds) == len(r.text) for r in reads)
+    for r in reads:
+        assert [o[0][0] for o in r.char_odds] == list(r.text)
+        assert all(sum(p for _, p in o) <= 1.0 + 1e-6 for o in r.char_odds)
+
+
+@pytest.mark.integration
 def test_threads_and_spinning_are_set(models_dir: Path) -> None:
     rec = Recognizer.from_models(models_dir, threads=1)
     alpr: Any = rec._alpr
-    for session in (alpr.detector.model, alpr.ocr.ocr_model.model):
+    for session in (alpr.detector.model, alpr.ocr.inner.ocr_model.model):
         options = session.get_session_options()
         assert options.intra_op_num_threads == 1
         assert options.inter_op_num_threads == 1

@@ -55,8 +55,10 @@ def test_lookups_stay_exact_through_writes_removals_and_snapshots(tmp_path) -> N
         store.upsert_reservation(booking("a", "ABC123"))
         store.put_list_entry(ListEntry("VIP777", ListKind.ALLOW))
         assert store.facts_for("ABC123", 0.9).match.kind is MatchKind.EXACT
-        assert store.facts_for("A8C123", 0.9).match.plate == "ABC123"  # lookalike
-        assert store.facts_for("VIP77", 0.9).match.plate == "VIP777"  # one edit
+        unsure_second = (1.0, 0.5, 1.0, 1.0, 1.0, 1.0)
+        assert store.facts_for("A8C123", 0.9, unsure_second).match.plate is None  # 8/B: lookalike
+        assert store.facts_for("AZC123", 0.9, unsure_second).match.plate == "ABC123"
+        assert store.facts_for("VIP77", 0.9, (1.0, 1.0, 1.0, 1.0, 0.6)).match.plate == "VIP777"
         store.remove_reservation("a")
         assert store.facts_for("ABC123", 0.9).match.kind is MatchKind.NONE
         store.upsert_reservation(booking("a2", "ABC123"))  # back again: bits were never cleared
@@ -69,7 +71,7 @@ def test_lookups_stay_exact_through_writes_removals_and_snapshots(tmp_path) -> N
         store.close()
     reopened = Store(tmp_path / "agent.sqlite3", clock=lambda: NOW)  # rebuilt from the index
     try:
-        assert reopened.facts_for("XYZ98", 0.9).match.plate == "XYZ987"
+        assert reopened.facts_for("XYZ98", 0.9, (1, 1, 1, 1, 0.6)).match.plate == "XYZ987"
     finally:
         reopened.close()
 

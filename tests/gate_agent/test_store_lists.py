@@ -36,9 +36,10 @@ def test_put_replaces_the_same_plate_and_kind(store: Store) -> None:
 
 def test_listed_plates_are_matched_fuzzily(store: Store) -> None:
     store.put_list_entry(ListEntry("BAD999", ListKind.DENY))
-    facts = store.facts_for("8AD999", 0.95)
+    facts = store.facts_for("PAD999", 0.95, (0.6, 1.0, 1.0, 1.0, 1.0, 1.0))
     assert facts.match.kind is MatchKind.FUZZY
     assert facts.list_entries == (ListEntry("BAD999", ListKind.DENY),)
+    assert store.facts_for("PAD999", 0.99, (0.99,) * 6).match.kind is MatchKind.NONE
 
 
 def test_plate_with_both_lists_and_reservation(store: Store) -> None:

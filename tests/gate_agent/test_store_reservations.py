@@ -8,6 +8,7 @@ import pytest
 
 from gate_agent import plates
 from gate_agent.domain import MatchKind, Reservation, ReservationStatus
+from gate_agent.plates import normalise
 from gate_agent.store import Store
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -95,24 +96,29 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
 
 
 @pytest.mark.parametrize(
-    ("read", "kind", "plate"),
+    ("read", "unsure_at", "kind", "plate"),
     [
-        ("AB123CD", MatchKind.EXACT, "AB123CD"),
-        ("ab 123 cd", MatchKind.EXACT, "AB123CD"),
-        ("A8123CD", MatchKind.FUZZY, "AB123CD"),  # lookalike
-        ("AB123C", MatchKind.FUZZY, "AB123CD"),  # one deletion
-        ("XY9870", MatchKind.AMBIGUOUS, None),  # one edit from two cached plates
-        ("ZZZZZZ", MatchKind.NONE, None),
-        ("", MatchKind.NONE, None),
+        ("AB123CD", None, MatchKind.EXACT, "AB123CD"),
+        ("ab 123 cd", None, MatchKind.EXACT, "AB123CD"),
+        ("AH123CD", 1, MatchKind.FUZZY, "AB123CD"),  # unsure where it differs
+        ("AH123CD", None, MatchKind.NONE, None),  # sure: another car
+        ("A8123CD", 1, MatchKind.NONE, None),  # 8/B is a measured lookalike: never explained
+        ("AB123C", 5, MatchKind.FUZZY, "AB123CD"),  # last character dropped, unsure edge
+        ("AB1Z3CD", 3, MatchKind.FUZZY, "AB123CD"),  # not in the read's lookalike key
+        ("XY9870", 5, MatchKind.AMBIGUOUS, None),  # explains two cached plates
+        ("ZZZZZZ", 0, MatchKind.NONE, None),
+        ("", None, MatchKind.NONE, None),
     ],
 )
 def test_facts_for_matches_through_the_index(
-    store: Store, read: str, kind: MatchKind, plate: str | None
+    store: Store, read: str, unsure_at: int | None, kind: MatchKind, plate: str | None
 ) -> None:
     store.upsert_reservations(
         [res("r1", "AB123CD"), res("r2", "XY9871"), res("r3", "XY9872"), res("r4", "AB123CD")]
     )
-    facts = store.facts_for(read, 0.93)
+    text = normalise(read)
+    conf = tuple(0.4 if i == unsure_at else 0.99 for i in range(len(text)))
+    facts = store.facts_for(read, 0.93, conf)
     assert (facts.match.kind, facts.match.plate, facts.confidence) == (kind, plate, 0.93)
     if plate == "AB123CD":
         assert [r.id for r in facts.reservations] == ["r1", "r4"]

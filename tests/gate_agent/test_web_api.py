@@ -284,6 +284,7 @@ def test_frames_api_opens_for_a_booked_plate(
         "plate": BOOKED_PLATE,
         "booking_id": "bk_web1",
     }
+    assert body["match_reason"] == "exact"  # every decision says how the read matched
     assert len(body["visit_id"]) >= 16
     assert pin_states(pins)[:2] == [False, True]
     events = client.get("/api/events?limit=5", headers=bearer()).json()["events"]
