@@ -33,6 +33,7 @@ from bench.dataset import Sample, iou, load_samples
 from gate_agent.domain import PlateRead
 from gate_agent.plates import CONFUSIONS_FILE, differences, is_transposition
 from gate_agent.recognition import (
+    READ_MARGIN,
     SECOND_LOOK_MARGIN,
     Recognizer,
     load_image,
@@ -42,7 +43,7 @@ from gate_agent.recognition import (
 __all__ = ["MIN_COUNT", "best_read", "derive", "table_lines", "tally"]
 
 MIN_COUNT = 2
-CROPS: tuple[tuple[float, float], ...] = ((0.0, 0.0), SECOND_LOOK_MARGIN, (0.15, 0.20))
+CROPS: tuple[tuple[float, float], ...] = ((0.0, 0.0), READ_MARGIN, SECOND_LOOK_MARGIN)
 _REPO = Path(__file__).resolve().parent.parent
 
 

@@ -213,12 +213,28 @@ def _dropped(read: str, confs: Sequence[float], plate: str) -> _Explained | None
     return None
 
 
+def _extra(read: str, confs: Sequence[float], plate: str) -> _Explained | None:
+    """The read has one character more than the plate, first or last (a screw, a sticker or the
+    plate's frame read as a character), and is unsure of that character."""
+    if len(read) != len(plate) + 1:
+        return None
+    if read[1:] == plate and confs[0] < UNSURE_BELOW:
+        reason = f"extra first {read[0]} (read at {confs[0]:.2f})"
+        return _Explained(plate, reason, _log_ratio(1.0 - confs[0], confs[0]), _mean(confs[1:]))
+    if read[:-1] == plate and confs[-1] < UNSURE_BELOW:
+        reason = f"extra last {read[-1]} (read at {confs[-1]:.2f})"
+        return _Explained(plate, reason, _log_ratio(1.0 - confs[-1], confs[-1]), _mean(confs[:-1]))
+    return None
+
+
 def _explain(
     read: str, confs: Sequence[float], odds: Sequence[CharOdds], plate: str, pairs: _Pairs
 ) -> _Explained | None:
     if len(plate) == len(read):
         return _substitution(read, confs, odds, plate, pairs)
-    return _dropped(read, confs, plate)
+    if len(plate) == len(read) + 1:
+        return _dropped(read, confs, plate)
+    return _extra(read, confs, plate)
 
 
 def explain(
@@ -271,7 +287,8 @@ def match(
       0.05% for any other character), and a neighbour's booking one lookalike away is exactly
       the plate an impostor would have;
     - a missing first or last character when the read's edge character is below
-      :data:`UNSURE_BELOW` (a crop that clipped the plate).
+      :data:`UNSURE_BELOW` (a crop that clipped the plate), or an extra first or last character
+      read below :data:`UNSURE_BELOW` (a screw, a sticker or the frame read as a character).
 
     Explained candidates are ranked by the likelihood of the read given each (relative to the
     read itself); two or more is ambiguous. Without per-character confidences every character

@@ -131,8 +131,13 @@ MATCH_TABLE: list[Row] = [
     ("FK4W3", confs("FK4W3", p5=0.6), (), ["FK4W3L"], MatchKind.FUZZY, "FK4W3L", "dropped last L"),
     ("K4W3L", confs("K4W3L"), (), ["FK4W3L"], MatchKind.NONE, None, "no cached"),
     ("FKW3L", confs("FKW3L", p2=0.3, p3=0.3), (), ["FK4W3L"], MatchKind.NONE, None, "no cached"),
-    # an extra character or two substitutions are never explained
-    ("ABC1234", confs("ABC1234", p7=0.2), (), ["ABC123"], MatchKind.NONE, None, "no cached"),
+    # an extra first or last character, read unsure (a screw, a sticker, the frame)
+    ("3127KP", confs("3127KP", p6=0.43), (), ["3127K"], MatchKind.FUZZY, "3127K", "extra last P"),
+    ("X3127K", confs("X3127K", p1=0.5), (), ["3127K"], MatchKind.FUZZY, "3127K", "extra first X"),
+    ("3127KP", confs("3127KP"), (), ["3127K"], MatchKind.NONE, None, "no cached"),
+    ("31X27K", confs("31X27K", p3=0.2), (), ["3127K"], MatchKind.NONE, None, "no cached"),
+    # two substitutions are never explained
+    ("ABC1234", confs("ABC1234", p7=0.2), (), ["ABC12"], MatchKind.NONE, None, "no cached"),
     ("AXC12Y", confs("AXC12Y", p2=0.3, p6=0.3), (), ["ABC120"], MatchKind.NONE, None, "no cached"),
     # two plates explained: the lane must not guess
     (

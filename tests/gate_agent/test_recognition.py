@@ -244,8 +244,35 @@ def test_an_unsure_read_gets_a_second_look_at_a_wider_crop() -> None:
     [plate] = Recognizer(alpr).read(FRAME)
     assert plate.text == "FE5R2D"  # the second look's F (0.98) outweighs the first's E (0.2)
     assert plate.char_confidences[0] == pytest.approx((0.98 + 0.0) / 2)
-    assert ocr.crops == [(12, 32, 3)]  # box 1,2-30,12 widened by 8% / 10% per side, clipped
+    assert ocr.crops == [(14, 34, 3)]  # box 1,2-30,12 widened by 15% / 20% per side, clipped
     assert plate.box == (1, 2, 30, 12)
+
+
+class FakeDetector:
+    def __init__(self, detections: list[Detection]) -> None:
+        self.detections = detections
+
+    def predict(self, frame: np.ndarray) -> list[Detection]:
+        return self.detections
+
+
+class FakeDetectorAndOcr:
+    """fast-alpr's ALPR seen as its two halves, as the recognizer drives it."""
+
+    def __init__(self, detector: FakeDetector, ocr: FakeOcr) -> None:
+        self.detector = detector
+        self.ocr = ocr
+
+    def predict(self, frame: np.ndarray) -> list[Result]:
+        raise AssertionError("the recognizer reads the detector's boxes itself")
+
+
+def test_the_ocr_reads_the_detectors_box_grown_so_edge_characters_are_not_clipped() -> None:
+    ocr = FakeOcr([slot_result("FE5R2D", {})])
+    alpr = FakeDetectorAndOcr(FakeDetector([Detection(0.77, Box(1, 2, 30, 12))]), ocr)
+    [plate] = Recognizer(alpr, second_look_budget_ms=0).read(FRAME)
+    assert ocr.crops == [(12, 32, 3)]  # box 1,2-30,12 widened by 8% / 10% per side, clipped
+    assert (plate.text, plate.box, plate.detection_confidence) == ("FE5R2D", (1, 2, 30, 12), 0.77)
 
 
 def test_a_sure_read_or_a_spent_budget_gets_no_second_look() -> None:
