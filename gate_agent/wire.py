@@ -19,32 +19,26 @@ from parkgate_protocol import (
 __all__ = ["gate_event", "list_entry", "reservation", "reservation_snapshot"]
 
 
+_RESERVATION_FIELDS = (
+    "id",
+    "plate",
+    "starts_at",
+    "ends_at",
+    "status",
+    "amount_owed_cents",
+    "currency",
+    "space_label",
+)
+
+
 def reservation(snapshot: ReservationSnapshot) -> Reservation:
     """A pushed reservation as the cache stores it."""
-    return Reservation(
-        id=snapshot.id,
-        plate=snapshot.plate,
-        starts_at=snapshot.starts_at,
-        ends_at=snapshot.ends_at,
-        status=snapshot.status,
-        amount_owed_cents=snapshot.amount_owed_cents,
-        currency=snapshot.currency,
-        space_label=snapshot.space_label,
-    )
+    return Reservation(**{name: getattr(snapshot, name) for name in _RESERVATION_FIELDS})
 
 
 def reservation_snapshot(r: Reservation) -> ReservationSnapshot:
     """The wire form of a cached reservation (tests and tools that play the cloud)."""
-    return ReservationSnapshot(
-        id=r.id,
-        plate=r.plate,
-        starts_at=r.starts_at,
-        ends_at=r.ends_at,
-        status=r.status,
-        amount_owed_cents=r.amount_owed_cents,
-        currency=r.currency,
-        space_label=r.space_label,
-    )
+    return ReservationSnapshot(**{name: getattr(r, name) for name in _RESERVATION_FIELDS})
 
 
 def list_entry(snapshot: ListEntrySnapshot) -> ListEntry:

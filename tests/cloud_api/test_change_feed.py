@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -10,16 +10,13 @@ import parkgate_protocol as p
 from cloud_api.changes import change_from_feed
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-SNAP = {
-    "id": "bk_1",
-    "plate": "AB123CD",
-    "starts_at": "2026-03-02T12:00:00+00:00",
-    "ends_at": "2026-03-02T14:00:00+00:00",
-    "status": "confirmed",
-    "amount_owed_cents": 0,
-    "currency": "EUR",
-    "space_label": "A-1",
-}
+SNAP = p.ReservationSnapshot(
+    id="bk_1",
+    plate="AB123CD",
+    starts_at=T0,
+    ends_at=T0 + timedelta(hours=2),
+    status=p.ReservationStatus.CONFIRMED,
+).model_dump(mode="json")
 
 
 def test_business_kinds_become_upserts_with_their_cause() -> None:
