@@ -2,7 +2,8 @@
 
 The ORM path in ``cloud_api.bookings`` takes about sixteen round trips and most of a booking's
 server CPU (unit of work, savepoint, five flushes, a threadpool hop). Here Python validates the
-request and prices it on the lot's policy (one query), then ``parkgate_create_booking`` does the whole check-and-insert in the database, on a
+request and prices it on the lot's policy (one query, ``price_stay``), then
+``parkgate_create_booking`` does the whole check-and-insert in the database, on a
 asyncpg connection: no thread, no ORM (psycopg's async path cost ~0.6 ms of Python per round trip
 here, asyncpg's protocol is compiled). The ``EXCLUDE`` constraint still decides a race.
 The rows written are the ORM path's rows (``tests/cloud_api/test_booking_pg.py`` compares them).

@@ -1,8 +1,9 @@
 """Arrival, exit and settlement of a booking: what the gate reports and what is owed.
 
-Exit applies the lot's policy (its tariff and overstay grace) through ``cloud_api.pricing``: leaving early earns a credit refunded
-through the provider (outbox ``payment.refund``), leaving after end + grace adds an overstay charge
-to ``amount_owed_cents`` (outbox ``payment.create``) that the exit gate sees until it is paid.
+Exit applies the lot's policy (tariff, overstay grace) through ``cloud_api.pricing``: leaving
+early earns a credit refunded through the provider (outbox ``payment.refund``), leaving after
+end + grace adds an overstay charge to ``amount_owed_cents`` (outbox ``payment.create``) that
+the exit gate sees until it is paid.
 """
 
 from __future__ import annotations

@@ -25,10 +25,10 @@ from pydantic import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.plates import normalise_plate
 from cloud_api.changes import append_change
 from cloud_api.errors import InvalidRequest
 from cloud_api.models import User
+from cloud_api.plates import normalise_plate
 from cloud_api.policies._audit import audit
 from cloud_api.policies._models import AccessListEntry
 from parkgate_protocol import AccessCategory, ChangeKind, ListEntrySnapshot, ListKind
