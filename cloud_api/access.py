@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,7 +10,7 @@ from cloud_api.models import Booking
 from cloud_api.pricing import overstay_charge
 from parkgate_protocol import AntiPassbackMode, LotPolicy
 
-__all__ = ["AccessVerdict", "decide_access"]
+__all__ = ["AccessVerdict", "ListWindow", "apply_access_list", "decide_access"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,3 +55,30 @@ def decide_access(
         if policy.anti_passback is AntiPassbackMode.SOFT:
             return AccessVerdict(True, "soft_passback")
     return AccessVerdict(True, "reservation_valid")
+
+
+@dataclass(frozen=True, slots=True)
+class ListWindow:
+    """An access-list entry of the plate: its kind and validity window (open ends: None)."""
+
+    kind: str
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+    def covers(self, now: datetime) -> bool:
+        after_start = self.valid_from is None or self.valid_from <= now
+        return after_start and (self.valid_until is None or now < self.valid_until)
+
+
+def apply_access_list(
+    verdict: AccessVerdict, entries: Iterable[ListWindow], direction: str, now: datetime
+) -> AccessVerdict:
+    """The plate's access-list entries in force now: a deny refuses entry whatever the booking
+    says (``denylisted``); an allow opens where the booking would not, unless money is owed
+    (``allowlisted``)."""
+    kinds = {e.kind for e in entries if e.covers(now)}
+    if direction == "entry" and "deny" in kinds:
+        return AccessVerdict(False, "denylisted")
+    if not verdict.allowed and not verdict.owed_cents and "allow" in kinds:
+        return AccessVerdict(True, "allowlisted")  # never waives money owed
+    return verdict

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -31,6 +30,7 @@ from cloud_api.models import User
 from cloud_api.plates import normalise_plate
 from cloud_api.policies._audit import audit
 from cloud_api.policies._models import AccessListEntry
+from cloud_api.schemas import Timestamp
 from parkgate_protocol import AccessCategory, ChangeKind, ListEntrySnapshot, ListKind
 
 __all__ = [
@@ -61,8 +61,8 @@ class EntryIn(BaseModel):
     category: AccessCategory | None = Field(
         None, description="staff, resident, permit or blocked; default permit/blocked by kind."
     )
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    valid_from: Timestamp | None = None
+    valid_until: Timestamp | None = None
     note: str = Field("", max_length=500)
     lanes: list[LaneId] | None = Field(None, min_length=1, max_length=64)
 

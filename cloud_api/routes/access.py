@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.access import AccessVerdict, decide_access
+from cloud_api.access import AccessVerdict, ListWindow, apply_access_list, decide_access
 from cloud_api.auth import can_manage_lot
 from cloud_api.deps import ApiError, Caller, Db, Now
 from cloud_api.errors import InvalidRequest
 from cloud_api.models import Booking, Lot, Space, User
 from cloud_api.plates import normalise_plate
-from cloud_api.policies import current_policy
+from cloud_api.policies import current_policy, find_entries
 from cloud_api.schemas import AccessAnswer, AccessUpdate, Problem
 from cloud_api.visits import find_for_plate, record_arrival, record_exit
 
@@ -71,6 +71,10 @@ def get_access(
     norm = _plate(plate)
     booking = find_for_plate(db, lot.id, norm, now)
     verdict = decide_access(booking, current_policy(db, lot.id), direction, now)
+    windows = [
+        ListWindow(e.kind, e.valid_from, e.valid_until) for e in find_entries(db, lot.id, norm)
+    ]
+    verdict = apply_access_list(verdict, windows, direction, now)
     return _answer(db, lot, norm, booking, verdict)
 
 
