@@ -108,16 +108,7 @@ class EntryIn(BaseModel):
 
 
 def entry_snapshot(row: AccessListEntry) -> ListEntrySnapshot:
-    return ListEntrySnapshot(
-        entry_id=row.entry_id,
-        plate=row.plate,
-        kind=ListKind(row.kind),
-        category=AccessCategory(row.category),
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
-        note=row.note,
-        lanes=list(row.lanes) if row.lanes else None,
-    )
+    return ListEntrySnapshot.model_validate(row, from_attributes=True)
 
 
 def _overlap(a: AccessListEntry, b: AccessListEntry) -> bool:

@@ -175,16 +175,30 @@ def post_entry(lot_id: LotId, body: EntryIn, db: Db, user: Caller, now: Now) -> 
     return _entry_out(added.entry, added.conflicts)
 
 
-@router.get("/lots/{lot_id}/access-list", responses=ERRORS, summary="The lot's entries")
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
+
+
+@router.get(
+    "/lots/{lot_id}/access-list",
+    response_model=None,
+    responses={**ERRORS, **CSV_ANSWER},
+    summary="The lot's entries (JSON, with each entry's conflicts); with Accept: text/csv every "
+    "entry as CSV in the import's format (the export)",
+)
 def get_entries(
+    request: Request,
     lot_id: LotId,
     db: Db,
     user: Caller,
     plate: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=10**7)] = 0,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     _managed_lot(db, user, lot_id)
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(export_csv(db, lot_id), media_type="text/csv; charset=utf-8")
     try:
         norm = normalise_plate(plate) if plate is not None else None
     except InvalidRequest as exc:
@@ -219,17 +233,6 @@ def delete_entry(
         raise ApiError(404, "entry_not_found", f"no entry {entry_id} at lot {lot_id}")
     db.commit()
     return Response(status_code=204)
-
-
-@router.get(
-    "/lots/{lot_id}/access-list/export",
-    responses=ERRORS,
-    response_class=Response,
-    summary="Every entry as CSV (text/csv, the import's format)",
-)
-def export_entries(lot_id: LotId, db: Db, user: Caller) -> Response:
-    _managed_lot(db, user, lot_id)
-    return Response(export_csv(db, lot_id), media_type="text/csv; charset=utf-8")
 
 
 def _import(

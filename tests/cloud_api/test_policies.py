@@ -3,7 +3,6 @@ refusal leaving the database as it was, the change-feed rows written, and the au
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,23 +11,22 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.app import create_app
 from cloud_api.changes import change_from_feed
-from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.lot_sync import LotStatus, changes_page
 from cloud_api.migrate import upgrade
 from cloud_api.models import Lot, LotChange
 from cloud_api.policies import AccessListEntry, LotAuditEntry, LotPolicyVersion
-from cloud_api.settings import Settings
-from devservices import World, seed_world
+from devservices import World
 from parkgate_protocol import ChangeKind, ChangesPage, parse_policy
-from tests.support.cloud import T0, Clock, TestClient
+from tests.support.cloud import T0, TestClient
 
 H = timedelta(hours=1)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test here on a migrated SQLite file and on PostgreSQL (``world``, ``client`` and
+    ``session_factory`` of conftest use it)."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'cloud.db'}"
     else:
@@ -38,23 +36,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def world(db_url: str) -> World:
-    return seed_world(db_url)
-
-
-@pytest.fixture
-def client(db_url: str, world: World, clock: Clock) -> Iterator[TestClient]:
-    app = create_app(Settings(database_url=db_url, hold_sweep_seconds=0), clock=clock)
-    with TestClient(app) as c:
-        yield c
-
-
-@pytest.fixture
-def db(db_url: str, world: World) -> Iterator[sessionmaker[Session]]:
+def db(session_factory: sessionmaker[Session], world: World) -> sessionmaker[Session]:
     """Short sessions: on SQLite a session that has read holds the write lock until closed."""
-    engine = make_engine(db_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+    return session_factory
 
 
 def _feed(db: sessionmaker[Session], lot_id: int) -> list[LotChange]:
@@ -275,30 +259,18 @@ def test_bookings_are_priced_on_the_policy_and_record_its_version(
     body = {**_policy(client, world)["policy"], "tariff": NIGHT_TARIFF}
     assert _put(client, world, body, 1).status_code == 200
     start = T0 + 12 * H  # 20:00 UTC = 22:00 in Berlin (summer): the night band
-    r = client.post(
-        "/bookings",
-        json={
-            "parking_lot_id": world.lot_id,
-            "vehicle_plate": "B-XY-1",
-            "vehicle_type": "car",
-            "start_time": start.isoformat(),
-            "end_time": (start + 2 * H).isoformat(),
-        },
-        headers=world.auth("alice"),
-    )
-    assert r.status_code == 201, r.text
-    assert r.json()["price"] == 4 * 50
-    motorcycle = client.post(
-        "/bookings",
-        json={
-            "parking_lot_id": world.lot_id,
-            "vehicle_plate": "B-XY-2",
-            "vehicle_type": "motorcycle",
-            "start_time": start.isoformat(),
-            "end_time": (start + H).isoformat(),
-        },
-        headers=world.auth("alice"),
-    )
+
+    def book(vehicle_type: str, hours: int) -> Any:
+        window = {"start_time": start.isoformat(), "end_time": (start + hours * H).isoformat()}
+        body = {"parking_lot_id": world.lot_id, "vehicle_plate": "B-XY-1", **window}
+        return client.post(
+            "/bookings", json={**body, "vehicle_type": vehicle_type}, headers=world.auth("alice")
+        )
+
+    car = book("car", 2)
+    assert car.status_code == 201, car.text
+    assert car.json()["price"] == 4 * 50
+    motorcycle = book("motorcycle", 1)
     assert (motorcycle.status_code, motorcycle.json()["reason"]) == (422, "no_price")
 
 
@@ -442,7 +414,8 @@ def test_csv_import_is_one_lists_replaced_change_and_exports_back(
     page = _snapshot(db, world.lot_id)
     assert page.list_entries is not None
     assert sorted(e.plate for e in page.list_entries) == ["BPG101", "HHR7", "MXX99"]
-    exported = client.get(f"/lots/{world.lot_id}/access-list/export", headers=world.auth("admin"))
+    csv_please = world.auth("admin") | {"Accept": "text/csv"}
+    exported = client.get(f"/lots/{world.lot_id}/access-list", headers=csv_please)
     assert exported.headers["content-type"].startswith("text/csv")
     lines = exported.text.splitlines()
     assert lines[0] == "plate,kind,category,valid_from,valid_until,note,lanes"
