@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["recognition", "lane", "lookup", "cloud_api", "sync"]
+BENCHMARKS = ["recognition", "lane", "lookup", "cloud_api", "access_list", "sync"]
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,8 @@
 
 The ORM path in ``cloud_api.bookings`` takes about sixteen round trips and most of a booking's
 server CPU (unit of work, savepoint, five flushes, a threadpool hop). Here Python validates the
-request, then ``parkgate_create_booking`` does the whole check-and-insert in the database, on a
+request and prices it on the lot's policy (one query, ``price_stay``), then
+``parkgate_create_booking`` does the whole check-and-insert in the database, on a
 asyncpg connection: no thread, no ORM (psycopg's async path cost ~0.6 ms of Python per round trip
 here, asyncpg's protocol is compiled). The ``EXCLUDE`` constraint still decides a race.
 The rows written are the ORM path's rows (``tests/cloud_api/test_booking_pg.py`` compares them).
@@ -17,6 +18,7 @@ rows (availability cache, MQTT relay, metrics; see ``cloud_api.changes.note_sql_
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,17 +27,34 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from cloud_api.bookings import BookingRequest, new_booking_id, normalise_plate, validate_window
+from cloud_api.bookings import (
+    BookingRequest,
+    new_booking_id,
+    normalise_plate,
+    price_booking,
+    validate_window,
+)
 from cloud_api.changes import note_sql_change
 from cloud_api.errors import Conflict, InvalidRequest
 from cloud_api.models import Booking, utcnow
+from cloud_api.policies import POLICY_OWNED_COLUMNS, derive_policy
+from parkgate_protocol import LotPolicy
 
 __all__ = ["Created", "PgBooker", "libpq_url"]
 
 _CALL = (
     "SELECT outcome, space_id, space_label, status, price_cents, currency, hold_expires_at, "
     "payment_id, detail FROM parkgate_create_booking($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-    "$11, $12, $13, $14)"
+    "$11, $12, $13, $14, $15, $16)"
+)
+# The lot's policy in one round trip: the newest stored version, else what derive_policy needs.
+_POLICY = (
+    "SELECT (SELECT p.body FROM lot_policies p WHERE p.lot_id = l.id ORDER BY p.version DESC "
+    "LIMIT 1) AS body, "
+    + ", ".join(f"l.{name}" for name in (*POLICY_OWNED_COLUMNS, "currency", "timezone"))
+    + ", (SELECT json_agg(json_build_array(lp.vehicle_type, lp.hourly_cents, "
+    "lp.daily_cap_cents)) FROM lot_prices lp WHERE lp.lot_id = l.id) AS prices "
+    "FROM lots l WHERE l.id = $1"
 )
 _CLAIMED = "SELECT 1 FROM idempotency_keys WHERE user_id = $1 AND key = $2"
 _STORE = "UPDATE idempotency_keys SET response = $3::json WHERE user_id = $1 AND key = $2"
@@ -105,6 +124,8 @@ class PgBooker:
         """
         validate_window(req.start, req.end, now)
         plate = normalise_plate(req.plate)
+        policy = await self.policy(req.lot_id)
+        price = price_booking(policy, req.vehicle_type, req.start, req.end)
         booking_id = new_booking_id()
         key, digest = idempotency or (None, None)
         row = await self.pool.fetchrow(
@@ -123,6 +144,8 @@ class PgBooker:
             req.end.isoformat(),
             key,
             digest,
+            price,
+            policy.version,
         )
         assert row is not None
         if row["outcome"] == "stale_hold":
@@ -153,8 +176,19 @@ class PgBooker:
             exited_at=None,
             created_at=now,
             updated_at=now,
+            policy_version=policy.version,
         )
         return Created(booking, row["space_label"], row["payment_id"])
+
+    async def policy(self, lot_id: int) -> LotPolicy:
+        """The lot's policy in force (``cloud_api.policies.current_policy`` in one query)."""
+        row = await self.pool.fetchrow(_POLICY, lot_id)
+        if row is None:
+            raise InvalidRequest("unknown_lot", f"parking lot {lot_id} does not exist")
+        if row["body"] is not None:
+            return LotPolicy.model_validate(json.loads(row["body"]))
+        prices = json.loads(row["prices"]) if row["prices"] else []
+        return derive_policy(dict(row), [(v, h, c) for v, h, c in prices])
 
     async def key_claimed(self, user_id: int, key: str) -> bool:
         """Whether this user's ``Idempotency-Key`` was already used (its answer is replayed)."""
@@ -181,8 +215,6 @@ def _refusal(outcome: str, req: BookingRequest, detail: str | None) -> Exception
     """The ORM path's error for each refusal the function reports."""
     if outcome == "unknown_lot":
         return InvalidRequest("unknown_lot", f"parking lot {req.lot_id} does not exist")
-    if outcome == "no_price":
-        return InvalidRequest("no_price", f"lot {req.lot_id} has no price for {req.vehicle_type}")
     if outcome == "unknown_space":
         return InvalidRequest("unknown_space", f"space {req.space_id} is not in lot {req.lot_id}")
     if outcome == "space_incompatible":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,13 +29,15 @@ from cloud_api.models import (
     Booking,
     BookingStatus,
     Lot,
-    LotPrice,
     Payment,
     PaymentKind,
     Space,
     User,
 )
-from cloud_api.pricing import Rate, price_for
+from cloud_api.plates import normalise_plate
+from cloud_api.policies import current_policy
+from cloud_api.pricing import bookable
+from parkgate_protocol import LotPolicy, price_stay
 
 __all__ = [
     "MAX_STAY",
@@ -48,10 +49,10 @@ __all__ = [
     "expire_holds",
     "extend_booking",
     "get_booking",
-    "lot_rate",
     "new_booking_id",
     "normalise_plate",
     "notify",
+    "price_booking",
     "release_booking",
     "request_payment",
     "validate_window",
@@ -61,20 +62,11 @@ log = logging.getLogger(__name__)
 
 MAX_STAY = timedelta(days=31)
 START_SLACK = timedelta(minutes=1)  # clock skew allowed for "start now"
-_PLATE_RE = re.compile(r"^[A-Z0-9]{2,12}$")
 ACTIVE = (BookingStatus.PENDING.value, BookingStatus.CONFIRMED.value)
 
 
 def new_booking_id() -> str:
     return "bk_" + base64.b32encode(secrets.token_bytes(10)).decode().lower()
-
-
-def normalise_plate(raw: str) -> str:
-    """Upper case without spaces or dashes; ``InvalidRequest`` unless 2–12 letters/digits remain."""
-    plate = re.sub(r"[\s\-]", "", raw).upper()
-    if not _PLATE_RE.match(plate):
-        raise InvalidRequest("invalid_plate", "plate must be 2-12 letters or digits")
-    return plate
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +89,11 @@ def get_booking(session: Session, booking_id: str, *, for_update: bool = False) 
     return booking
 
 
-def lot_rate(session: Session, lot_id: int, vehicle_type: str) -> Rate:
-    row = session.scalars(
-        select(LotPrice).where(LotPrice.lot_id == lot_id, LotPrice.vehicle_type == vehicle_type)
-    ).first()
-    if row is None:
-        raise InvalidRequest("no_price", f"lot {lot_id} has no price for {vehicle_type}")
-    return Rate(row.hourly_cents, row.daily_cap_cents)
+def price_booking(policy: LotPolicy, vehicle_type: str, start: datetime, end: datetime) -> int:
+    """A booking's price on the lot's policy; ``InvalidRequest("no_price")`` for a vehicle type
+    the tariff does not list."""
+    bookable(policy.tariff, vehicle_type)
+    return price_stay(policy.tariff, start, end, vehicle_type)
 
 
 def validate_window(start: datetime, end: datetime, now: datetime) -> None:
@@ -171,9 +161,10 @@ def create_booking(session: Session, user: User, req: BookingRequest, now: datet
     lot = session.get(Lot, req.lot_id)
     if lot is None:
         raise InvalidRequest("unknown_lot", f"parking lot {req.lot_id} does not exist")
-    price = price_for(req.start, req.end, lot_rate(session, lot.id, req.vehicle_type))
+    policy = current_policy(session, lot.id)
+    price = price_booking(policy, req.vehicle_type, req.start, req.end)
     for space_id in _candidates(session, lot, req, now):
-        booking = _try_insert(session, lot, space_id, user, req, plate, price, now)
+        booking = _try_insert(session, lot, space_id, user, req, plate, (price, policy), now)
         if booking is not None:
             _after_create(session, booking, user, now)
             return booking
@@ -188,9 +179,10 @@ def _try_insert(
     user: User,
     req: BookingRequest,
     plate: str,
-    price: int,
+    priced: tuple[int, LotPolicy],
     now: datetime,
 ) -> Booking | None:
+    price, policy = priced
     booking = Booking(
         id=new_booking_id(),
         user_id=user.id,
@@ -207,6 +199,7 @@ def _try_insert(
         amount_owed_cents=0,
         created_at=now,
         updated_at=now,
+        policy_version=policy.version,
     )
     try:
         with session.begin_nested():
@@ -337,14 +330,15 @@ def extend_booking(
         raise InvalidRequest("too_long", f"a booking lasts at most {MAX_STAY.days} days")
     if _space_taken(session, booking.space_id, booking.end_time, new_end, now, booking.id):
         raise Conflict("space_overlaps", "the space is booked right after this booking")
-    rate = lot_rate(session, booking.lot_id, booking.vehicle_type)
-    new_price = price_for(booking.start_time, new_end, rate)
+    policy = current_policy(session, booking.lot_id)
+    new_price = price_booking(policy, booking.vehicle_type, booking.start_time, new_end)
     delta = new_price - booking.price_cents
     try:
         with session.begin_nested():
             _expire_stale_holds(session, booking.space_id, booking.end_time, new_end, now)
             booking.end_time = new_end
             booking.price_cents = new_price
+            booking.policy_version = policy.version
             booking.updated_at = now
             session.flush()
     except IntegrityError:

@@ -26,6 +26,7 @@ __all__ = [
     "INFO_BOOKING_COUNTS",
     "INFO_CHANGED_LOTS",
     "INFO_RELAY_WAKE",
+    "append_change",
     "change_from_feed",
     "changes_since",
     "log_event",
@@ -63,25 +64,28 @@ def reservation_snapshot(booking: Booking, space_label: str | None) -> dict[str,
     }
 
 
-def record_change(session: Session, booking: Booking, kind: str, now: datetime) -> LotChange:
-    """Append the booking's current snapshot to its lot's change feed."""
+def append_change(
+    session: Session, lot_id: int, kind: str, payload: dict[str, Any], now: datetime
+) -> LotChange:
+    """Append one row to the lot's change feed with the lot's next sequence number. ``kind`` is
+    a business kind (a reservation snapshot) or a :class:`ChangeKind` value (its fields)."""
     session.flush()
     seq = session.execute(
         update(Lot)
-        .where(Lot.id == booking.lot_id)
+        .where(Lot.id == lot_id)
         .values(change_seq=Lot.change_seq + 1)
         .returning(Lot.change_seq)
     ).scalar_one()
-    label = session.execute(select(Space.label).where(Space.id == booking.space_id)).scalar()
-    change = LotChange(
-        lot_id=booking.lot_id,
-        seq=seq,
-        kind=kind,
-        payload=reservation_snapshot(booking, label),
-        created_at=now,
-    )
+    change = LotChange(lot_id=lot_id, seq=seq, kind=kind, payload=payload, created_at=now)
     session.add(change)
     return change
+
+
+def record_change(session: Session, booking: Booking, kind: str, now: datetime) -> LotChange:
+    """Append the booking's current snapshot to its lot's change feed."""
+    session.flush()
+    label = session.execute(select(Space.label).where(Space.id == booking.space_id)).scalar()
+    return append_change(session, booking.lot_id, kind, reservation_snapshot(booking, label), now)
 
 
 def changes_since(session: Session, lot_id: int, since: int, limit: int) -> list[LotChange]:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from cloud_api.availability import FreeSpace, blocking, free_space_rows, space_free_until
 from cloud_api.models import Booking, Lot, LotPrice, Space
-from cloud_api.pricing import Rate, price_for
+from cloud_api.policies import current_policy
+from parkgate_protocol import price_stay
 
 __all__ = ["availability", "free_now", "haversine_km", "lot_view", "search_lots"]
 
@@ -143,15 +144,11 @@ def availability(
     ``None`` when the lot does not exist. Three plain-row queries (lot with prices, free spaces,
     next booking of the suggested spaces); no ORM objects are built.
     """
-    rows = session.execute(
-        select(Lot.currency, LotPrice.vehicle_type, LotPrice.hourly_cents, LotPrice.daily_cap_cents)
-        .outerjoin(LotPrice, LotPrice.lot_id == Lot.id)
-        .where(Lot.id == lot_id)
-    ).all()
-    if not rows:
+    currency = session.execute(select(Lot.currency).where(Lot.id == lot_id)).scalar()
+    if currency is None:
         return None
-    currency = rows[0][0]
-    prices = {vtype: Rate(hourly, cap) for _, vtype, hourly, cap in rows if vtype is not None}
+    tariff = current_policy(session, lot_id).tariff
+    prices = tariff.vehicles
     spaces = free_space_rows(session, lot_id, start, end, now, vehicle_type)
     types = sorted(
         {vehicle_type} if vehicle_type else set(prices) | {s.vehicle_type for s in spaces}
@@ -168,13 +165,12 @@ def availability(
     out = []
     for vtype in types:
         head = first.get(vtype)
-        rate = prices.get(vtype)
         free_until = until.get(head.id) if head else None
         out.append(
             {
                 "vehicle_type": vtype,
                 "free_spaces": counts[vtype],
-                "price_cents": price_for(start, end, rate) if rate else None,
+                "price_cents": price_stay(tariff, start, end, vtype) if vtype in prices else None,
                 "currency": currency,
                 "earliest_free_space_id": head.id if head else None,
                 "earliest_free_space_label": head.label if head else None,

@@ -233,6 +233,7 @@ class Booking(Base):
     exited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    policy_version: Mapped[int | None] = mapped_column(Integer, default=None)  # priced with
 
 
 class Payment(Base):

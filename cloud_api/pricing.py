@@ -1,37 +1,28 @@
-"""Pure pricing: hourly rate with a daily cap, early-exit credit, overstay charge.
+"""Pure pricing of bookings, early exits and overstays, on the lot policy's tariff.
 
-No IO, no clock. Rules (documented in docs/cloud-api.md):
+No IO, no clock. Every price is :func:`parkgate_protocol.price_stay` on the tariff of the lot's
+policy, the function the gate runs too (rules in ``docs/cloud-api.md``):
 
-- A stay is split into whole 24-hour periods from its start, each charged at the daily cap, plus a
-  remainder charged per started hour and capped at the daily cap.
-- Early-exit credit for the unused part of a paid stay depends on the lot's policy:
+- A booking costs ``price_stay(tariff, start, end, vehicle_type)``; a lot books only the vehicle
+  types its tariff lists (:func:`bookable`).
+- Early-exit credit for the unused part of a paid stay depends on the lot's early-exit rule:
   ``none`` → 0; ``pro_rata`` → the paid price times the unused fraction (rounded down);
   ``whole_hours`` → the paid price minus the price of the used time rounded up to whole hours;
   ``pro_rata_minus_fee`` → pro rata minus the lot's fee, never below 0.
-- Overstay: leaving later than end + grace is charged at the rate for the time past the end;
-  within the grace nothing is owed.
+- Overstay: leaving later than end + the policy's overstay grace costs the price of a stay from
+  the booking's end to the exit; within the grace nothing is owed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-__all__ = [
-    "Rate",
-    "early_exit_credit",
-    "overstay_charge",
-    "price_for",
-]
+from cloud_api.errors import InvalidRequest
+from parkgate_protocol import Tariff, price_stay
+
+__all__ = ["bookable", "early_exit_credit", "overstay_charge"]
 
 HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Rate:
-    hourly_cents: int
-    daily_cap_cents: int
 
 
 def _ceil_hours(span: timedelta) -> int:
@@ -39,14 +30,10 @@ def _ceil_hours(span: timedelta) -> int:
     return -(-seconds // 3600)
 
 
-def price_for(start: datetime, end: datetime, rate: Rate) -> int:
-    """Price in cents of parking from ``start`` to ``end`` (0 for an empty or negative span)."""
-    span = end - start
-    if span <= timedelta(0):
-        return 0
-    days, remainder = divmod(span, DAY)
-    partial = min(_ceil_hours(remainder) * rate.hourly_cents, rate.daily_cap_cents)
-    return int(days) * rate.daily_cap_cents + partial
+def bookable(tariff: Tariff, vehicle_type: str) -> None:
+    """``InvalidRequest("no_price")`` unless the tariff lists ``vehicle_type``."""
+    if vehicle_type not in tariff.vehicles:
+        raise InvalidRequest("no_price", f"the lot's tariff has no price for {vehicle_type}")
 
 
 def early_exit_credit(
@@ -55,7 +42,8 @@ def early_exit_credit(
     start: datetime,
     end: datetime,
     exited_at: datetime,
-    rate: Rate,
+    tariff: Tariff,
+    vehicle_type: str,
     policy: str,
     fee_cents: int = 0,
 ) -> int:
@@ -74,14 +62,16 @@ def early_exit_credit(
         credit = pro_rata - fee_cents
     elif policy == "whole_hours":
         used_hours = _ceil_hours(used_from - start)
-        credit = paid_cents - price_for(start, start + used_hours * HOUR, rate)
+        credit = paid_cents - price_stay(tariff, start, start + used_hours * HOUR, vehicle_type)
     else:
         raise ValueError(f"unknown early-exit policy {policy!r}")
     return max(0, min(credit, paid_cents))
 
 
-def overstay_charge(*, end: datetime, exited_at: datetime, grace_minutes: int, rate: Rate) -> int:
-    """Charge in cents for leaving after ``end`` + grace (counted from ``end``)."""
+def overstay_charge(
+    *, end: datetime, exited_at: datetime, grace_minutes: int, tariff: Tariff, vehicle_type: str
+) -> int:
+    """Charge in cents for leaving after ``end`` + grace: a stay from ``end`` to the exit."""
     if exited_at <= end + timedelta(minutes=grace_minutes):
         return 0
-    return price_for(end, exited_at, rate)
+    return price_stay(tariff, end, exited_at, vehicle_type)

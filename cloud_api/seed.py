@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import time
 from typing import Any
 
 from sqlalchemy import select
@@ -18,9 +19,14 @@ from cloud_api.models import (
     Space,
     User,
     VehicleType,
+    utcnow,
 )
+from cloud_api.policies import EntryIn, add_entry, current_policy, set_policy
+from parkgate_protocol import AccessCategory, ListKind, TariffBand, VehicleTariff
 
-__all__ = ["DEFAULT_PRICES", "SeededUser", "add_lot", "add_user", "demo_data"]
+__all__ = ["DEFAULT_PRICES", "DEMO_PERMIT_PLATE", "SeededUser", "add_lot", "add_user", "demo_data"]
+
+DEMO_PERMIT_PLATE = "BPG2026"  # the demo's staff permit: enters without a booking
 
 DEFAULT_PRICES: dict[str, tuple[int, int]] = {
     VehicleType.CAR.value: (250, 2000),
@@ -101,6 +107,7 @@ def demo_data(session: Session) -> dict[str, Any]:
         add_user(session, "admin@demo.parkgate.test", Role.ADMIN),
     ]
     session.flush()
+    _demo_policy(session, lot, users[1].user)
     spaces = session.scalars(select(Space).where(Space.lot_id == lot.id).order_by(Space.id))
     return {
         "lots": [
@@ -114,3 +121,22 @@ def demo_data(session: Session) -> dict[str, Any]:
         ],
         "users": [{"email": u.user.email, "role": u.user.role, "token": u.token} for u in users],
     }
+
+
+def _demo_policy(session: Session, lot: Lot, operator: User) -> None:
+    """The demo lot's tariff (hourly by day, cheaper at night, capped per day, Berlin time) and
+    a staff permit, set as its operator would through the API."""
+    now = utcnow()
+    policy = current_policy(session, lot.id)
+    night = TariffBand(name="night", start=time(22), end=time(6), rate_cents=100)
+    car = VehicleTariff(rate_cents=250, free_minutes=10, daily_max_cents=2000, bands=(night,))
+    vehicles = {**policy.tariff.vehicles, "car": car}
+    tariff = policy.tariff.model_copy(update={"timezone": "Europe/Berlin", "vehicles": vehicles})
+    set_policy(session, lot.id, {**policy.to_wire(), "tariff": tariff}, actor=operator, now=now)
+    permit = EntryIn(
+        plate=DEMO_PERMIT_PLATE,
+        kind=ListKind.ALLOW,
+        category=AccessCategory.STAFF,
+        note="Demo staff permit: enters without a booking",
+    )
+    add_entry(session, lot.id, permit, actor=operator, now=now)

@@ -1,8 +1,9 @@
 """Arrival, exit and settlement of a booking: what the gate reports and what is owed.
 
-Exit applies the lot's rules through ``cloud_api.pricing``: leaving early earns a credit refunded
-through the provider (outbox ``payment.refund``), leaving after end + grace adds an overstay charge
-to ``amount_owed_cents`` (outbox ``payment.create``) that the exit gate sees until it is paid.
+Exit applies the lot's policy (tariff, overstay grace) through ``cloud_api.pricing``: leaving
+early earns a credit refunded through the provider (outbox ``payment.refund``), leaving after
+end + grace adds an overstay charge to ``amount_owed_cents`` (outbox ``payment.create``) that
+the exit gate sees until it is paid.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.bookings import get_booking, lot_rate, notify, request_payment
+from cloud_api.bookings import get_booking, notify, request_payment
 from cloud_api.changes import log_event, record_change
 from cloud_api.errors import Conflict
 from cloud_api.models import Booking, BookingStatus, Lot, PaymentKind
+from cloud_api.policies import current_policy
 from cloud_api.pricing import early_exit_credit, overstay_charge
 
 __all__ = [
@@ -80,18 +82,23 @@ def record_exit(session: Session, booking: Booking, *, at: datetime, now: dateti
         raise Conflict("not_confirmed", f"booking is {booking.status}")
     lot = session.get(Lot, booking.lot_id)
     assert lot is not None
-    rate = lot_rate(session, booking.lot_id, booking.vehicle_type)
+    policy = current_policy(session, booking.lot_id)
     credit = early_exit_credit(
         paid_cents=booking.price_cents - booking.refunded_cents,
         start=booking.start_time,
         end=booking.end_time,
         exited_at=at,
-        rate=rate,
+        tariff=policy.tariff,
+        vehicle_type=booking.vehicle_type,
         policy=lot.early_exit_policy,
         fee_cents=lot.early_exit_fee_cents,
     )
     overstay = overstay_charge(
-        end=booking.end_time, exited_at=at, grace_minutes=lot.overstay_grace_minutes, rate=rate
+        end=booking.end_time,
+        exited_at=at,
+        grace_minutes=policy.overstay_grace_minutes,
+        tariff=policy.tariff,
+        vehicle_type=booking.vehicle_type,
     )
     booking.exited_at = at
     booking.arrived_at = booking.arrived_at or booking.start_time

@@ -244,6 +244,7 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
         "agent_url": settings.agent_url,
         "customer_token": tokens["customer"],
         "operator_token": api_token,
+        "admin_token": tokens["admin"],
         "operator_user": OPERATOR_USER,
         "operator_password": operator_password,
         "lot_id": lot_id,
@@ -281,6 +282,7 @@ ParkGate demo is running (lot {credentials["lot_id"]}):
   status page      {settings.agent_url}/   user {OPERATOR_USER} / {credentials["operator_password"]}
   customer token   {credentials["customer_token"]}
   operator token   {credentials["operator_token"]}   (cloud API and agent API)
+  admin token      {credentials["admin_token"]}
   credentials      {path}
   logs             {settings.state_dir / "logs"}
 Ctrl-C stops everything.""",

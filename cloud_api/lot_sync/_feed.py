@@ -1,5 +1,6 @@
-"""A lot's catch-up page (``GET /lots/{lot_id}/changes``): the reservation changes after a
-sequence number, or a full snapshot when the gate is too far behind."""
+"""A lot's catch-up page (``GET /lots/{lot_id}/changes``): the changes after a sequence number,
+or a full snapshot (active reservations, every access-list entry, the policy in force) when the
+gate is too far behind or a bulk list import asked it to fetch one (``lists_replaced``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from cloud_api.changes import change_from_feed, changes_since, reservation_snapshot
 from cloud_api.models import Booking, Lot, Space
+from cloud_api.policies import current_policy, entry_snapshot, find_entries
 from parkgate_protocol import ChangesPage, ReservationSnapshot
 
 __all__ = ["changes_page"]
@@ -51,6 +53,8 @@ def _snapshot(session: Session, lot_id: int, latest: int) -> ChangesPage:
             ReservationSnapshot.model_validate(reservation_snapshot(b, label))
             for b, label in active
         ],
+        list_entries=[entry_snapshot(e) for e in find_entries(session, lot_id)],
+        policy=current_policy(session, lot_id).to_wire(),
         next_since=latest,
         latest_seq=latest,
     )

@@ -140,6 +140,9 @@ def _store_status(session: Session, lot_id: int, status: Any, now: datetime) -> 
     row.at = status.at
     row.outbox_depth = status.outbox_depth
     row.last_applied_seq = status.last_applied_seq
+    if status.state == "online":  # the last will says nothing about the policy
+        row.policy_version = status.policy_version
+        row.policy_problem = status.policy_problem
     row.lanes = [lane.model_dump(mode="json", exclude_none=True) for lane in status.lanes]
     row.received_at = now
     session.add(row)

@@ -64,6 +64,8 @@ class LotStatus(Base):
     at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     outbox_depth: Mapped[int | None] = mapped_column(Integer, default=None)
     last_applied_seq: Mapped[int | None] = mapped_column(Integer, default=None)
+    policy_version: Mapped[int | None] = mapped_column(Integer, default=None)  # in force
+    policy_problem: Mapped[str | None] = mapped_column(String(500), default=None)
     lanes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.access import AccessVerdict, decide_access
+from cloud_api.access import AccessVerdict, ListWindow, apply_access_list, decide_access
 from cloud_api.auth import can_manage_lot
-from cloud_api.bookings import normalise_plate
 from cloud_api.deps import ApiError, Caller, Db, Now
 from cloud_api.errors import InvalidRequest
-from cloud_api.models import Booking, Lot, LotPrice, Space, User
-from cloud_api.pricing import Rate
+from cloud_api.models import Booking, Lot, Space, User
+from cloud_api.plates import normalise_plate
+from cloud_api.policies import current_policy, find_entries
 from cloud_api.schemas import AccessAnswer, AccessUpdate, Problem
 from cloud_api.visits import find_for_plate, record_arrival, record_exit
 
@@ -29,17 +29,6 @@ def _lot_for(db: Session, user: User, lot_id: int) -> Lot:
     if lot is None or not can_manage_lot(db, user, lot_id):
         raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
     return lot
-
-
-def _rate(db: Session, booking: Booking | None) -> Rate | None:
-    if booking is None:
-        return None
-    row = db.scalars(
-        select(LotPrice).where(
-            LotPrice.lot_id == booking.lot_id, LotPrice.vehicle_type == booking.vehicle_type
-        )
-    ).first()
-    return Rate(row.hourly_cents, row.daily_cap_cents) if row else None
 
 
 def _answer(
@@ -81,9 +70,12 @@ def get_access(
     lot = _lot_for(db, user, parking_lot_id)
     norm = _plate(plate)
     booking = find_for_plate(db, lot.id, norm, now)
-    return _answer(
-        db, lot, norm, booking, decide_access(booking, lot, _rate(db, booking), direction, now)
-    )
+    verdict = decide_access(booking, current_policy(db, lot.id), direction, now)
+    windows = [
+        ListWindow(e.kind, e.valid_from, e.valid_until) for e in find_entries(db, lot.id, norm)
+    ]
+    verdict = apply_access_list(verdict, windows, direction, now)
+    return _answer(db, lot, norm, booking, verdict)
 
 
 @router.put(
@@ -109,7 +101,6 @@ def put_access(body: AccessUpdate, db: Db, user: Caller, now: Now) -> AccessAnsw
         outcome = record_exit(db, booking, at=body.exited_at, now=now)
         credit, overstay = outcome.credit_cents, outcome.overstay_cents
     db.commit()
-    verdict = decide_access(
-        booking, lot, _rate(db, booking), "exit" if body.exited_at else "entry", now
-    )
+    direction = "exit" if body.exited_at else "entry"
+    verdict = decide_access(booking, current_policy(db, lot.id), direction, now)
     return _answer(db, lot, norm, booking, verdict, credit_cents=credit, overstay_cents=overstay)

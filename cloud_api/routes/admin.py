@@ -13,9 +13,12 @@ from cloud_api.auth import can_manage_lot, member_lot_ids
 from cloud_api.bookings import expire_holds
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now, require_role
 from cloud_api.lots import search_lots
-from cloud_api.models import Lot, LotMember, LotPrice, Role, Space, User
+from cloud_api.models import Lot, LotMember, Role, Space, User
+from cloud_api.policies import POLICY_OWNED_COLUMNS, current_policy, set_policy
 from cloud_api.schemas import LotOut, Problem, VehicleTypeName
 from cloud_api.seed import add_lot, add_user
+from parkgate_protocol import VehicleTariff
+from parkgate_protocol._tariff import MAX_RATE_CENTS
 
 __all__ = ["router"]
 
@@ -57,8 +60,8 @@ class LotCreate(Rules):
 
 class PriceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hourly_cents: Cents
-    daily_cap_cents: Cents
+    hourly_cents: Annotated[int, Field(ge=0, le=MAX_RATE_CENTS)]
+    daily_cap_cents: Annotated[int, Field(ge=0, le=100 * MAX_RATE_CENTS)]
 
 
 class SpaceIn(BaseModel):
@@ -119,9 +122,16 @@ def create_lot(body: LotCreate, db: Db, user: Caller, now: Now) -> dict[str, Any
     summary="Change a lot's details, grace rules, early-exit policy, hold time",
 )
 def update_lot(lot_id: LotId, body: Rules, db: Db, user: Caller, now: Now) -> dict[str, Any]:
+    """Rules the lot's policy owns (graces, anti-passback) become a new policy version, pushed
+    to the lot like a ``PUT /lots/{lot_id}/policy``."""
     lot = _managed_lot(db, user, lot_id)
-    for name, value in body.model_dump(exclude_none=True).items():
+    changes = body.model_dump(exclude_none=True)
+    owned = {k: changes.pop(k) for k in POLICY_OWNED_COLUMNS if k in changes}
+    for name, value in changes.items():
         setattr(lot, name, value)
+    policy = current_policy(db, lot_id)
+    if owned and any(getattr(policy, k) != v for k, v in owned.items()):
+        set_policy(db, lot_id, {**policy.to_wire(), **owned}, actor=user, now=now)
     db.commit()
     return _lot_out(db, lot.id, now)
 
@@ -130,14 +140,13 @@ def update_lot(lot_id: LotId, body: Rules, db: Db, user: Caller, now: Now) -> di
 def set_price(
     lot_id: LotId, vehicle_type: VehicleTypeName, body: PriceIn, db: Db, user: Caller, now: Now
 ) -> dict[str, Any]:
+    """The vehicle type's tariff becomes hourly with a daily cap: a new policy version."""
     _managed_lot(db, user, lot_id)
-    price = db.scalars(
-        select(LotPrice).where(LotPrice.lot_id == lot_id, LotPrice.vehicle_type == vehicle_type)
-    ).first()
-    if price is None:
-        price = LotPrice(lot_id=lot_id, vehicle_type=vehicle_type)
-        db.add(price)
-    price.hourly_cents, price.daily_cap_cents = body.hourly_cents, body.daily_cap_cents
+    policy = current_policy(db, lot_id)
+    hourly = VehicleTariff(rate_cents=body.hourly_cents, daily_max_cents=body.daily_cap_cents)
+    vehicles = {**policy.tariff.vehicles, vehicle_type: hourly}
+    tariff = policy.tariff.model_copy(update={"vehicles": vehicles})
+    set_policy(db, lot_id, {**policy.to_wire(), "tariff": tariff}, actor=user, now=now)
     db.commit()
     return _lot_out(db, lot_id, now)
 

@@ -25,8 +25,15 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def session_factory(sqlite_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(sqlite_url)
+def database_url(sqlite_url: str) -> str:
+    """The database of ``world``, ``client`` and ``session_factory``: SQLite unless a test module
+    overrides it (``test_policies`` runs on both databases)."""
+    return sqlite_url
+
+
+@pytest.fixture
+def session_factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
     yield make_sessionmaker(engine)
     engine.dispose()
 
@@ -43,12 +50,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def world(sqlite_url: str) -> World:
-    return seed_world(sqlite_url)
+def world(database_url: str) -> World:
+    return seed_world(database_url)
 
 
 @pytest.fixture
-def client(sqlite_url: str, world: World, clock: Clock) -> Iterator[TestClient]:
-    app = create_app(Settings(database_url=sqlite_url, hold_sweep_seconds=0), clock=clock)
+def client(database_url: str, world: World, clock: Clock) -> Iterator[TestClient]:
+    app = create_app(Settings(database_url=database_url, hold_sweep_seconds=0), clock=clock)
     with TestClient(app) as c:
         yield c

@@ -4,7 +4,8 @@ Each scenario is booked twice on twin lots of one migrated database: once by the
 (``cloud_api.bookings.create_booking``), once by ``parkgate_create_booking`` through
 ``cloud_api.booking_pg``. Every row both paths write (booking, payment, outbox message, event log,
 change feed) must match once ids are replaced by their role; refusals must be the same errors.
-``parkgate_price`` is checked against ``cloud_api.pricing.price_for`` with hypothesis.
+Both paths price with ``price_stay`` on the lot's policy, read by ``PgBooker.policy`` in one
+query and by ``cloud_api.policies.current_policy`` through the ORM: the two must agree.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 import pytest
 from asyncpg import UniqueViolationError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,8 +38,9 @@ from cloud_api.models import (
     Role,
     User,
 )
-from cloud_api.pricing import Rate, price_for
+from cloud_api.policies import current_policy, set_policy
 from cloud_api.seed import add_lot, add_user
+from parkgate_protocol import TariffBand, VehicleTariff
 
 pytestmark = pytest.mark.integration
 
@@ -162,6 +162,7 @@ def _written(s: Session, lot: Lot, booking_id: str) -> dict[str, Any]:
         if c not in ("id", "user_id")
     }
     booking["space_id"] = spaces.index(b.space_id)
+    booking["policy_version"] = b.policy_version  # a number, not an id to replace
     payments = [
         {
             "amount": p.amount_cents,
@@ -350,23 +351,36 @@ def test_after_commit_notes(
     ]
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    start=st.datetimes(min_value=datetime(2030, 1, 1), max_value=datetime(2031, 1, 1)),
-    span=st.timedeltas(min_value=timedelta(seconds=-10), max_value=timedelta(days=40)),
-    hourly=st.integers(0, 10_000),
-    cap=st.integers(0, 100_000),
-)
-def test_sql_price_is_price_for(
-    pg_sessions: sessionmaker[Session], start: datetime, span: timedelta, hourly: int, cap: int
+def test_fast_path_reads_the_policy_the_orm_reads(
+    pg_sessions: sessionmaker[Session], fast: Fast, twins: tuple[Lot, Lot, User]
 ) -> None:
-    start = start.replace(tzinfo=UTC)
+    """Derived from the lot's columns first, then the stored version once one is set."""
+    _, lot, user = twins
+
+    async def read() -> Any:
+        booker = PgBooker(fast.url, fast.sessions, 1)
+        await booker.open()
+        try:
+            return await booker.policy(lot.id)
+        finally:
+            await booker.close()
+
     with pg_sessions() as s:
-        sql = s.scalar(
-            text("SELECT parkgate_price(:s, :e, :h, :c)"),
-            {"s": start, "e": start + span, "h": hourly, "c": cap},
-        )
-    assert sql == price_for(start, start + span, Rate(hourly, cap))
+        assert asyncio.run(read()) == current_policy(s, lot.id)
+        policy = current_policy(s, lot.id)
+        night = TariffBand(name="night", start=time(22), end=time(6), rate_cents=50)
+        car = VehicleTariff(block_minutes=30, rate_cents=150, bands=(night,))
+        tariff = policy.tariff.model_copy(update={"vehicles": {"car": car}})
+        fields = policy.model_copy(update={"tariff": tariff}).to_wire()
+        set_policy(s, lot.id, fields, actor=user, now=NOW)
+        s.commit()
+        stored = current_policy(s, lot.id)
+    assert stored.version == policy.version + 1
+    assert asyncio.run(read()) == stored
+    with pg_sessions() as s:
+        created = fast.book(user, _request(lot, s, start=NOW + H, end=NOW + 3 * H))
+    assert created is not None
+    assert (created.booking.price_cents, created.booking.policy_version) == (600, stored.version)
 
 
 def test_idempotency_key_is_claimed_once(

@@ -4,10 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cloud_api.pricing import Rate, early_exit_credit, overstay_charge, price_for
+from cloud_api.errors import InvalidRequest
+from cloud_api.pricing import bookable, early_exit_credit, overstay_charge
+from parkgate_protocol import Tariff, VehicleTariff, price_stay
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
-RATE = Rate(hourly_cents=250, daily_cap_cents=2000)
+TARIFF = Tariff(vehicles={"car": VehicleTariff(rate_cents=250, daily_max_cents=2000)})
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 
@@ -29,8 +31,16 @@ M = timedelta(minutes=1)
         (56 * H, 6000),  # 2 days + 8h capped
     ],
 )
-def test_price_for(span: timedelta, expected: int) -> None:
-    assert price_for(T0, T0 + span, RATE) == expected
+def test_hourly_tariff_with_a_daily_cap(span: timedelta, expected: int) -> None:
+    """What lots priced before policies (hourly rate, daily cap) is an hourly tariff."""
+    assert price_stay(TARIFF, T0, T0 + span, "car") == expected
+
+
+def test_only_listed_vehicle_types_are_bookable() -> None:
+    bookable(TARIFF, "car")
+    with pytest.raises(InvalidRequest) as err:
+        bookable(TARIFF, "van")
+    assert err.value.reason == "no_price"
 
 
 END = T0 + 4 * H  # a 4-hour stay, paid 1000
@@ -58,7 +68,8 @@ def test_early_exit_credit(policy: str, fee: int, exited_after: timedelta, expec
         start=T0,
         end=END,
         exited_at=T0 + exited_after,
-        rate=RATE,
+        tariff=TARIFF,
+        vehicle_type="car",
         policy=policy,
         fee_cents=fee,
     )
@@ -67,7 +78,15 @@ def test_early_exit_credit(policy: str, fee: int, exited_after: timedelta, expec
 
 def test_unknown_policy_is_an_error() -> None:
     with pytest.raises(ValueError, match="policy"):
-        early_exit_credit(paid_cents=1, start=T0, end=END, exited_at=T0, rate=RATE, policy="bogus")
+        early_exit_credit(
+            paid_cents=1,
+            start=T0,
+            end=END,
+            exited_at=T0,
+            tariff=TARIFF,
+            vehicle_type="car",
+            policy="bogus",
+        )
 
 
 @pytest.mark.parametrize(
@@ -82,6 +101,7 @@ def test_unknown_policy_is_an_error() -> None:
     ],
 )
 def test_overstay_charge(late_by: timedelta, grace: int, expected: int) -> None:
-    assert overstay_charge(end=END, exited_at=END + late_by, grace_minutes=grace, rate=RATE) == (
-        expected
+    charge = overstay_charge(
+        end=END, exited_at=END + late_by, grace_minutes=grace, tariff=TARIFF, vehicle_type="car"
     )
+    assert charge == expected
