@@ -1,5 +1,5 @@
-"""A whole cloud in this process for end-to-end tests and ``bench.sync``: a migrated SQLite
-database, a secured Mosquitto (the shipped ACL, a password per lot via ``provision_lot``), the API
+"""A whole cloud in this process for end-to-end tests and ``bench.sync``: a migrated database
+(SQLite, or the PostgreSQL URL given), a secured Mosquitto (the shipped ACL, a password per lot via ``provision_lot``), the API
 served by uvicorn on a real port with the relay woken on commit, and the ingest."""
 
 from __future__ import annotations
@@ -44,15 +44,17 @@ class CloudStack:
     spaces: int = 50
     poll_interval: float = 0.05
     broker_config: str = ""  # appended to the broker's config (later lines win)
+    database_url: str = ""  # SQLAlchemy URL of an empty database; "" = SQLite in the workdir
     broker: MosquittoInstance = field(init=False)
     lot_ids: list[int] = field(default_factory=list)
     devices: dict[int, Provisioned] = field(default_factory=dict)
     customer_token: str = ""
+    admin_token: str = ""
     base_url: str = ""
 
     def start(self) -> CloudStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.url = f"sqlite:///{self.workdir / 'cloud.db'}"
+        self.url = self.database_url or f"sqlite:///{self.workdir / 'cloud.db'}"
         upgrade(self.url)
         self.broker = secured_broker(
             self.workdir / "mqtt", {"cloud": CLOUD_PASSWORD}, extra_config=self.broker_config
@@ -65,6 +67,7 @@ class CloudStack:
                 lot = add_lot(s, f"Lot {n}", {"car": self.spaces}, prices=FREE)
                 self.lot_ids.append(lot.id)
             self.customer_token = add_user(s, "driver@example.test", Role.CUSTOMER).token
+            self.admin_token = add_user(s, "admin@example.test", Role.ADMIN).token
             for lot_id in self.lot_ids:
                 # one mosquitto_passwd run per lot is slow for 1,000 lots: the bench writes them
                 self.devices[lot_id] = provision_lot(
@@ -102,10 +105,13 @@ class CloudStack:
         wait_for(lambda: self.relay.connected, timeout=10, what="relay connected")
         auth = {"Authorization": f"Bearer {self.customer_token}"}
         self.http = httpx.Client(base_url=self.base_url, timeout=10, headers=auth)
+        admin = {"Authorization": f"Bearer {self.admin_token}"}
+        self.admin = httpx.Client(base_url=self.base_url, timeout=10, headers=admin)
         return self
 
     def stop(self) -> None:
         self.http.close()
+        self.admin.close()
         self.server.should_exit = True
         self._thread.join(10)
         self.ingest.stop()
