@@ -31,26 +31,57 @@ class _Model(BaseModel):
 
 
 class RulesConfig(_Model):
-    early_grace_minutes: float = Field(15, ge=0, description="Entry may open this early.")
-    late_grace_minutes: float = Field(15, ge=0, description="Entry may open this late after end.")
-    anti_passback: AntiPassback = Field(
-        AntiPassback.HARD, description="hard: a plate inside can't enter again; soft: flagged; off."
+    """Local fall-backs only: the lot's rules come from its cloud policy (pushed on the change
+    feed, kept in the cache); these values are used until the first policy arrives."""
+
+    early_grace_minutes: float = Field(
+        15, ge=0, description="Fall-back until the cloud policy arrives: entry may open this early."
     )
-    min_confidence: float = Field(0.80, ge=0, le=1, description="Reads below this never open.")
+    late_grace_minutes: float = Field(
+        15,
+        ge=0,
+        description="Fall-back until the cloud policy arrives: entry may open this late after end.",
+    )
+    anti_passback: AntiPassback = Field(
+        AntiPassback.HARD,
+        description="Fall-back until the cloud policy arrives: hard (a plate inside can't enter"
+        " again), soft (flagged) or off.",
+    )
+    anti_passback_reset_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Fall-back until the cloud policy arrives: a plate recorded inside longer"
+        " than this no longer blocks an entry (none: it blocks until it exits).",
+    )
+    min_confidence: float = Field(
+        0.80,
+        ge=0,
+        le=1,
+        description="Fall-back until the cloud policy arrives: reads below this never open.",
+    )
     fuzzy_min_confidence: float = Field(
         0.90,
         ge=0,
         le=1,
-        description="A fuzzy match needs the rest of the read (the agreeing characters) this sure.",
+        description="Fall-back until the cloud policy arrives: a fuzzy match needs the rest of the"
+        " read (the agreeing characters) this sure.",
+    )
+    pay_before_exit: bool = Field(
+        True,
+        description="Fall-back until the cloud policy arrives: the exit holds a car that owes"
+        " money (the gate prices no overstay itself before a cloud policy brings the tariff).",
     )
 
     def to_rules(self) -> LotRules:
+        reset = self.anti_passback_reset_hours
         return LotRules(
             early_grace=timedelta(minutes=self.early_grace_minutes),
             late_grace=timedelta(minutes=self.late_grace_minutes),
             anti_passback=self.anti_passback,
             min_confidence=self.min_confidence,
             fuzzy_min_confidence=self.fuzzy_min_confidence,
+            anti_passback_reset=None if reset is None else timedelta(hours=reset),
+            pay_before_exit=self.pay_before_exit,
         )
 
 
@@ -65,7 +96,10 @@ class LotConfig(_Model):
     data_dir: Path = Field(
         Path("/var/lib/parkgate"), description="Where the SQLite cache and journal live."
     )
-    rules: RulesConfig = Field(default_factory=RulesConfig, description="Decision rules.")
+    rules: RulesConfig = Field(
+        default_factory=RulesConfig,
+        description="Local fall-back decision rules, used until the lot's cloud policy arrives.",
+    )
 
 
 class RecognitionConfig(_Model):
