@@ -21,15 +21,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gate_agent.domain import (
-    Direction,
-    EventKind,
-    JournalEvent,
-    ListEntry,
-    ListKind,
-    Reservation,
-    ReservationStatus,
-)
+from gate_agent import domain
+from gate_agent.domain import Direction, EventKind, JournalEvent, Reservation, ReservationStatus
 from gate_agent.plates import LOOKALIKE_GROUPS
 from gate_agent.store import Store
 
@@ -53,13 +46,15 @@ def _reservations(plates: list[str], now: datetime) -> Iterator[Reservation]:
         )
 
 
-def _list_entries(plates: list[str], booked: list[str], now: datetime) -> Iterator[ListEntry]:
+def _list_entries(
+    plates: list[str], booked: list[str], now: datetime
+) -> Iterator[domain.ListEntry]:
     """Permits and blocks: one in five for a plate that also holds bookings, some with a window,
     some for one lane only."""
     for i, plate in enumerate(plates):
-        yield ListEntry(
+        yield domain.ListEntry(
             booked[i] if i % 5 == 0 and booked else plate,
-            ListKind.DENY if i % 10 == 3 else ListKind.ALLOW,
+            domain.ListKind.DENY if i % 10 == 3 else domain.ListKind.ALLOW,
             valid_from=now - timedelta(days=1) if i % 3 == 0 else None,
             valid_until=now + timedelta(days=30) if i % 3 == 0 else None,
             entry_id=f"e{i:07d}",

@@ -32,44 +32,22 @@ class _Model(BaseModel):
 
 class RulesConfig(_Model):
     """Local fall-backs only: the lot's rules come from its cloud policy (pushed on the change
-    feed, kept in the cache); these values are used until the first policy arrives."""
+    feed, kept in the cache); every value here is used only until the first policy arrives."""
 
-    early_grace_minutes: float = Field(
-        15, ge=0, description="Fall-back until the cloud policy arrives: entry may open this early."
-    )
-    late_grace_minutes: float = Field(
-        15,
-        ge=0,
-        description="Fall-back until the cloud policy arrives: entry may open this late after end.",
-    )
+    early_grace_minutes: float = Field(15, ge=0, description="Fall-back: entry this early.")
+    late_grace_minutes: float = Field(15, ge=0, description="Fall-back: entry this late after end.")
     anti_passback: AntiPassback = Field(
-        AntiPassback.HARD,
-        description="Fall-back until the cloud policy arrives: hard (a plate inside can't enter"
-        " again), soft (flagged) or off.",
+        AntiPassback.HARD, description="Fall-back: hard (inside can't enter again), soft, off."
     )
     anti_passback_reset_hours: float | None = Field(
-        None,
-        gt=0,
-        description="Fall-back until the cloud policy arrives: a plate recorded inside longer"
-        " than this no longer blocks an entry (none: it blocks until it exits).",
+        None, gt=0, description="Fall-back: a plate inside longer than this no longer blocks."
     )
-    min_confidence: float = Field(
-        0.80,
-        ge=0,
-        le=1,
-        description="Fall-back until the cloud policy arrives: reads below this never open.",
-    )
+    min_confidence: float = Field(0.80, ge=0, le=1, description="Fall-back: less never opens.")
     fuzzy_min_confidence: float = Field(
-        0.90,
-        ge=0,
-        le=1,
-        description="Fall-back until the cloud policy arrives: a fuzzy match needs the rest of the"
-        " read (the agreeing characters) this sure.",
+        0.90, ge=0, le=1, description="Fall-back: a fuzzy match's other characters this sure."
     )
     pay_before_exit: bool = Field(
-        True,
-        description="Fall-back until the cloud policy arrives: the exit holds a car that owes"
-        " money (the gate prices no overstay itself before a cloud policy brings the tariff).",
+        True, description="Fall-back: the exit holds a car that owes (no gate-priced overstay)."
     )
 
     def to_rules(self) -> LotRules:

@@ -20,14 +20,7 @@ from typing import Any
 from gate_agent.store._rows import from_text, to_text
 from parkgate_protocol import LotPolicy, ProtocolError, parse_policy
 
-__all__ = [
-    "PolicyInForce",
-    "RejectedPolicy",
-    "in_force",
-    "put_in_force",
-    "put_rejected",
-    "rejected",
-]
+__all__ = ["PolicyInForce", "RejectedPolicy", "load", "load_rejected", "refuse", "save"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +56,7 @@ ON CONFLICT (slot) DO UPDATE SET version = excluded.version, body = excluded.bod
 """
 
 
-def put_in_force(
+def save(
     conn: sqlite3.Connection, policy: LotPolicy, raw: Mapping[str, Any], at: datetime
 ) -> PolicyInForce:
     body = dict(raw)
@@ -71,7 +64,7 @@ def put_in_force(
     return PolicyInForce(policy, body, at)
 
 
-def put_rejected(conn: sqlite3.Connection, raw: Any, reason: str, at: datetime) -> RejectedPolicy:
+def refuse(conn: sqlite3.Connection, raw: Any, reason: str, at: datetime) -> RejectedPolicy:
     body = dict(raw) if isinstance(raw, Mapping) else {"value": raw}
     version = body.get("version")
     version = version if isinstance(version, int) and not isinstance(version, bool) else None
@@ -79,7 +72,7 @@ def put_rejected(conn: sqlite3.Connection, raw: Any, reason: str, at: datetime) 
     return RejectedPolicy(version, reason, at, body)
 
 
-def in_force(conn: sqlite3.Connection) -> PolicyInForce | None:
+def load(conn: sqlite3.Connection) -> PolicyInForce | None:
     row = conn.execute("SELECT body, at FROM lot_policy WHERE slot = 'in_force'").fetchone()
     if row is None:
         return None
@@ -91,7 +84,7 @@ def in_force(conn: sqlite3.Connection) -> PolicyInForce | None:
         return None
 
 
-def rejected(conn: sqlite3.Connection) -> RejectedPolicy | None:
+def load_rejected(conn: sqlite3.Connection) -> RejectedPolicy | None:
     sql = "SELECT version, reason, at, body FROM lot_policy WHERE slot = 'rejected'"
     row = conn.execute(sql).fetchone()
     if row is None:

@@ -123,7 +123,7 @@ class Store:
         with self._db.locked() as conn:
             applied = apply_migrations(Database(conn))
             self._keys = _load_filter(conn)
-            self._policy = policy_sql.in_force(conn)
+            self._policy = policy_sql.load(conn)
         if applied:
             log.info("store %s: applied migrations %s", self._db.path, ", ".join(applied))
 
@@ -235,7 +235,7 @@ class Store:
     def apply_policy(self, policy: LotPolicy, raw: Mapping[str, Any]) -> PolicyInForce:
         """Put ``policy`` (parsed from ``raw``, as the cloud sent it) in force."""
         with self._db.write() as conn:
-            applied = policy_sql.put_in_force(conn, policy, raw, self._clock())
+            applied = policy_sql.save(conn, policy, raw, self._clock())
         self._policy = applied
         log.info("lot policy v%d in force", policy.version)
         return applied
@@ -243,12 +243,12 @@ class Store:
     def reject_policy(self, raw: object, reason: str) -> RejectedPolicy:
         """Keep a policy the gate could not apply, with why (the one in force stays)."""
         with self._db.write() as conn:
-            return policy_sql.put_rejected(conn, raw, reason, self._clock())
+            return policy_sql.refuse(conn, raw, reason, self._clock())
 
     def rejected_policy(self) -> RejectedPolicy | None:
         """The last policy refused, whether or not a newer one was applied since."""
         with self._db.read() as conn:
-            return policy_sql.rejected(conn)
+            return policy_sql.load_rejected(conn)
 
     def policy_problem(self) -> str | None:
         """Why the newest policy pushed is not in force (None when it is, or none was refused

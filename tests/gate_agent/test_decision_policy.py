@@ -12,21 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gate_agent import domain
 from gate_agent.decision import decide
-from gate_agent.domain import (
-    AntiPassback,
-    CandidateFacts,
-    Direction,
-    ListEntry,
-    ListKind,
-    LotRules,
-    Match,
-    MatchKind,
-    Presence,
-    Reason,
-    Reservation,
-    ReservationStatus,
-)
+from gate_agent.domain import CandidateFacts, Direction, LotRules, MatchKind, Reason
 from gate_agent.rules import rules_in_force
 from parkgate_protocol import (
     ChangeKind,
@@ -43,21 +31,24 @@ from parkgate_protocol import (
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 H, M = timedelta(hours=1), timedelta(minutes=1)
+OPENS, SHUT = True, False
+DENIED, ALLOWED, NONE = Reason.DENYLISTED, Reason.ALLOWLISTED, Reason.NO_RESERVATION
+VALID, FUZZY, LOW = Reason.RESERVATION_VALID, MatchKind.FUZZY, Reason.LOW_CONFIDENCE
 PLATE = "AB123CD"
 ENTRY, EXIT = Direction.ENTRY, Direction.EXIT
 HOURLY = Tariff(vehicles={"car": VehicleTariff(rate_cents=250, daily_max_cents=1500)})
 PRICED = LotRules(tariff=HOURLY)  # overstay grace 10 min, pay before exit
 
 
-def booking(start: timedelta = -H, end: timedelta = H, owed: int = 0) -> Reservation:
-    return Reservation(
-        "r1", PLATE, NOW + start, NOW + end, ReservationStatus.CONFIRMED, owed, "EUR", None
+def booking(start: timedelta = -H, end: timedelta = H, owed: int = 0) -> domain.Reservation:
+    return domain.Reservation(
+        "r1", PLATE, NOW + start, NOW + end, domain.ReservationStatus.CONFIRMED, owed, "EUR", None
     )
 
 
 def facts(
-    *reservations: Reservation,
-    lists: tuple[ListEntry, ...] = (),
+    *reservations: domain.Reservation,
+    lists: tuple[domain.ListEntry, ...] = (),
     entered: timedelta | None = None,
     kind: MatchKind = MatchKind.EXACT,
     support: float = 1.0,
@@ -65,124 +56,50 @@ def facts(
     presence = None
     if entered is not None:
         rid = reservations[0].id if reservations else None
-        presence = Presence(PLATE, "v0", NOW - entered, rid)
+        presence = domain.Presence(PLATE, "v0", NOW - entered, rid)
     return CandidateFacts(
         PLATE,
         0.95,
-        Match(kind, PLATE, reason=kind.value, support=support),
+        domain.Match(kind, PLATE, reason=kind.value, support=support),
         reservations,
         lists,
         presence,
     )
 
 
-def allow(**kw: Any) -> ListEntry:
-    return ListEntry(PLATE, ListKind.ALLOW, **kw)
+def allow(**kw: Any) -> domain.ListEntry:
+    return domain.ListEntry(PLATE, domain.ListKind.ALLOW, **kw)
 
 
-def deny(**kw: Any) -> ListEntry:
-    return ListEntry(PLATE, ListKind.DENY, **kw)
+def deny(**kw: Any) -> domain.ListEntry:
+    return domain.ListEntry(PLATE, domain.ListKind.DENY, **kw)
+
+
+def case(name: str, d: Direction, c: CandidateFacts, lane: str, opens: bool, why: Reason) -> Any:
+    return pytest.param(d, c, lane, opens, why, id=name)
+
+
+BOOKED = booking()
+IN, OUT = "in-1", "out-1"
 
 
 @pytest.mark.parametrize(
     ("direction", "candidate", "lane", "opens", "reason"),
     [
-        pytest.param(
-            ENTRY,
-            facts(booking(), lists=(deny(),)),
-            "in-1",
-            False,
-            Reason.DENYLISTED,
-            id="deny-beats-a-paid-booking",
+        case("deny-beats-a-paid-booking", ENTRY, facts(BOOKED, lists=(deny(),)), IN, SHUT, DENIED),
+        case("allow-opens-without-booking", ENTRY, facts(lists=(allow(),)), IN, OPENS, ALLOWED),
+        case("early-allow", ENTRY, facts(lists=(allow(valid_from=NOW + M),)), IN, SHUT, NONE),
+        case("allow-after-window", ENTRY, facts(lists=(allow(valid_until=NOW),)), IN, SHUT, NONE),
+        case("old-deny", ENTRY, facts(BOOKED, lists=(deny(valid_until=NOW),)), IN, OPENS, VALID),
+        case("allow-other-lane", ENTRY, facts(lists=(allow(lanes=("in-2",)),)), IN, SHUT, NONE),
+        case("allow-this-lane", ENTRY, facts(lists=(allow(lanes=(IN, "x")),)), IN, OPENS, ALLOWED),
+        case("deny-elsewhere", ENTRY, facts(BOOKED, lists=(deny(lanes=("x",)),)), IN, OPENS, VALID),
+        case("deny-this-exit", EXIT, facts(BOOKED, lists=(deny(lanes=(OUT,)),)), OUT, SHUT, DENIED),
+        case("fuzzy-allow", ENTRY, facts(lists=(allow(),), kind=FUZZY), IN, OPENS, ALLOWED),
+        case(
+            "unsure-fuzzy", ENTRY, facts(lists=(allow(),), kind=FUZZY, support=0.5), IN, SHUT, LOW
         ),
-        pytest.param(
-            ENTRY,
-            facts(lists=(allow(category="staff"),)),
-            "in-1",
-            True,
-            Reason.ALLOWLISTED,
-            id="allow-without-booking-opens",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(lists=(allow(valid_from=NOW + M),)),
-            "in-1",
-            False,
-            Reason.NO_RESERVATION,
-            id="allow-before-its-window",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(lists=(allow(valid_until=NOW),)),
-            "in-1",
-            False,
-            Reason.NO_RESERVATION,
-            id="allow-after-its-window",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(booking(), lists=(deny(valid_until=NOW),)),
-            "in-1",
-            True,
-            Reason.RESERVATION_VALID,
-            id="expired-deny-does-not-count",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(lists=(allow(lanes=("in-2",)),)),
-            "in-1",
-            False,
-            Reason.NO_RESERVATION,
-            id="allow-for-another-lane",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(lists=(allow(lanes=("in-1", "in-2")),)),
-            "in-1",
-            True,
-            Reason.ALLOWLISTED,
-            id="allow-for-this-lane",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(booking(), lists=(deny(lanes=("in-2",)),)),
-            "in-1",
-            True,
-            Reason.RESERVATION_VALID,
-            id="deny-for-another-lane",
-        ),
-        pytest.param(
-            EXIT,
-            facts(booking(), lists=(deny(lanes=("out-1",)),)),
-            "out-1",
-            False,
-            Reason.DENYLISTED,
-            id="deny-for-this-exit",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(lists=(allow(),), kind=MatchKind.FUZZY),
-            "in-1",
-            True,
-            Reason.ALLOWLISTED,
-            id="fuzzy-allow-opens-like-a-booking",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(lists=(allow(),), kind=MatchKind.FUZZY, support=0.5),
-            "in-1",
-            False,
-            Reason.LOW_CONFIDENCE,
-            id="fuzzy-allow-needs-a-sure-read",
-        ),
-        pytest.param(
-            ENTRY,
-            facts(lists=(allow(), deny(category="blocked"))),
-            "in-1",
-            False,
-            Reason.DENYLISTED,
-            id="allow-and-deny-deny-wins",
-        ),
+        case("allow-and-deny", ENTRY, facts(lists=(allow(), deny())), IN, SHUT, DENIED),
     ],
 )
 def test_access_lists(
@@ -209,7 +126,7 @@ def test_a_lane_less_check_counts_lane_limited_entries() -> None:
 )
 def test_anti_passback_reset(entered: timedelta, reset_hours: int | None, reason: Reason) -> None:
     reset = None if reset_hours is None else timedelta(hours=reset_hours)
-    rules = LotRules(anti_passback=AntiPassback.HARD, anti_passback_reset=reset)
+    rules = LotRules(anti_passback=domain.AntiPassback.HARD, anti_passback_reset=reset)
     assert decide(ENTRY, [facts(booking(), entered=entered)], NOW, rules).reason is reason
 
 
@@ -258,30 +175,14 @@ def test_an_allowlisted_car_exits_without_paying_an_overstay() -> None:
 def test_rules_in_force_from_a_policy_and_the_fall_back() -> None:
     fallback = LotRules(early_grace=5 * M)
     assert rules_in_force(None, fallback) is fallback
-    policy = LotPolicy(
-        version=4,
-        early_grace_minutes=30,
-        late_grace_minutes=0,
-        anti_passback="soft",
-        anti_passback_reset_hours=12,
-        min_confidence=0.7,
-        fuzzy_min_confidence=0.95,
-        overstay_grace_minutes=0,
-        pay_before_exit=False,
-        tariff=HOURLY,
-    )
-    rules = rules_in_force(policy, fallback)
-    assert rules == LotRules(
-        early_grace=30 * M,
-        late_grace=timedelta(0),
-        anti_passback=AntiPassback.SOFT,
-        min_confidence=0.7,
-        fuzzy_min_confidence=0.95,
-        anti_passback_reset=12 * H,
-        pay_before_exit=False,
-        overstay_grace=timedelta(0),
-        tariff=HOURLY,
-    )
+    wire: dict[str, object] = {"version": 4, "early_grace_minutes": 30, "late_grace_minutes": 0}
+    wire |= {"anti_passback": "soft", "anti_passback_reset_hours": 12, "min_confidence": 0.7}
+    wire |= {"fuzzy_min_confidence": 0.95, "overstay_grace_minutes": 0, "pay_before_exit": False}
+    rules = rules_in_force(parse_policy({**wire, "tariff": HOURLY.model_dump()}), fallback)
+    expected = replace(LotRules(), early_grace=30 * M, late_grace=timedelta(0), tariff=HOURLY)
+    expected = replace(expected, anti_passback=domain.AntiPassback.SOFT, anti_passback_reset=12 * H)
+    expected = replace(expected, min_confidence=0.7, fuzzy_min_confidence=0.95)
+    assert rules == replace(expected, overstay_grace=timedelta(0), pay_before_exit=False)
 
 
 # -- the property: the exit asks price_stay on the policy as sent --------------------------------
@@ -326,8 +227,15 @@ def test_the_exit_asks_price_stay_on_the_policy_as_sent(
     assert received.policy is not None
     rules = rules_in_force(parse_policy(received.policy), LotRules())
     ends_at = NOW - over
-    stay = Reservation(
-        "r1", PLATE, ends_at - booked, ends_at, ReservationStatus.CONFIRMED, pushed, "EUR", None
+    stay = domain.Reservation(
+        "r1",
+        PLATE,
+        ends_at - booked,
+        ends_at,
+        domain.ReservationStatus.CONFIRMED,
+        pushed,
+        "EUR",
+        None,
     )
     d = decide(EXIT, [facts(stay, entered=booked + over)], NOW, rules, "out-1")
     overstay = price_stay(tariff, ends_at, NOW) if over > timedelta(minutes=grace) else 0

@@ -1,20 +1,12 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from gate_agent.store import Store
 from parkgate_protocol import parse_policy
-
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.gate_agent.test_store_journal import NOW as T0
+from tests.gate_agent.test_store_journal import Clock
 
 
 def test_policy_in_force_survives_a_restart_as_sent(tmp_path: Path) -> None:

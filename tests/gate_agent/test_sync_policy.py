@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from gate_agent.decision import decide
 from gate_agent.domain import Direction, EventKind, LotRules, Reason, ReservationStatus
 from gate_agent.rules import rules_in_force
 from gate_agent.store import Store
-from gate_agent.sync import SEQ_STATE_KEY
+from gate_agent.sync import SEQ_STATE_KEY, SyncClient
 from tests.support.sync import CloudPeer, FakeCloud, start_sync
 
 pytestmark = pytest.mark.integration
@@ -26,22 +28,36 @@ LOT = "lot-p"
 PLATE = "AB123CD"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "agent.sqlite3") as s:
-        yield s
+@dataclass
+class Lot:
+    """The lot's store, the cloud (its feed and its MQTT side) and the broker between them."""
+
+    store: Store
+    cloud: FakeCloud
+    peer: CloudPeer
+    broker: MosquittoInstance
+    data_dir: Path
+
+    def push(self, change: p.ReservationChange) -> None:
+        self.peer.send("reservations", p.encode(change))
+
+    @contextmanager
+    def syncing(self) -> Iterator[SyncClient]:
+        sync = start_sync(self.broker, self.store, self.cloud, self.data_dir)
+        try:
+            yield sync
+        finally:
+            sync.stop()
 
 
 @pytest.fixture
-def cloud() -> FakeCloud:
-    return FakeCloud(LOT)
-
-
-@pytest.fixture
-def peer(mosquitto: MosquittoInstance) -> Iterator[CloudPeer]:
-    made = CloudPeer(mosquitto, LOT)
-    yield made
-    made.close()
+def lot(mosquitto: MosquittoInstance, tmp_path: Path) -> Iterator[Lot]:
+    with Store(tmp_path / "agent.sqlite3") as store:
+        peer = CloudPeer(mosquitto, LOT)
+        try:
+            yield Lot(store, FakeCloud(LOT), peer, mosquitto, tmp_path)
+        finally:
+            peer.close()
 
 
 def paid_now(rid: str = "bk_1", plate: str = PLATE) -> p.ReservationSnapshot:
@@ -69,14 +85,10 @@ def at_entry(store: Store, plate: str = PLATE) -> Reason:
     return decide(Direction.ENTRY, [facts], datetime.now(UTC), rules, "entry-1").reason
 
 
-def test_a_pushed_policy_is_applied_reported_and_a_bad_one_refused(
-    mosquitto: MosquittoInstance, store: Store, cloud: FakeCloud, peer: CloudPeer, tmp_path: Path
-) -> None:
-    sync = start_sync(mosquitto, store, cloud, tmp_path)
-    try:
-        peer.send(
-            "reservations", p.encode(cloud.set_policy({"version": 2, "anti_passback": "off"}))
-        )
+def test_a_pushed_policy_is_applied_reported_and_a_bad_one_refused(lot: Lot) -> None:
+    store, cloud, peer = lot.store, lot.cloud, lot.peer
+    with lot.syncing():
+        lot.push(cloud.set_policy({"version": 2, "anti_passback": "off"}))
         wait_for(lambda: store.policy is not None, what="policy v2 in force")
         assert store.policy is not None and store.policy.version == 2
         wait_for(
@@ -85,7 +97,7 @@ def test_a_pushed_policy_is_applied_reported_and_a_bad_one_refused(
         )
 
         newer = {"schema": 2, "version": 3, "night_mode": True}
-        peer.send("reservations", p.encode(cloud.set_policy(newer)))
+        lot.push(cloud.set_policy(newer))
         wait_for(lambda: store.get_state(SEQ_STATE_KEY) == 2, what="seq advanced past it")
         assert store.policy is not None and store.policy.version == 2  # the last good one
         [health] = store.events(kind=EventKind.HEALTH)
@@ -103,36 +115,34 @@ def test_a_pushed_policy_is_applied_reported_and_a_bad_one_refused(
         )
 
         bad = {"version": 4, "min_confidence": 0.95, "fuzzy_min_confidence": 0.9}
-        peer.send("reservations", p.encode(cloud.set_policy(bad)))
+        lot.push(cloud.set_policy(bad))
         wait_for(lambda: len(store.events(kind=EventKind.HEALTH)) == 2, what="v4 refused")
         assert store.events(kind=EventKind.HEALTH)[0].detail["error"] == "invalid"
 
-        peer.send("reservations", p.encode(cloud.set_policy({"version": 5})))
+        lot.push(cloud.set_policy({"version": 5}))
         wait_for(lambda: store.policy is not None and store.policy.version == 5, what="v5 in force")
         assert store.policy_problem() is None
         wait_for(
             lambda: (b := peer.statuses()[-1]).policy_version == 5 and b.policy_problem is None,
             what="the status says v5 and no problem",
         )
-    finally:
-        sync.stop()
 
 
 def test_deny_beats_a_paid_booking_within_a_second_and_removing_it_restores_admission(
-    mosquitto: MosquittoInstance, store: Store, cloud: FakeCloud, peer: CloudPeer, tmp_path: Path
+    lot: Lot,
 ) -> None:
-    sync = start_sync(mosquitto, store, cloud, tmp_path)
-    try:
-        peer.send("reservations", p.encode(cloud.upsert(paid_now())))
+    store, cloud = lot.store, lot.cloud
+    with lot.syncing():
+        lot.push(cloud.upsert(paid_now()))
         wait_for(lambda: at_entry(store) is Reason.RESERVATION_VALID, what="booking admits")
 
         deny = entry(p.ListKind.DENY, "e-deny", category="blocked")
         sent = time.monotonic()
-        peer.send("reservations", p.encode(cloud.list_put(deny)))
+        lot.push(cloud.list_put(deny))
         wait_for(lambda: at_entry(store) is Reason.DENYLISTED, timeout=1.0, what="deny in 1 s")
         assert time.monotonic() - sent <= 1.0
 
-        peer.send("reservations", p.encode(cloud.list_remove(deny)))
+        lot.push(cloud.list_remove(deny))
         wait_for(lambda: at_entry(store) is Reason.RESERVATION_VALID, what="admitted again")
 
         permit = entry(p.ListKind.ALLOW, "e-staff", plate="STAFF01", category="staff")
@@ -142,70 +152,62 @@ def test_deny_beats_a_paid_booking_within_a_second_and_removing_it_restores_admi
             plate="LATER01",
             valid_from=datetime.now(UTC) + timedelta(days=1),
         )
-        peer.send("reservations", p.encode(cloud.list_put(permit)))
-        peer.send("reservations", p.encode(cloud.list_put(later)))
+        lot.push(cloud.list_put(permit))
+        lot.push(cloud.list_put(later))
         wait_for(lambda: store.list_entry_count() == 2, what="both entries cached")
         assert at_entry(store, "STAFF01") is Reason.ALLOWLISTED
         assert at_entry(store, "LATER01") is Reason.NO_RESERVATION  # outside its window
-    finally:
-        sync.stop()
 
 
 def test_lists_replaced_fetches_a_snapshot(
-    mosquitto: MosquittoInstance, store: Store, cloud: FakeCloud, peer: CloudPeer, tmp_path: Path
+    lot: Lot,
 ) -> None:
+    store, cloud = lot.store, lot.cloud
     cloud.list_put(entry(p.ListKind.ALLOW, "old", plate="OLD0001"))
-    sync = start_sync(mosquitto, store, cloud, tmp_path)
-    try:
+    with lot.syncing() as sync:
         assert [e.entry_id for e in store.list_entries()] == ["old"]
         imported = [entry(p.ListKind.ALLOW, f"imp-{i}", plate=f"IMP{i:04d}") for i in range(500)]
         change = cloud.lists_replaced(imported)
-        peer.send("reservations", p.encode(change))
+        lot.push(change)
         wait_for(lambda: store.list_entry_count() == 500, what="the imported lists")
         assert cloud.requests[-1] == {"since": "2", "snapshot": "true"}
         assert at_entry(store, "OLD0001") is Reason.NO_RESERVATION
         assert at_entry(store, "IMP0042") is Reason.ALLOWLISTED
         assert sync.status.last_applied_seq == 2
-    finally:
-        sync.stop()
 
 
 def test_lists_replaced_met_during_a_catch_up_fetches_a_snapshot_too(
-    mosquitto: MosquittoInstance, store: Store, cloud: FakeCloud, tmp_path: Path
+    lot: Lot,
 ) -> None:
+    store, cloud = lot.store, lot.cloud
     cloud.set_policy({"version": 1, "early_grace_minutes": 45})
     cloud.lists_replaced([entry(p.ListKind.DENY, "d1", plate="BAD0001")])
     cloud.upsert(paid_now())
-    sync = start_sync(mosquitto, store, cloud, tmp_path)
-    try:
+    with lot.syncing() as sync:
         assert cloud.requests[:2] == [{"since": "0"}, {"since": "3", "snapshot": "true"}]
         assert store.policy is not None and store.policy.policy.early_grace_minutes == 45
         assert at_entry(store, "BAD0001") is Reason.DENYLISTED
         assert store.get_reservation("bk_1") is not None
         assert sync.status.last_applied_seq == 3
-    finally:
-        sync.stop()
 
 
 def test_a_deny_added_while_the_lot_is_cut_off_is_applied_on_reconnect_in_seq_order(
-    mosquitto: MosquittoInstance, store: Store, cloud: FakeCloud, peer: CloudPeer, tmp_path: Path
+    lot: Lot,
 ) -> None:
-    sync = start_sync(mosquitto, store, cloud, tmp_path)
-    try:
-        peer.send("reservations", p.encode(cloud.upsert(paid_now())))
+    store, cloud, peer = lot.store, lot.cloud, lot.peer
+    with lot.syncing() as sync:
+        lot.push(cloud.upsert(paid_now()))
         wait_for(lambda: at_entry(store) is Reason.RESERVATION_VALID, what="booking admits")
-        mosquitto.stop()
+        lot.broker.stop()
         wait_for(lambda: not sync.status.connected, what="the lot is cut off")
         deny = cloud.list_put(entry(p.ListKind.DENY, "e-deny"))
         policy = cloud.set_policy({"version": 9, "anti_passback": "soft"})
         assert at_entry(store) is Reason.RESERVATION_VALID  # the lot cannot know yet
-        mosquitto.start()
+        lot.broker.start()
         wait_for(lambda: peer.connects >= 2, timeout=10, what="the cloud reconnected")
-        peer.send("reservations", p.encode(policy))  # only the newest pushed: a gap before it
+        lot.push(policy)  # only the newest pushed: a gap before it
         wait_for(lambda: sync.status.connected, timeout=10, what="reconnected")
         wait_for(lambda: sync.status.last_applied_seq == 3, timeout=10, what="caught up")
         assert at_entry(store) is Reason.DENYLISTED
         assert store.policy is not None and store.policy.version == 9
         assert deny.seq < policy.seq
-    finally:
-        sync.stop()

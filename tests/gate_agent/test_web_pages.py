@@ -15,21 +15,14 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from devservices import free_port
+from gate_agent import wire
 from gate_agent.app import Agent
-from gate_agent.domain import (
-    Direction,
-    EventKind,
-    JournalEvent,
-    ListEntry,
-    ListKind,
-    Reservation,
-    ReservationStatus,
-)
+from gate_agent.domain import Direction, EventKind, JournalEvent, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
 from gate_agent.web import create_web_app, hash_password
 from gate_agent.web.context import WebContext
 from gate_agent.web.server import StripQueryFilter, WebServer
-from parkgate_protocol import parse_policy
+from parkgate_protocol import ListEntrySnapshot, parse_policy
 from tests.gate_agent.test_web_api import (
     API_TOKEN,
     BOOKED_PHOTO,
@@ -268,8 +261,9 @@ def test_policy_page_and_api_say_what_is_in_force_and_where_it_came_from(
     raw = {"version": 6, "early_grace_minutes": 40, "pay_before_exit": False}
     agent.store.apply_policy(parse_policy(raw), raw)
     agent.store.reject_policy({"schema": 2, "version": 7}, "unsupported_policy: schema=2")
-    agent.store.put_list_entry(ListEntry("STAFF1", ListKind.ALLOW, entry_id="e1"))
-    agent.store.put_list_entry(ListEntry("BAD999", ListKind.DENY, entry_id="e2"))
+    for plate, kind in (("STAFF1", "allow"), ("BAD999", "deny")):
+        pushed = {"entry_id": plate, "plate": plate, "kind": kind}
+        agent.store.put_list_entry(wire.list_entry(ListEntrySnapshot.model_validate(pushed)))
 
     after = operator.get("/api/status").json()["policy"]
     assert after["version"] == 6 and after["source"] == "cloud policy v6"
