@@ -165,6 +165,9 @@ def reservations_for_plate(conn: sqlite3.Connection, plate: str) -> list[Reserva
     return [reservation_from_row(row) for row in rows]
 
 
+_ROW_COLUMNS = (  # the columns of list_entry_row, in its order
+    "plate, entry_key, entry_id, kind, category, valid_from, valid_until, note, lanes, updated_at"
+)
 _INSERT_LIST_ENTRY = """
 INSERT OR REPLACE INTO list_entries (plate, entry_key, entry_id, kind, category, valid_from,
                                      valid_until, note, lanes, updated_at)
@@ -210,19 +213,27 @@ def delete_list_entry(
 def replace_list_entries(
     conn: sqlite3.Connection, entries: Iterable[ListEntry], updated_at: str
 ) -> int:
-    """Replace every list entry (a snapshot); reservations and their keys are kept. Entries
+    """Make the lists exactly ``entries`` (a snapshot); reservations and their keys are kept.
+
+    Only what differs is written: a snapshot mostly repeats what the cache holds (every resync,
+    every bulk import of a few changed rows), and the plate index is the expensive part. Entries
     without a usable plate raise ``ValueError`` (the caller filters them first)."""
-    old = {row[0] for row in conn.execute("SELECT DISTINCT plate FROM list_entries")}
-    rows = sorted(
-        (list_entry_row(e, _list_plate(e), updated_at) for e in entries),
+    wanted = {
+        row[1]: row for row in (list_entry_row(e, _list_plate(e), updated_at) for e in entries)
+    }
+    held = {row[1]: row for row in conn.execute(f"SELECT {_ROW_COLUMNS} FROM list_entries")}
+    gone = [key for key in held if key not in wanted]
+    changed = sorted(
+        (row for key, row in wanted.items() if held.get(key, ())[:-1] != row[:-1]),
         key=lambda row: (str(row[0]), str(row[1])),
     )
-    conn.execute("DELETE FROM list_entries")
-    conn.executemany(_INSERT_LIST_ENTRY, rows)
-    new = {str(row[0]) for row in rows}
-    _add_keys(conn, new - old)
-    _drop_keys_if_unused(conn, old - new)
-    return len(rows)
+    conn.executemany("DELETE FROM list_entries WHERE entry_key = ?", ((k,) for k in gone))
+    conn.executemany(_INSERT_LIST_ENTRY, changed)
+    old_plates = {str(row[0]) for row in held.values()}
+    new_plates = {str(row[0]) for row in wanted.values()}
+    _add_keys(conn, new_plates - old_plates)
+    _drop_keys_if_unused(conn, old_plates - new_plates)
+    return len(wanted)
 
 
 def list_entries(conn: sqlite3.Connection) -> list[ListEntry]:

@@ -113,3 +113,21 @@ def test_replace_list_entries_swaps_every_entry_and_keeps_reservations(store: St
     assert store.replace_list_entries([]) == 0
     assert store.facts_for("KEPT22", 0.95).match.kind is MatchKind.NONE
     assert store.list_entry_count() == 0
+
+
+def test_a_repeated_snapshot_rewrites_only_what_changed() -> None:
+    now = [NOW]
+    with Store(":memory:", clock=lambda: now[0]) as store:
+        same = ListEntry("SAME11", ListKind.ALLOW, entry_id="a", lanes=("in-1",))
+        moved = ListEntry("FROM11", ListKind.DENY, entry_id="b", valid_from=NOW)
+        store.replace_list_entries([same, moved])
+        now[0] += timedelta(hours=1)
+        moved_on = ListEntry("TO2222", ListKind.DENY, entry_id="b", valid_from=NOW)
+        assert store.replace_list_entries([same, moved_on]) == 2
+        assert store.list_entries() == [same, moved_on]
+        assert store.facts_for("FROM11", 0.95).match.kind is MatchKind.NONE
+        stamps = dict(store._db.fetch("SELECT entry_key, updated_at FROM list_entries", ()))
+        assert stamps == {
+            "id:a": "2026-03-02T12:00:00.000000+00:00",
+            "id:b": "2026-03-02T13:00:00.000000+00:00",
+        }
