@@ -18,6 +18,13 @@ Behind this face, each private module has one reason to change:
 
 from gate_agent.sync._client import SyncClient, SyncStatus
 from gate_agent.sync._commands import COMMANDS_STATE_KEY, RemoteLane
-from gate_agent.sync._feed import SEQ_STATE_KEY
+from gate_agent.sync._feed import LISTS_PENDING_KEY, SEQ_STATE_KEY
 
-__all__ = ["COMMANDS_STATE_KEY", "SEQ_STATE_KEY", "RemoteLane", "SyncClient", "SyncStatus"]
+__all__ = [
+    "COMMANDS_STATE_KEY",
+    "LISTS_PENDING_KEY",
+    "SEQ_STATE_KEY",
+    "RemoteLane",
+    "SyncClient",
+    "SyncStatus",
+]

@@ -11,7 +11,8 @@ The lot's policy travels on the same feed: a ``policy`` change (or a snapshot's 
 put in force in seq order; one this agent cannot apply (a newer schema, a bad value) leaves the
 last good one in force, is kept with why (``Store.reject_policy``), journaled as a ``health``
 event with reason ``policy_rejected``, and still advances the seq. A ``lists_replaced`` change
-(the cloud replaced many list entries at once) is answered with a full snapshot over HTTP.
+(the cloud replaced many list entries at once) is answered with a full snapshot over HTTP; the
+store remembers that one is owed until it is applied, so a restart in between still fetches it.
 
 Messages that break the contract go to the dead letters (:mod:`gate_agent.sync._dead_letters`).
 """
@@ -41,11 +42,19 @@ from parkgate_protocol import (
     parse_policy,
 )
 
-__all__ = ["POLICY_REJECTED", "SEQ_STATE_KEY", "CatchUpError", "ReservationFeed"]
+__all__ = [
+    "LISTS_PENDING_KEY",
+    "POLICY_REJECTED",
+    "SEQ_STATE_KEY",
+    "CatchUpError",
+    "ReservationFeed",
+]
 
 SEQ_STATE_KEY = "sync.last_applied_seq"  # the store's state key of the last applied seq
 MAX_PAGES = 10_000  # one catch-up never loops forever on a misbehaving server
 POLICY_REJECTED = "policy_rejected"  # the health event's reason for a policy not applied
+# set by a lists_replaced change, cleared by the snapshot it asks for: survives a restart between
+LISTS_PENDING_KEY = "sync.lists_snapshot_pending"
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +151,7 @@ class ReservationFeed:
         started = datetime.now(UTC)
         applied = 0
         since = self.last_seq
-        wants_snapshot = full
+        wants_snapshot = full or bool(self.store.get_state(LISTS_PENDING_KEY, False))
         for _ in range(MAX_PAGES):
             page = self._fetch(since, snapshot=wants_snapshot)
             wants_snapshot = False
@@ -151,6 +160,7 @@ class ReservationFeed:
                     page.reservations, page.list_entries, page.policy, page.next_since
                 )
                 self._save(page.next_since)
+                self.store.set_state(LISTS_PENDING_KEY, False)
             elif page.changes:
                 fresh = [c for c in page.changes if c.seq > self.last_seq]
                 if fresh and fresh[0].seq != self.last_seq + 1:
@@ -211,6 +221,7 @@ class ReservationFeed:
             self._flush(upserts)
             if change.kind is ChangeKind.LISTS_REPLACED:
                 wants_snapshot = True
+                self.store.set_state(LISTS_PENDING_KEY, True)  # before the seq is saved
             self._apply_one(change)
         self._flush(upserts)
         return wants_snapshot

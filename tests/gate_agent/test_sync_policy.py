@@ -19,8 +19,8 @@ from gate_agent.decision import decide
 from gate_agent.domain import Direction, EventKind, LotRules, Reason, ReservationStatus
 from gate_agent.rules import rules_in_force
 from gate_agent.store import Store
-from gate_agent.sync import SEQ_STATE_KEY, SyncClient
-from tests.support.sync import CloudPeer, FakeCloud, start_sync
+from gate_agent.sync import LISTS_PENDING_KEY, SEQ_STATE_KEY, SyncClient
+from tests.support.sync import CloudPeer, FakeCloud, start_sync, sync_config
 
 pytestmark = pytest.mark.integration
 
@@ -211,3 +211,23 @@ def test_a_deny_added_while_the_lot_is_cut_off_is_applied_on_reconnect_in_seq_or
         assert at_entry(store) is Reason.DENYLISTED
         assert store.policy is not None and store.policy.version == 9
         assert deny.seq < policy.seq
+
+
+def test_a_restart_before_the_lists_snapshot_still_fetches_it(lot: Lot) -> None:
+    """The cloud is unreachable when ``lists_replaced`` arrives; the agent stops; the next start
+    owes the snapshot although the seq is already past the change."""
+    store, cloud = lot.store, lot.cloud
+    config = sync_config(lot.broker)
+    change = cloud.lists_replaced([entry(p.ListKind.DENY, "d1", plate="BAD0001")])
+    cloud.down = True
+    first = SyncClient(
+        config, lot_id=LOT, store=store, data_dir=lot.data_dir, transport=cloud.transport
+    )
+    assert first.feed.offer(change) == "snapshot"
+    first.feed.close()
+    assert store.get_state(SEQ_STATE_KEY) == 1 and store.list_entry_count() == 0
+    cloud.down = False
+    with lot.syncing():
+        assert cloud.requests[0] == {"since": "1", "snapshot": "true"}
+        assert at_entry(store, "BAD0001") is Reason.DENYLISTED
+    assert store.get_state(LISTS_PENDING_KEY) is False
