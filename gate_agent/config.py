@@ -31,26 +31,35 @@ class _Model(BaseModel):
 
 
 class RulesConfig(_Model):
-    early_grace_minutes: float = Field(15, ge=0, description="Entry may open this early.")
-    late_grace_minutes: float = Field(15, ge=0, description="Entry may open this late after end.")
+    """Local fall-backs only: the lot's rules come from its cloud policy (pushed on the change
+    feed, kept in the cache); every value here is used only until the first policy arrives."""
+
+    early_grace_minutes: float = Field(15, ge=0, description="Fall-back: entry this early.")
+    late_grace_minutes: float = Field(15, ge=0, description="Fall-back: entry this late after end.")
     anti_passback: AntiPassback = Field(
-        AntiPassback.HARD, description="hard: a plate inside can't enter again; soft: flagged; off."
+        AntiPassback.HARD, description="Fall-back: hard (inside can't enter again), soft, off."
     )
-    min_confidence: float = Field(0.80, ge=0, le=1, description="Reads below this never open.")
+    anti_passback_reset_hours: float | None = Field(
+        None, gt=0, description="Fall-back: a plate inside longer than this no longer blocks."
+    )
+    min_confidence: float = Field(0.80, ge=0, le=1, description="Fall-back: less never opens.")
     fuzzy_min_confidence: float = Field(
-        0.90,
-        ge=0,
-        le=1,
-        description="A fuzzy match needs the rest of the read (the agreeing characters) this sure.",
+        0.90, ge=0, le=1, description="Fall-back: a fuzzy match's other characters this sure."
+    )
+    pay_before_exit: bool = Field(
+        True, description="Fall-back: the exit holds a car that owes (no gate-priced overstay)."
     )
 
     def to_rules(self) -> LotRules:
+        reset = self.anti_passback_reset_hours
         return LotRules(
             early_grace=timedelta(minutes=self.early_grace_minutes),
             late_grace=timedelta(minutes=self.late_grace_minutes),
             anti_passback=self.anti_passback,
             min_confidence=self.min_confidence,
             fuzzy_min_confidence=self.fuzzy_min_confidence,
+            anti_passback_reset=None if reset is None else timedelta(hours=reset),
+            pay_before_exit=self.pay_before_exit,
         )
 
 
@@ -65,7 +74,10 @@ class LotConfig(_Model):
     data_dir: Path = Field(
         Path("/var/lib/parkgate"), description="Where the SQLite cache and journal live."
     )
-    rules: RulesConfig = Field(default_factory=RulesConfig, description="Decision rules.")
+    rules: RulesConfig = Field(
+        default_factory=RulesConfig,
+        description="Local fall-back decision rules, used until the lot's cloud policy arrives.",
+    )
 
 
 class RecognitionConfig(_Model):

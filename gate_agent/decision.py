@@ -24,27 +24,34 @@ One candidate:
   ``rules.fuzzy_min_confidence`` sure on average (``Match.support``), else ``low_confidence``.
   A fuzzy opening carries ``fuzzy=True``. Every verdict carries the match's reason
   (``match_reason``: "exact", "unsure 3:W>V at 0.41", "dropped first F (edge at 0.62)", ...).
+- List entries count only while valid (see :meth:`ListEntry.valid_at`) and on the lanes they
+  name (``lanes`` None: every lane); an entry that does not count is as if absent.
 - Entry: a CONFIRMED reservation whose window widened by the grace contains now opens with
   ``reservation_valid``; an allow-list entry valid now opens with ``allowlisted``. Windows are
   half-open like :meth:`ListEntry.valid_at`: ``starts_at - early_grace <= now < ends_at +
-  late_grace``. Anti-passback applies to both kinds when the plate is recorded inside: ``hard``
-  denies ``already_inside``; ``soft`` opens with reason ``soft_passback`` (the reservation id kept,
+  late_grace``. Anti-passback applies to both kinds when the plate is recorded inside (and, with
+  ``rules.anti_passback_reset``, entered less than that long ago): ``hard`` denies
+  ``already_inside``; ``soft`` opens with reason ``soft_passback`` (the reservation id kept,
   flag ``"passback"``) so the event stands out in the journal; ``off`` ignores presence.
   Without an opening, each reservation says why not — ``cancelled``; ``expired`` (status
   EXPIRED/COMPLETED or after the widened window); ``too_early``; ``not_paid`` (PENDING inside the
   window) — and the most informative of those is given; no reservation is ``no_reservation``.
 - Exit never traps a car for lack of presence. An allow-listed plate exits with ``allowlisted``.
   The visit's reservation is the one presence recorded, else the latest non-cancelled one that has
-  begun (with the early grace), else the next one. If it owes money the exit denies with
-  ``payment_due`` and the amount; otherwise ``exit_paid``. A car recorded inside with no usable
-  reservation (allow-list or manual entry) exits with ``exit_paid``; a plate only holding cancelled
-  reservations and not inside is ``cancelled``; an unknown plate not inside is ``no_reservation``
-  so that an operator looks.
+  begun (with the early grace), else the next one. What it owes now is its pushed
+  ``amount_owed_cents`` plus, with a tariff in the rules and now past ``ends_at +
+  overstay_grace``, the overstay ``price_stay(tariff, ends_at, now)``. If that is more than
+  nothing, ``pay_before_exit`` holds the car with ``payment_due`` and the amount; without it the
+  exit opens with ``bill_later`` and the amount (journaled, the cloud bills). Otherwise
+  ``exit_paid``. A car recorded inside with no usable reservation (allow-list or manual entry)
+  exits with ``exit_paid``; a plate only holding cancelled reservations and not inside is
+  ``cancelled``; an unknown plate not inside is ``no_reservation`` so that an operator looks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from gate_agent.domain import (
@@ -59,8 +66,9 @@ from gate_agent.domain import (
     Reservation,
     ReservationStatus,
 )
+from parkgate_protocol import price_stay
 
-__all__ = ["DENIAL_PRIORITY", "decide"]
+__all__ = ["DENIAL_PRIORITY", "decide", "owed_now"]
 
 DENIAL_PRIORITY: tuple[Reason, ...] = (
     Reason.DENYLISTED,
@@ -84,11 +92,15 @@ def decide(
     candidates: Sequence[CandidateFacts],
     now: datetime,
     rules: LotRules,
+    lane_id: str | None = None,
 ) -> Decision:
-    """Judge every candidate plate and combine the verdicts (see the module docstring)."""
+    """Judge every candidate plate and combine the verdicts (see the module docstring).
+
+    ``lane_id`` is the deciding lane: list entries naming other lanes do not count on it."""
     if not candidates:
         return Decision(open=False, reason=Reason.NO_PLATE, detail="no plate read")
-    verdicts = [_judge(direction, c, now, rules) for c in candidates]
+    at = _Moment(now, rules, lane_id)
+    verdicts = [_judge(direction, c, at) for c in candidates]
     denied = [v for v in verdicts if v.reason is Reason.DENYLISTED]
     if denied:
         return max(denied, key=lambda v: v.confidence)
@@ -102,7 +114,27 @@ def _opening_rank(v: Decision) -> tuple[bool, bool, float]:
     return (not v.fuzzy, v.reason is not Reason.SOFT_PASSBACK, v.confidence)
 
 
-def _judge(direction: Direction, c: CandidateFacts, now: datetime, rules: LotRules) -> Decision:
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """When and where a decision is taken, under which rules."""
+
+    now: datetime
+    rules: LotRules
+    lane_id: str | None
+
+    def listed(self, c: CandidateFacts, kind: ListKind) -> bool:
+        """A list entry of this kind counts for the candidate here and now."""
+        return any(e.kind is kind and e.counts_at(self.now, self.lane_id) for e in c.list_entries)
+
+    def blocks_entry(self, c: CandidateFacts) -> bool:
+        """The plate is recorded inside, recently enough for anti-passback to care."""
+        if c.presence is None or self.rules.anti_passback is AntiPassback.OFF:
+            return False
+        reset = self.rules.anti_passback_reset
+        return reset is None or self.now - c.presence.entered_at < reset
+
+
+def _judge(direction: Direction, c: CandidateFacts, at: _Moment) -> Decision:
     base = Decision(
         open=False,
         reason=Reason.NO_RESERVATION,
@@ -112,14 +144,14 @@ def _judge(direction: Direction, c: CandidateFacts, now: datetime, rules: LotRul
         fuzzy=c.match.kind is MatchKind.FUZZY,
         match_reason=c.match.reason,
     )
-    early = _unusable(c, rules)
+    early = _unusable(c, at.rules)
     if early is not None:
         return _with(base, early[0], early[1])
-    if any(e.kind is ListKind.DENY and e.valid_at(now) for e in c.list_entries):
+    if at.listed(c, ListKind.DENY):
         return _with(base, Reason.DENYLISTED, "deny-list entry valid now")
     if direction is Direction.ENTRY:
-        return _judge_entry(base, c, now, rules)
-    return _judge_exit(base, c, now, rules)
+        return _judge_entry(base, c, at)
+    return _judge_exit(base, c, at)
 
 
 def _unusable(c: CandidateFacts, rules: LotRules) -> tuple[Reason, str] | None:
@@ -138,16 +170,17 @@ def _unusable(c: CandidateFacts, rules: LotRules) -> tuple[Reason, str] | None:
     return None
 
 
-def _judge_entry(base: Decision, c: CandidateFacts, now: datetime, rules: LotRules) -> Decision:
+def _judge_entry(base: Decision, c: CandidateFacts, at: _Moment) -> Decision:
+    now, rules = at.now, at.rules
     valid = [r for r in c.reservations if _reservation_reason(r, now, rules) is None]
     if valid:
         best = min(valid, key=lambda r: (not (r.starts_at <= now < r.ends_at), r.starts_at))
         opening = _with(base, Reason.RESERVATION_VALID, "", open_=True, reservation=best)
-    elif any(e.kind is ListKind.ALLOW and e.valid_at(now) for e in c.list_entries):
+    elif at.listed(c, ListKind.ALLOW):
         opening = _with(base, Reason.ALLOWLISTED, "allow-list entry valid now", open_=True)
     else:
         return _entry_denial(base, c, now, rules)
-    if c.presence is None or rules.anti_passback is AntiPassback.OFF:
+    if not at.blocks_entry(c):
         return opening
     if rules.anti_passback is AntiPassback.HARD:
         return _with(opening, Reason.ALREADY_INSIDE, "plate recorded inside", open_=False)
@@ -181,17 +214,32 @@ def _reservation_reason(r: Reservation, now: datetime, rules: LotRules) -> Reaso
     return None
 
 
-def _judge_exit(base: Decision, c: CandidateFacts, now: datetime, rules: LotRules) -> Decision:
-    if any(e.kind is ListKind.ALLOW and e.valid_at(now) for e in c.list_entries):
+def _judge_exit(base: Decision, c: CandidateFacts, at: _Moment) -> Decision:
+    now, rules = at.now, at.rules
+    if at.listed(c, ListKind.ALLOW):
         return _with(base, Reason.ALLOWLISTED, "allow-list entry valid now", open_=True)
     visit = _visit_reservation(c, now, rules)
-    if visit is not None and visit.amount_owed_cents > 0:
-        return _with(base, Reason.PAYMENT_DUE, "money owed on the reservation", reservation=visit)
+    owed = 0 if visit is None else owed_now(visit, now, rules)
+    if visit is not None and owed > 0:
+        overstay = owed - visit.amount_owed_cents
+        detail = f"{owed} owed ({overstay} of it overstay priced at the gate)"
+        if rules.pay_before_exit:
+            return _with(base, Reason.PAYMENT_DUE, detail, reservation=visit, owed=owed)
+        return _with(base, Reason.BILL_LATER, detail, open_=True, reservation=visit, owed=owed)
     if visit is not None or c.presence is not None:
         return _with(base, Reason.EXIT_PAID, "nothing owed", open_=True, reservation=visit)
     if c.reservations:
         return _with(base, Reason.CANCELLED, "only cancelled reservations, not inside")
     return _with(base, Reason.NO_RESERVATION, "unknown plate not recorded inside")
+
+
+def owed_now(visit: Reservation, now: datetime, rules: LotRules) -> int:
+    """What the visit owes at ``now``: the pushed amount plus the overstay the gate prices with
+    the policy's tariff once ``now`` is past the booking's end and the overstay grace."""
+    owed = visit.amount_owed_cents
+    if rules.tariff is not None and now > visit.ends_at + rules.overstay_grace:
+        owed += price_stay(rules.tariff, visit.ends_at, now)
+    return owed
 
 
 def _visit_reservation(c: CandidateFacts, now: datetime, rules: LotRules) -> Reservation | None:
@@ -214,8 +262,12 @@ def _with(
     open_: bool | None = None,
     reservation: Reservation | None = None,
     flags: tuple[str, ...] | None = None,
+    owed: int | None = None,
 ) -> Decision:
-    """A copy of ``base`` with a new verdict (the reservation's id and money when given)."""
+    """A copy of ``base`` with a new verdict (the reservation's id and money when given;
+    ``owed`` overrides the reservation's pushed amount)."""
+    if owed is None:
+        owed = reservation.amount_owed_cents if reservation else base.amount_owed_cents
     return Decision(
         open=base.open if open_ is None else open_,
         reason=reason,
@@ -224,7 +276,7 @@ def _with(
         confidence=base.confidence,
         reservation_id=reservation.id if reservation else base.reservation_id,
         fuzzy=base.fuzzy,
-        amount_owed_cents=reservation.amount_owed_cents if reservation else base.amount_owed_cents,
+        amount_owed_cents=owed,
         currency=reservation.currency if reservation else base.currency,
         detail=detail,
         flags=base.flags if flags is None else flags,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from parkgate_protocol import Direction, GateEventKind, ListKind, ReservationStatus
+from parkgate_protocol import Direction, GateEventKind, ListKind, ReservationStatus, Tariff
 
 __all__ = [
     "AntiPassback",
@@ -47,6 +47,7 @@ class Reason(StrEnum):
     RESERVATION_VALID = "reservation_valid"
     ALLOWLISTED = "allowlisted"
     EXIT_PAID = "exit_paid"  # exit with nothing owed
+    BILL_LATER = "bill_later"  # exit opened although money is owed (pay_before_exit off)
     MANUAL_OPEN = "manual_open"
     SOFT_PASSBACK = "soft_passback"  # opened although the plate is recorded inside (soft mode)
     NO_RESERVATION = "no_reservation"
@@ -106,16 +107,28 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class ListEntry:
+    """An allow- or deny-list entry. ``entry_id`` is the cloud's id (None: the entry is keyed by
+    plate and kind); ``lanes`` limits it to those lane ids (None: every lane of the lot)."""
+
     plate: str
     kind: ListKind
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     note: str = ""
+    entry_id: str | None = None
+    category: str | None = None  # staff, resident, permit, blocked (the protocol's AccessCategory)
+    lanes: tuple[str, ...] | None = None
 
     def valid_at(self, now: datetime) -> bool:
         return (self.valid_from is None or self.valid_from <= now) and (
             self.valid_until is None or now < self.valid_until
         )
+
+    def counts_at(self, now: datetime, lane_id: str | None) -> bool:
+        """Valid now and meant for this lane (``lane_id`` None: a lane-less check, any lane)."""
+        if not self.valid_at(now):
+            return False
+        return self.lanes is None or lane_id is None or lane_id in self.lanes
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +143,18 @@ class Presence:
 
 @dataclass(frozen=True, slots=True)
 class LotRules:
+    """The rules a lane decides by: the lot's cloud policy in force, else the local fall-backs
+    (:mod:`gate_agent.rules`). ``tariff`` None: the gate prices no overstay itself."""
+
     early_grace: timedelta = timedelta(minutes=15)
     late_grace: timedelta = timedelta(minutes=15)
     anti_passback: AntiPassback = AntiPassback.HARD
     min_confidence: float = 0.80  # below this a read never opens
     fuzzy_min_confidence: float = 0.90  # a fuzzy match: the positions it agrees on, this sure
+    anti_passback_reset: timedelta | None = None  # a presence older than this no longer blocks
+    pay_before_exit: bool = True  # the exit holds a car that owes money
+    overstay_grace: timedelta = timedelta(minutes=10)  # free time after a booking ends
+    tariff: Tariff | None = None  # prices an overstay at the exit (the cloud policy's tariff)
 
 
 @dataclass(frozen=True, slots=True)

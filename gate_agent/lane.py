@@ -34,7 +34,8 @@ from gate_agent.domain import (
 )
 from gate_agent.passes import Pass, PassTracker, new_visit_id
 from gate_agent.recognition import Recognizer
-from gate_agent.store import PresenceChange, Store
+from gate_agent.rules import rules_in_force
+from gate_agent.store import PolicyInForce, PresenceChange, Store
 from hardware.barrier import Barrier
 from hardware.camera import Frame, FrameSource
 from hardware.errors import HardwareError
@@ -104,7 +105,8 @@ class Lane:
         self.tracker = tracker
         self.store = store
         self.barrier = barrier
-        self.rules = rules
+        self.rules = rules  # the local fall-backs, until the lot's cloud policy arrives
+        self._from_policy: tuple[PolicyInForce, LotRules] | None = None
         self.source = source
         self._clock = clock
         self._wallclock = wallclock
@@ -159,12 +161,24 @@ class Lane:
         self.tracker.decide(current.visit_id)
         return self._act(current.visit_id, decision, frame)
 
+    def current_rules(self) -> LotRules:
+        """The rules of the next decision: the cloud policy in force (the store keeps it in
+        memory; a new one counts from the next decision, no restart), else the fall-backs."""
+        held = self.store.policy
+        if held is None:
+            return self.rules
+        cached = self._from_policy
+        if cached is None or cached[0] is not held:
+            cached = self._from_policy = (held, rules_in_force(held.policy, self.rules))
+        return cached[1]
+
     def _decision_for(self, current: Pass) -> Decision:
         facts = [
             self.store.facts_for(c.text, c.confidence, c.char_confidences, c.char_odds)
             for c in current.candidates
         ]
-        return decide(self.direction, facts, self._wallclock(), self.rules)
+        rules = self.current_rules()
+        return decide(self.direction, facts, self._wallclock(), rules, self.lane_id)
 
     def _act(self, visit_id: str, decision: Decision, frame: Frame | None) -> LaneOutcome:
         event = JournalEvent.for_decision(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gate_agent.domain import JournalEvent, ListEntry, Reservation
 from parkgate_protocol import (
+    AccessCategory,
     GateEvent,
     GateEventKind,
     ListEntrySnapshot,
@@ -16,7 +17,13 @@ from parkgate_protocol import (
     ReservationSnapshot,
 )
 
-__all__ = ["gate_event", "list_entry", "reservation", "reservation_snapshot"]
+__all__ = [
+    "gate_event",
+    "list_entry",
+    "list_entry_snapshot",
+    "reservation",
+    "reservation_snapshot",
+]
 
 
 _RESERVATION_FIELDS = (
@@ -44,7 +51,28 @@ def reservation_snapshot(r: Reservation) -> ReservationSnapshot:
 def list_entry(snapshot: ListEntrySnapshot) -> ListEntry:
     """A pushed allow/deny entry as the cache stores it."""
     return ListEntry(
-        snapshot.plate, snapshot.kind, snapshot.valid_from, snapshot.valid_until, snapshot.note
+        snapshot.plate,
+        snapshot.kind,
+        snapshot.valid_from,
+        snapshot.valid_until,
+        snapshot.note,
+        entry_id=snapshot.entry_id,
+        category=None if snapshot.category is None else snapshot.category.value,
+        lanes=None if snapshot.lanes is None else tuple(snapshot.lanes),
+    )
+
+
+def list_entry_snapshot(entry: ListEntry) -> ListEntrySnapshot:
+    """The wire form of a cached list entry (tests and tools that play the cloud)."""
+    return ListEntrySnapshot(
+        entry_id=entry.entry_id,
+        plate=entry.plate,
+        kind=entry.kind,
+        category=None if entry.category is None else AccessCategory(entry.category),
+        valid_from=entry.valid_from,
+        valid_until=entry.valid_until,
+        note=entry.note,
+        lanes=None if entry.lanes is None else list(entry.lanes),
     )
 
 

@@ -1,6 +1,7 @@
 """The gate agent's local store: the only code that owns SQLite.
 
-One SQLite file (WAL mode) holds the reservation and allow/deny-list cache, presence, the event
+One SQLite file (WAL mode) holds the reservation and allow/deny-list cache, the lot's policy,
+presence, the event
 journal that doubles as the outbox to the cloud, the audit log of operator actions and the sync
 state. Everything goes through :class:`Store`; its records (``JournalEvent``, ``AuditEntry``,
 ``Reservation``, ...) are the parking vocabulary of :mod:`gate_agent.domain`.
@@ -15,10 +16,12 @@ Behind this face, each private module has one reason to change:
 - ``_lookup`` and ``_filter``: the lane's hot path and the key filter in front of it;
 - ``_journal``: the event journal, which is the outbox;
 - ``_presence``: who is inside (anti-passback);
-- ``_audit``: operator actions.
+- ``_audit``: operator actions;
+- ``_policy``: the lot's cloud policy in force and the last one refused.
 """
 
+from gate_agent.store._policy import PolicyInForce, RejectedPolicy
 from gate_agent.store._presence import PresenceChange
 from gate_agent.store._store import Clock, Store
 
-__all__ = ["Clock", "PresenceChange", "Store"]
+__all__ = ["Clock", "PolicyInForce", "PresenceChange", "RejectedPolicy", "Store"]

@@ -20,17 +20,20 @@ from gate_agent.store._rows import (
     LIST_COLUMNS,
     RESERVATION_COLUMNS,
     list_entry_from_row,
-    opt_text,
+    list_entry_key,
+    list_entry_row,
     reservation_from_row,
     reservation_row,
 )
 
 __all__ = [
+    "count_list_entries",
     "delete_list_entry",
     "get_reservation",
     "list_entries",
     "put_list_entry",
     "remove_reservation",
+    "replace_list_entries",
     "replace_reservations",
     "reservations_for_plate",
     "upsert_reservations",
@@ -162,37 +165,81 @@ def reservations_for_plate(conn: sqlite3.Connection, plate: str) -> list[Reserva
     return [reservation_from_row(row) for row in rows]
 
 
-def put_list_entry(conn: sqlite3.Connection, entry: ListEntry, updated_at: str) -> None:
+_ROW_COLUMNS = (  # the columns of list_entry_row, in its order
+    "plate, entry_key, entry_id, kind, category, valid_from, valid_until, note, lanes, updated_at"
+)
+_INSERT_LIST_ENTRY = """
+INSERT OR REPLACE INTO list_entries (plate, entry_key, entry_id, kind, category, valid_from,
+                                     valid_until, note, lanes, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _list_plate(entry: ListEntry) -> str:
     plate = plates.normalise(entry.plate)
     if not plate:
         raise ValueError("list entry has no plate")
-    conn.execute(
-        """INSERT INTO list_entries (plate, kind, valid_from, valid_until, note, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (plate, kind) DO UPDATE SET valid_from = excluded.valid_from,
-               valid_until = excluded.valid_until, note = excluded.note,
-               updated_at = excluded.updated_at""",
-        (
-            plate,
-            str(entry.kind),
-            opt_text(entry.valid_from),
-            opt_text(entry.valid_until),
-            entry.note,
-            updated_at,
-        ),
-    )
+    return plate
+
+
+def put_list_entry(conn: sqlite3.Connection, entry: ListEntry, updated_at: str) -> None:
+    """Add or replace the entry with the same key (its ``entry_id``, else its plate and kind);
+    an entry moved to another plate leaves the old one."""
+    plate = _list_plate(entry)
+    key = list_entry_key(entry, plate)
+    old = conn.execute("SELECT plate FROM list_entries WHERE entry_key = ?", (key,)).fetchone()
+    if old is not None and old[0] != plate:
+        conn.execute("DELETE FROM list_entries WHERE entry_key = ?", (key,))
+    conn.execute(_INSERT_LIST_ENTRY, list_entry_row(entry, plate, updated_at))
     _add_keys(conn, [plate])
+    if old is not None and old[0] != plate:
+        _drop_keys_if_unused(conn, [old[0]])
 
 
-def delete_list_entry(conn: sqlite3.Connection, plate: str, kind: ListKind) -> bool:
-    plate = plates.normalise(plate)
-    sql = "DELETE FROM list_entries WHERE plate = ? AND kind = ?"
-    removed = conn.execute(sql, (plate, str(kind))).rowcount > 0
-    if removed:
-        _drop_keys_if_unused(conn, [plate])
-    return removed
+def delete_list_entry(
+    conn: sqlite3.Connection, plate: str, kind: ListKind, entry_id: str | None = None
+) -> bool:
+    """Remove the entry ``entry_id``; without an id, every ``kind`` entry of ``plate``."""
+    if entry_id is not None:
+        sql = "DELETE FROM list_entries WHERE entry_key = ? RETURNING plate"
+        gone = conn.execute(sql, (f"id:{entry_id}",)).fetchall()
+    else:
+        sql = "DELETE FROM list_entries WHERE plate = ? AND kind = ? RETURNING plate"
+        gone = conn.execute(sql, (plates.normalise(plate), str(kind))).fetchall()
+    _drop_keys_if_unused(conn, [row[0] for row in gone])
+    return bool(gone)
+
+
+def replace_list_entries(
+    conn: sqlite3.Connection, entries: Iterable[ListEntry], updated_at: str
+) -> int:
+    """Make the lists exactly ``entries`` (a snapshot); reservations and their keys are kept.
+
+    Only what differs is written: a snapshot mostly repeats what the cache holds (every resync,
+    every bulk import of a few changed rows), and the plate index is the expensive part. Entries
+    without a usable plate raise ``ValueError`` (the caller filters them first)."""
+    wanted = {
+        row[1]: row for row in (list_entry_row(e, _list_plate(e), updated_at) for e in entries)
+    }
+    held = {row[1]: row for row in conn.execute(f"SELECT {_ROW_COLUMNS} FROM list_entries")}
+    gone = [key for key in held if key not in wanted]
+    changed = sorted(
+        (row for key, row in wanted.items() if held.get(key, ())[:-1] != row[:-1]),
+        key=lambda row: (str(row[0]), str(row[1])),
+    )
+    conn.executemany("DELETE FROM list_entries WHERE entry_key = ?", ((k,) for k in gone))
+    conn.executemany(_INSERT_LIST_ENTRY, changed)
+    old_plates = {str(row[0]) for row in held.values()}
+    new_plates = {str(row[0]) for row in wanted.values()}
+    _add_keys(conn, new_plates - old_plates)
+    _drop_keys_if_unused(conn, old_plates - new_plates)
+    return len(wanted)
 
 
 def list_entries(conn: sqlite3.Connection) -> list[ListEntry]:
-    rows = conn.execute(f"SELECT {LIST_COLUMNS} FROM list_entries ORDER BY plate, kind")
-    return [list_entry_from_row(row) for row in rows]
+    sql = f"SELECT {LIST_COLUMNS} FROM list_entries ORDER BY plate, kind, entry_key"
+    return [list_entry_from_row(row) for row in conn.execute(sql)]
+
+
+def count_list_entries(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM list_entries").fetchone()[0])

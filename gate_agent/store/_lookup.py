@@ -37,7 +37,11 @@ _FACT_COLUMNS = (  # (alias, table, columns): rows are (plate, alias, *columns),
         "r.id, r.plate, r.starts_at, r.ends_at, r.status, "
         "r.amount_owed_cents, r.currency, r.space_label",
     ),
-    ("l", "list_entries", "l.plate, l.kind, l.valid_from, l.valid_until, l.note, NULL, NULL, NULL"),
+    (
+        "l",
+        "list_entries",
+        "l.plate, l.kind, l.valid_from, l.valid_until, l.note, l.entry_id, l.category, l.lanes",
+    ),
     (
         "p",
         "presence",
@@ -120,8 +124,8 @@ def facts_from_rows(
     mine = [row for row in rows if row[0] == found.plate]
     reservations = [reservation_from_row(row[2:10]) for row in mine if row[1] == "r"]
     reservations.sort(key=lambda r: r.starts_at)
-    entries = [list_entry_from_row(row[2:7]) for row in mine if row[1] == "l"]
-    entries.sort(key=lambda e: e.kind)
+    entries = [list_entry_from_row(row[2:10]) for row in mine if row[1] == "l"]
+    entries.sort(key=lambda e: (e.kind, e.entry_id or ""))
     presence = [presence_from_row(row[2:6]) for row in mine if row[1] == "p"]
     return CandidateFacts(
         read_text=read,

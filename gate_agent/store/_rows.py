@@ -33,6 +33,8 @@ __all__ = [
     "event_row",
     "from_text",
     "list_entry_from_row",
+    "list_entry_key",
+    "list_entry_row",
     "opt_text",
     "opt_time",
     "presence_from_row",
@@ -63,7 +65,7 @@ def opt_time(text: str | None) -> datetime | None:
 RESERVATION_COLUMNS = (
     "id, plate, starts_at, ends_at, status, amount_owed_cents, currency, space_label"
 )
-LIST_COLUMNS = "plate, kind, valid_from, valid_until, note"
+LIST_COLUMNS = "plate, kind, valid_from, valid_until, note, entry_id, category, lanes"
 PRESENCE_COLUMNS = "plate, visit_id, entered_at, reservation_id"
 EVENT_COLUMNS = (
     "event_id, lot_id, kind, lane_id, direction, visit_id, plate, read_text, confidence, reason, "
@@ -103,9 +105,42 @@ def reservation_from_row(row: tuple[Any, ...]) -> Reservation:
     )
 
 
+def list_entry_key(entry: ListEntry, plate: str) -> str:
+    """The row key of a list entry: the cloud's id, else its (normalised) plate and kind."""
+    if entry.entry_id is not None:
+        return f"id:{entry.entry_id}"
+    return f"plate:{entry.kind}:{plate}"
+
+
+def list_entry_row(entry: ListEntry, plate: str, updated_at: str) -> tuple[object, ...]:
+    """``(plate, entry_key, entry_id, kind, category, valid_from, valid_until, note, lanes,
+    updated_at)`` with ``plate`` already normalised."""
+    return (
+        plate,
+        list_entry_key(entry, plate),
+        entry.entry_id,
+        str(entry.kind),
+        entry.category,
+        opt_text(entry.valid_from),
+        opt_text(entry.valid_until),
+        entry.note,
+        None if entry.lanes is None else json.dumps(list(entry.lanes)),
+        updated_at,
+    )
+
+
 def list_entry_from_row(row: tuple[Any, ...]) -> ListEntry:
-    plate, kind, valid_from, valid_until, note = row
-    return ListEntry(plate, ListKind(kind), opt_time(valid_from), opt_time(valid_until), note)
+    plate, kind, valid_from, valid_until, note, entry_id, category, lanes = row
+    return ListEntry(
+        plate,
+        ListKind(kind),
+        opt_time(valid_from),
+        opt_time(valid_until),
+        note,
+        entry_id,
+        category,
+        None if lanes is None else tuple(json.loads(lanes)),
+    )
 
 
 def presence_from_row(row: tuple[Any, ...]) -> Presence:

@@ -106,6 +106,48 @@ def _event_confirmed_at(db: Database) -> None:
     db.execute("CREATE INDEX events_unconfirmed ON events(seq) WHERE confirmed_at IS NULL")
 
 
+@MIGRATIONS(name="0003_policy_and_access_lists")
+def _policy_and_access_lists(db: Database) -> None:
+    """The lot's cloud policy (the one in force and the last one refused, with why) and list
+    entries keyed by the cloud's ``entry_id`` (several per plate: other windows, lanes) with a
+    category and the lanes they apply to. An entry without an id is keyed ``plate:KIND:PLATE``
+    as before, which is what the entries already cached become. Clustered on ``(plate,
+    entry_key)`` so a plate's entries are one B-tree seek, as for reservations."""
+    for sql in _POLICY_AND_LISTS:
+        db.execute(sql)
+
+
+_POLICY_AND_LISTS = (
+    """CREATE TABLE lot_policy (
+        slot TEXT PRIMARY KEY CHECK (slot IN ('in_force', 'rejected')),
+        version INTEGER,
+        body TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT
+    )""",
+    """CREATE TABLE access_entries (
+        plate TEXT NOT NULL,
+        entry_key TEXT NOT NULL UNIQUE,
+        entry_id TEXT,
+        kind TEXT NOT NULL CHECK (kind IN ('allow', 'deny')),
+        category TEXT,
+        valid_from TEXT,
+        valid_until TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        lanes TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (plate, entry_key)
+    ) WITHOUT ROWID""",
+    """INSERT INTO access_entries (plate, entry_key, kind, valid_from, valid_until, note,
+                                   updated_at)
+       SELECT plate, 'plate:' || kind || ':' || plate, kind, valid_from, valid_until, note,
+              updated_at
+       FROM list_entries ORDER BY plate, kind""",
+    "DROP TABLE list_entries",
+    "ALTER TABLE access_entries RENAME TO list_entries",
+)
+
+
 def apply_migrations(db: Database) -> list[str]:
     """Apply pending migrations; returns the names applied (empty when up to date)."""
     pending = [m.name for m in MIGRATIONS.pending(db)]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -62,12 +62,15 @@ from gate_agent.store import _audit as audit_sql
 from gate_agent.store import _cache as cache
 from gate_agent.store import _journal as journal_sql
 from gate_agent.store import _lookup as lookup_sql
+from gate_agent.store import _policy as policy_sql
 from gate_agent.store import _presence as presence_sql
 from gate_agent.store._connections import Connections
 from gate_agent.store._filter import KeyFilter
+from gate_agent.store._policy import PolicyInForce, RejectedPolicy
 from gate_agent.store._presence import PresenceChange
 from gate_agent.store._rows import to_text
 from gate_agent.store._schema import apply_migrations
+from parkgate_protocol import LotPolicy
 
 __all__ = ["Clock", "Store"]
 
@@ -120,6 +123,7 @@ class Store:
         with self._db.locked() as conn:
             applied = apply_migrations(Database(conn))
             self._keys = _load_filter(conn)
+            self._policy = policy_sql.load(conn)
         if applied:
             log.info("store %s: applied migrations %s", self._db.path, ", ".join(applied))
 
@@ -196,13 +200,67 @@ class Store:
             self._keys.add_all(_keys_of([entry.plate]))
             cache.put_list_entry(conn, entry, self._stamp())
 
-    def remove_list_entry(self, plate: str, kind: ListKind) -> bool:
+    def remove_list_entry(self, plate: str, kind: ListKind, entry_id: str | None = None) -> bool:
+        """Remove the entry ``entry_id``; without one, every ``kind`` entry of ``plate``."""
         with self._db.write() as conn:
-            return cache.delete_list_entry(conn, plate, kind)
+            return cache.delete_list_entry(conn, plate, kind, entry_id)
+
+    def replace_list_entries(self, entries: Iterable[ListEntry]) -> int:
+        """Swap every list entry for a snapshot's, atomically (reservations are kept)."""
+        entries = list(entries)
+        self._keys.add_all(_keys_of(e.plate for e in entries))  # before the rows commit
+        with self._db.write() as conn:
+            count = cache.replace_list_entries(conn, entries, self._stamp())
+        if self._keys.overfull:
+            self._rebuild_filter()
+        log.info("list snapshot applied: %d entries", count)
+        return count
 
     def list_entries(self) -> list[ListEntry]:
         with self._db.read() as conn:
             return cache.list_entries(conn)
+
+    def list_entry_count(self) -> int:
+        with self._db.read() as conn:
+            return cache.count_list_entries(conn)
+
+    # -- the lot's policy -----------------------------------------------------------------------
+
+    @property
+    def policy(self) -> PolicyInForce | None:
+        """The cloud policy in force (None until the first one arrives); kept in memory, so the
+        lanes read it on every decision for free."""
+        return self._policy
+
+    def apply_policy(self, policy: LotPolicy, raw: Mapping[str, Any]) -> PolicyInForce:
+        """Put ``policy`` (parsed from ``raw``, as the cloud sent it) in force."""
+        with self._db.write() as conn:
+            applied = policy_sql.save(conn, policy, raw, self._clock())
+        self._policy = applied
+        log.info("lot policy v%d in force", policy.version)
+        return applied
+
+    def reject_policy(self, raw: object, reason: str) -> RejectedPolicy:
+        """Keep a policy the gate could not apply, with why (the one in force stays)."""
+        with self._db.write() as conn:
+            return policy_sql.refuse(conn, raw, reason, self._clock())
+
+    def rejected_policy(self) -> RejectedPolicy | None:
+        """The last policy refused, whether or not a newer one was applied since."""
+        with self._db.read() as conn:
+            return policy_sql.load_rejected(conn)
+
+    def policy_problem(self) -> str | None:
+        """Why the newest policy pushed is not in force (None when it is, or none was refused
+        since the one in force was applied)."""
+        refused = self.rejected_policy()
+        if refused is None:
+            return None
+        current = self._policy
+        if current is not None and current.applied_at > refused.rejected_at:
+            return None
+        shown = "?" if refused.version is None else refused.version
+        return f"policy v{shown} rejected: {refused.reason}"[:500]
 
     # -- the lookup -----------------------------------------------------------------------------
 

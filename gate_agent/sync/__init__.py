@@ -9,7 +9,8 @@ Behind this face, each private module has one reason to change:
 
 - ``_client``: :class:`SyncClient`: the threads, the MQTT callbacks, :class:`SyncStatus`;
 - ``_session``: the MQTT 5 persistent session (client, last will, connect, offline status);
-- ``_feed``: cloud → lot reservation changes in sequence, with HTTP catch-up;
+- ``_feed``: cloud → lot changes in sequence (reservations, access lists, the lot's policy),
+  with HTTP catch-up;
 - ``_outbox``: lot → cloud journal events, PUBACKs and the cloud's acks;
 - ``_commands``: cloud → lot commands, obeyed once (remote open, audited);
 - ``_dead_letters``: messages that broke the contract, kept in a bounded file.
@@ -17,6 +18,13 @@ Behind this face, each private module has one reason to change:
 
 from gate_agent.sync._client import SyncClient, SyncStatus
 from gate_agent.sync._commands import COMMANDS_STATE_KEY, RemoteLane
-from gate_agent.sync._feed import SEQ_STATE_KEY
+from gate_agent.sync._feed import LISTS_PENDING_KEY, SEQ_STATE_KEY
 
-__all__ = ["COMMANDS_STATE_KEY", "SEQ_STATE_KEY", "RemoteLane", "SyncClient", "SyncStatus"]
+__all__ = [
+    "COMMANDS_STATE_KEY",
+    "LISTS_PENDING_KEY",
+    "SEQ_STATE_KEY",
+    "RemoteLane",
+    "SyncClient",
+    "SyncStatus",
+]

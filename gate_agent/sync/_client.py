@@ -278,6 +278,7 @@ class SyncClient:
                 self._obey(work)
 
     def _offer(self, change: ReservationChange) -> None:
+        before = self._policy_state()
         try:
             outcome = self.feed.offer(change)
         except ProtocolError as exc:
@@ -285,16 +286,31 @@ class SyncClient:
             return
         if outcome == "gap":
             self._inbox.put(_CatchUp(time.monotonic()))
+        elif outcome == "snapshot":
+            self._inbox.put(_CatchUp(time.monotonic(), full=True))
         elif outcome == "applied" and change.kind is not ChangeKind.SNAPSHOT:
             log.debug("applied change %d (%s)", change.seq, change.kind.value)
+        self._tell_policy_change(before)
 
     def _catch_up(self, *, full: bool) -> bool:
+        before = self._policy_state()
         try:
             self.feed.catch_up(full=full)
         except (CatchUpError, ProtocolError) as exc:
             self._note_error(f"catch-up failed: {exc}")
             return False
+        finally:
+            self._tell_policy_change(before)
         return True
+
+    def _policy_state(self) -> tuple[int | None, str | None]:
+        held = self.store.policy
+        return (None if held is None else held.version, self.store.policy_problem())
+
+    def _tell_policy_change(self, before: tuple[int | None, str | None]) -> None:
+        """A policy applied or refused: say so in the status now, not at the next heartbeat."""
+        if self._policy_state() != before:
+            self._heartbeat()
 
     def _obey(self, command: Command) -> None:
         if not first_delivery(command, self.store):
@@ -348,6 +364,8 @@ class SyncClient:
             at=datetime.now(UTC),
             outbox_depth=self.store.outbox_depth(),
             last_applied_seq=self.feed.last_seq,
+            policy_version=None if self.store.policy is None else self.store.policy.version,
+            policy_problem=self.store.policy_problem(),
             lanes=lanes,
         )
 

@@ -7,19 +7,28 @@ when the cloud says so). The last applied seq is kept in the store's state table
 agent resumes where it left off. Every apply is idempotent (upserts by id), so a crash between
 applying and saving the seq only replays a change.
 
+The lot's policy travels on the same feed: a ``policy`` change (or a snapshot's ``policy``) is
+put in force in seq order; one this agent cannot apply (a newer schema, a bad value) leaves the
+last good one in force, is kept with why (``Store.reject_policy``), journaled as a ``health``
+event with reason ``policy_rejected``, and still advances the seq. A ``lists_replaced`` change
+(the cloud replaced many list entries at once) is answered with a full snapshot over HTTP; the
+store remembers that one is owed until it is applied, so a restart in between still fetches it.
+
 Messages that break the contract go to the dead letters (:mod:`gate_agent.sync._dead_letters`).
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 
 from gate_agent import plates, wire
-from gate_agent.domain import Reservation
+from gate_agent.domain import EventKind, JournalEvent, Reservation
 from gate_agent.store import Store
 from gate_agent.sync._dead_letters import DeadLetters
 from parkgate_protocol import (
@@ -30,12 +39,22 @@ from parkgate_protocol import (
     ReservationChange,
     ReservationSnapshot,
     parse_changes_page,
+    parse_policy,
 )
 
-__all__ = ["SEQ_STATE_KEY", "CatchUpError", "ReservationFeed"]
+__all__ = [
+    "LISTS_PENDING_KEY",
+    "POLICY_REJECTED",
+    "SEQ_STATE_KEY",
+    "CatchUpError",
+    "ReservationFeed",
+]
 
 SEQ_STATE_KEY = "sync.last_applied_seq"  # the store's state key of the last applied seq
 MAX_PAGES = 10_000  # one catch-up never loops forever on a misbehaving server
+POLICY_REJECTED = "policy_rejected"  # the health event's reason for a policy not applied
+# set by a lists_replaced change, cleared by the snapshot it asks for: survives a restart between
+LISTS_PENDING_KEY = "sync.lists_snapshot_pending"
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +109,13 @@ class ReservationFeed:
     # -- the MQTT path --------------------------------------------------------------------------
 
     def offer(self, change: ReservationChange) -> str:
-        """Apply one pushed change if it is the next; returns applied, duplicate or gap.
+        """Apply one pushed change if it is the next; returns applied, duplicate, gap or
+        snapshot.
 
         On ``gap`` nothing is applied: the caller runs :meth:`catch_up` (which fetches this change
         too). With no cloud URL there is no catch-up, so a gap is logged and the change applied.
+        ``snapshot``: the change (``lists_replaced``) was applied and asks for a full snapshot,
+        which the caller fetches with ``catch_up(full=True)``.
         """
         self._check_lot(change)
         if change.seq <= self.last_seq and change.kind is not ChangeKind.SNAPSHOT:
@@ -107,8 +129,12 @@ class ReservationFeed:
                 log.info("gap: got change %d after %d; catching up", change.seq, self.last_seq)
                 return "gap"
             log.warning("gap: change %d after %d and no cloud_url", change.seq, self.last_seq)
-        self._apply([change])
+        wants_snapshot = self._apply([change])
         self._save(change.seq)
+        if wants_snapshot and self.can_catch_up:
+            return "snapshot"
+        if wants_snapshot:
+            log.warning("change %d replaced the lists and there is no cloud_url", change.seq)
         return "applied"
 
     def _check_lot(self, change: ReservationChange) -> None:
@@ -125,18 +151,26 @@ class ReservationFeed:
         started = datetime.now(UTC)
         applied = 0
         since = self.last_seq
-        for page_no in range(MAX_PAGES):
-            page = self._fetch(since, snapshot=full and page_no == 0)
+        wants_snapshot = full or bool(self.store.get_state(LISTS_PENDING_KEY, False))
+        for _ in range(MAX_PAGES):
+            page = self._fetch(since, snapshot=wants_snapshot)
+            wants_snapshot = False
             if page.snapshot:
-                applied += self._apply_snapshot(page.reservations, page.list_entries)
+                applied += self._apply_snapshot(
+                    page.reservations, page.list_entries, page.policy, page.next_since
+                )
                 self._save(page.next_since)
+                self.store.set_state(LISTS_PENDING_KEY, False)
             elif page.changes:
                 fresh = [c for c in page.changes if c.seq > self.last_seq]
                 if fresh and fresh[0].seq != self.last_seq + 1:
                     raise ProtocolError("invalid", "changes page starts after a gap")
-                self._apply(fresh)
+                wants_snapshot = self._apply(fresh)
                 applied += len(fresh)
                 self._save(max(self.last_seq, page.next_since))
+            if wants_snapshot:  # lists_replaced: the lists come whole in a snapshot
+                since = self.last_seq
+                continue
             if page.next_since >= page.latest_seq or not (page.snapshot or page.changes):
                 break
             if page.next_since <= since and not page.snapshot:
@@ -173,9 +207,11 @@ class ReservationFeed:
             self.store.set_state(SEQ_STATE_KEY, seq)
             self.last_seq = seq
 
-    def _apply(self, changes: Iterable[ReservationChange]) -> None:
-        """Apply in order; runs of upserts go to the store as one batch (last state per id)."""
+    def _apply(self, changes: Iterable[ReservationChange]) -> bool:
+        """Apply in order; runs of upserts go to the store as one batch (last state per id).
+        True when a ``lists_replaced`` change asks for a full snapshot."""
         upserts: dict[str, Reservation] = {}
+        wants_snapshot = False
         for change in changes:
             self._check_lot(change)
             if change.kind is ChangeKind.UPSERT and change.reservation is not None:
@@ -183,8 +219,12 @@ class ReservationFeed:
                 upserts[change.reservation.id] = wire.reservation(change.reservation)
                 continue
             self._flush(upserts)
+            if change.kind is ChangeKind.LISTS_REPLACED:
+                wants_snapshot = True
+                self.store.set_state(LISTS_PENDING_KEY, True)  # before the seq is saved
             self._apply_one(change)
         self._flush(upserts)
+        return wants_snapshot
 
     def _flush(self, upserts: dict[str, Reservation]) -> None:
         if not upserts:
@@ -212,9 +252,14 @@ class ReservationFeed:
                 "list entry", self.store.put_list_entry, wire.list_entry(change.list_entry)
             )
         elif kind is ChangeKind.LIST_REMOVE and change.list_entry is not None:
-            self.store.remove_list_entry(change.list_entry.plate, change.list_entry.kind)
+            entry = change.list_entry
+            self.store.remove_list_entry(entry.plate, entry.kind, entry.entry_id)
         elif kind is ChangeKind.SNAPSHOT and change.reservations is not None:
-            self._apply_snapshot(change.reservations, change.list_entries)
+            self._apply_snapshot(
+                change.reservations, change.list_entries, change.policy, change.seq
+            )
+        elif kind is ChangeKind.POLICY and change.policy is not None:
+            self._apply_policy(change.policy, change.seq)
         elif kind is ChangeKind.UPSERT and change.reservation is not None:
             reservation = wire.reservation(change.reservation)
             self._guarded("reservation", self.store.upsert_reservation, reservation)
@@ -223,19 +268,56 @@ class ReservationFeed:
         self,
         reservations: list[ReservationSnapshot],
         list_entries: list[ListEntrySnapshot] | None,
+        policy: dict[str, Any] | None,
+        seq: int,
     ) -> int:
-        """Reservations are swapped atomically; lists (when sent) are reconciled entry by entry."""
+        """The policy first (the rules the snapshot's facts are judged by), then reservations and
+        lists (when sent), each swapped atomically."""
+        if policy is not None:
+            self._apply_policy(policy, seq)
         usable = [r for r in reservations if plates.normalise(r.plate)]
         if len(usable) < len(reservations):
             self.dead_letters.add("snapshot", "reservations without a usable plate skipped", "")
         count = self.store.replace_all_reservations(wire.reservation(r) for r in usable)
         if list_entries is not None:
-            wanted = {(plates.normalise(e.plate), e.kind): e for e in list_entries}
-            for entry in self.store.list_entries():
-                if (entry.plate, entry.kind) not in wanted:
-                    self.store.remove_list_entry(entry.plate, entry.kind)
-            for entry_snapshot in wanted.values():
-                self._guarded(
-                    "list entry", self.store.put_list_entry, wire.list_entry(entry_snapshot)
-                )
+            entries = [e for e in list_entries if plates.normalise(e.plate)]
+            if len(entries) < len(list_entries):
+                self.dead_letters.add("snapshot", "list entries without a usable plate skipped", "")
+            self.store.replace_list_entries(wire.list_entry(e) for e in entries)
         return count
+
+    def _apply_policy(self, raw: dict[str, Any], seq: int) -> None:
+        """Put the policy in force, or keep the last good one and say why not."""
+        try:
+            policy = parse_policy(raw)
+        except ProtocolError as exc:
+            self._reject_policy(raw, exc, seq)
+            return
+        current = self.store.policy
+        if current is not None and current.raw == raw:
+            return  # the same policy again (a snapshot, a replay): nothing changes
+        self.store.apply_policy(policy, raw)
+
+    def _reject_policy(self, raw: dict[str, Any], exc: ProtocolError, seq: int) -> None:
+        known = self.store.rejected_policy()
+        if known is not None and known.raw == raw and self.store.policy_problem() is not None:
+            return  # the same refused policy again (a snapshot): already kept and journaled
+        refused = self.store.reject_policy(raw, str(exc))
+        current = self.store.policy
+        log.error("lot %s: policy of change %d not applied: %s", self.lot_id, seq, exc)
+        self.store.journal(
+            JournalEvent(
+                lot_id=self.lot_id,
+                kind=EventKind.HEALTH,
+                reason=POLICY_REJECTED,
+                detail={
+                    "error": exc.reason,
+                    "problem": exc.detail,
+                    "seq": seq,
+                    "policy_version": refused.version,
+                    "version_in_force": None if current is None else current.version,
+                },
+                # the same change replayed (a crash before its seq was saved) journals once
+                event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{self.lot_id}/policy/{seq}").hex,
+            )
+        )

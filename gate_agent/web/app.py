@@ -22,7 +22,14 @@ from starlette.exceptions import HTTPException
 
 from gate_agent.config import WebConfig
 from gate_agent.metrics import CONTENT_TYPE, AgentMetrics
-from gate_agent.web import api, pages_events, pages_lanes, pages_login, pages_lookup
+from gate_agent.web import (
+    api,
+    pages_events,
+    pages_lanes,
+    pages_login,
+    pages_lookup,
+    pages_policy,
+)
 from gate_agent.web.auth import COOKIE, LoginRequired, LoginThrottle, OperatorBook, SessionSigner
 from gate_agent.web.context import AgentParts, SyncStatus, SyncStatusSource, WebContext
 from gate_agent.web.deps import WebState, render, web_state
@@ -62,7 +69,7 @@ def create_web_app(
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (pages_login, pages_lanes, pages_events, pages_lookup, api):
+    for module in (pages_login, pages_lanes, pages_events, pages_lookup, pages_policy, api):
         app.include_router(module.router)
     metrics = getattr(agent, "metrics", None)  # the Agent's AgentMetrics (gate_agent.metrics)
     if metrics is not None:

@@ -14,11 +14,11 @@ from gate_agent.domain import (
     AuditEntry,
     Direction,
     EventKind,
-    LotRules,
     MatchKind,
     Reason,
     Reservation,
 )
+from gate_agent.lane import Lane
 from gate_agent.web.auth import check_csrf, current_session, require_operator
 from gate_agent.web.context import WebContext, sync_snapshot
 from gate_agent.web.deps import Operator, get_ctx, render
@@ -40,6 +40,7 @@ RULE_TEXT: dict[Reason, str] = {
     Reason.RESERVATION_VALID: "a confirmed reservation covers now (with the grace): it opens",
     Reason.ALLOWLISTED: "an allow-list entry is valid now: it opens",
     Reason.EXIT_PAID: "nothing is owed for the visit: the exit opens",
+    Reason.BILL_LATER: "money is owed but the lot bills later (pay before exit off): it opens",
     Reason.SOFT_PASSBACK: "recorded inside already; soft anti-passback opens and flags it",
     Reason.NO_RESERVATION: "no cached reservation or allow-list entry for this plate",
     Reason.NOT_PAID: "the reservation is still pending payment",
@@ -47,7 +48,8 @@ RULE_TEXT: dict[Reason, str] = {
     Reason.EXPIRED: "the reservation (with the late grace) has ended",
     Reason.CANCELLED: "the reservation was cancelled",
     Reason.ALREADY_INSIDE: "hard anti-passback: the plate is recorded inside already",
-    Reason.PAYMENT_DUE: "the visit owes money (overstay) that has not been paid",
+    Reason.PAYMENT_DUE: "the visit owes money (overstay priced with the lot's tariff, or what the"
+    " cloud says is owed) that has not been paid",
     Reason.LOW_CONFIDENCE: "the read (or fuzzy match) was not sure enough to act on",
     Reason.AMBIGUOUS_MATCH: "several cached plates are equally near the read",
     Reason.DENYLISTED: "a deny-list entry is valid now",
@@ -56,12 +58,12 @@ RULE_TEXT: dict[Reason, str] = {
 }
 
 
-def _rules_for(ctx: WebContext, direction: Direction) -> LotRules | None:
+def _lane_for(ctx: WebContext, direction: Direction) -> Lane | None:
     lanes = list(ctx.lanes.values())
     for lane in lanes:
         if lane.direction is direction:
-            return lane.rules
-    return lanes[0].rules if lanes else None
+            return lane
+    return lanes[0] if lanes else None
 
 
 def _reservation_rows(reservations: list[Reservation]) -> str:
@@ -97,10 +99,10 @@ def why_html(ctx: WebContext, plate: str) -> str:
     verdicts = []
     now = ctx.wallclock()
     for direction in sorted({lane.direction for lane in ctx.lanes.values()}):
-        rules = _rules_for(ctx, direction)
-        if rules is None:
+        lane = _lane_for(ctx, direction)
+        if lane is None:
             continue
-        d = decide(direction, [facts], now, rules)
+        d = decide(direction, [facts], now, lane.current_rules(), lane.lane_id)
         verdicts.append(
             f'<li class="{"open" if d.open else "denied"}"><strong>{esc(direction.value)}: '
             f'{"opens" if d.open else "stays shut"}</strong> — <code class="reason">'
@@ -114,8 +116,10 @@ def why_html(ctx: WebContext, plate: str) -> str:
         else ""
     )
     lists = "".join(
-        f"<li>{esc(e.kind.value)}-list {esc(e.plate)} {when(e.valid_from)} – "
-        f"{when(e.valid_until)} {esc(e.note)}</li>"
+        f"<li>{esc(e.kind.value)}-list {esc(e.plate)} {esc(e.category or '')} "
+        f"{when(e.valid_from)} – {when(e.valid_until)} "
+        f"{'lanes ' + esc(', '.join(e.lanes)) if e.lanes is not None else 'every lane'} "
+        f"{esc(e.note)}</li>"
         for e in facts.list_entries
     )
     denials = ctx.store.events(5, plate=plate, kind=EventKind.DENIED)

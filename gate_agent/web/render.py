@@ -19,6 +19,7 @@ NAV = (
     ("/why", "Why denied?"),
     ("/occupancy", "Occupancy"),
     ("/sync", "Sync"),
+    ("/policy", "Policy"),
     ("/audit", "Audit"),
 )
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from gate_agent.domain import Decision, JournalEvent
 from gate_agent.lane import Lane, LaneOutcome
+from gate_agent.rules import LOCAL_FALLBACK, rule_sources, rule_values
 from gate_agent.web.context import WebContext, sync_snapshot
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "event_dict",
     "lane_snapshot",
     "outcome_dict",
+    "policy_snapshot",
     "status_document",
 ]
 
@@ -137,12 +139,41 @@ def lane_snapshot(ctx: WebContext, lane: Lane, started_at: float) -> dict[str, A
     }
 
 
+def policy_snapshot(ctx: WebContext) -> dict[str, Any]:
+    """The policy in force, where each rule the lanes decide by comes from, the last policy
+    refused and why, and how many access-list entries the cache holds."""
+    store = ctx.store
+    held = store.policy
+    version = None if held is None else held.version
+    lanes = list(ctx.lanes.values())
+    sources = rule_sources(version)
+    rules = rule_values(lanes[0].current_rules()) if lanes else {}
+    refused = store.rejected_policy()
+    return {
+        "version": version,
+        "source": LOCAL_FALLBACK if version is None else f"cloud policy v{version}",
+        "applied_at": None if held is None else held.applied_at.isoformat(),
+        "rules": {name: {"value": v, "source": sources[name]} for name, v in rules.items()},
+        "policy": None if held is None else held.policy.to_wire(),
+        "problem": store.policy_problem(),
+        "last_rejected": None
+        if refused is None
+        else {
+            "version": refused.version,
+            "reason": refused.reason,
+            "rejected_at": refused.rejected_at.isoformat(),
+        },
+        "access_list_entries": store.list_entry_count(),
+    }
+
+
 def status_document(ctx: WebContext, started_at: float) -> dict[str, Any]:
     inside = ctx.store.inside()
     return {
         "lot_id": ctx.lot_id,
         "lanes": [lane_snapshot(ctx, lane, started_at) for lane in ctx.lanes.values()],
         "sync": sync_snapshot(ctx),
+        "policy": policy_snapshot(ctx),
         "occupancy": {
             "inside": len(inside),
             "vehicles": [

@@ -268,6 +268,7 @@ def test_priority_lists_every_denial_reason_once() -> None:
         Reason.RESERVATION_VALID,
         Reason.ALLOWLISTED,
         Reason.EXIT_PAID,
+        Reason.BILL_LATER,
         Reason.MANUAL_OPEN,
         Reason.SOFT_PASSBACK,
     }

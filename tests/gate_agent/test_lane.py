@@ -24,6 +24,7 @@ from gate_agent.store import Store
 from hardware.barrier import DryRunBarrier
 from hardware.camera import Frame
 from hardware.errors import BarrierError
+from parkgate_protocol import parse_policy
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 IMAGE = np.zeros((48, 64, 3), dtype=np.uint8)
@@ -339,3 +340,27 @@ def test_lane_health_reads_frames_frame_age_and_a_cut_error_from_the_status(
     assert health.frames == 2 and health.last_frame_age_s == pytest.approx(2.5)
     assert health.last_error == "x" * ERROR_CHARS
     assert early.last_frame_age_s == 0.0
+
+
+def test_a_new_policy_counts_from_the_next_decision_without_a_restart(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    """The fall-back (hard anti-passback) holds a car recorded inside; once the cloud policy
+    turns anti-passback off, the same lane object lets it in on its next pass."""
+    clock = Clock()
+    lane = make_lane(store, barrier, ScriptedRecognizer(*[[read("ABC123")]] * 3), clock)
+    assert lane.current_rules() is lane.rules
+    first = lane.process_frame(frame(1, clock))
+    assert first is not None and first.decision.reason is Reason.RESERVATION_VALID
+    clock.t += 10
+    lane.process_frame(frame(2, clock))
+    clock.t += 1.6
+    second = lane.tick()
+    assert second is not None and second.decision.reason is Reason.ALREADY_INSIDE
+    raw = {"version": 2, "anti_passback": "off"}
+    store.apply_policy(parse_policy(raw), raw)
+    clock.t += 10
+    third = lane.process_frame(frame(3, clock))
+    assert third is not None and third.decision.reason is Reason.RESERVATION_VALID
+    assert lane.current_rules().anti_passback.value == "off"
+    assert lane.current_rules() is lane.current_rules()  # built once per policy

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.domain import EventKind, JournalEvent, ListEntry, ListKind, MatchKind
 from gate_agent.store import Store
 
-MIGRATIONS = ["0001_initial", "0002_event_confirmed_at"]
+MIGRATIONS = ["0001_initial", "0002_event_confirmed_at", "0003_policy_and_access_lists"]
 # A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
 # what an upgrading lot has on disk.
 STORE_0001 = Path(__file__).parent / "data" / "store-0001.sqlite3"
@@ -58,10 +58,43 @@ def test_confirmed_at_migration_counts_events_sent_before_it_as_confirmed(tmp_pa
         conn.execute(row, ("old-unsent", "lot", "health", at, None))
     assert applied(path) == ["0001_initial"]
     with Store(path) as store:
-        assert applied(path)[-1] == "0002_event_confirmed_at"
+        assert applied(path)[1:] == MIGRATIONS[1:]
         by_id = {e.event_id: e for e in store.events()}
         assert by_id["old-sent"].confirmed_at == by_id["old-sent"].sent_at is not None
         assert by_id["old-unsent"].confirmed_at is None
         assert store.outbox_depth() == 1
         store.journal(JournalEvent(lot_id="lot", kind=EventKind.HEALTH, event_id="new"))
         assert [e.event_id for e in store.unsent_events()] == ["old-unsent", "new"]
+
+
+def test_policy_and_lists_migration_keeps_cached_entries_keyed_by_plate_and_kind(
+    tmp_path: Path,
+) -> None:
+    """0003 re-keys list entries (the cloud's entry_id, else plate and kind) and adds the policy
+    table: entries a lot cached before it stay, and are still found and replaced by plate+kind."""
+    path = tmp_path / "agent.sqlite"
+    shutil.copyfile(STORE_0001, path)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO list_entries (plate, kind, valid_from, valid_until, note, updated_at)"
+            " VALUES ('OLD123', 'deny', NULL, '2027-01-01T00:00:00.000000+00:00', 'kept', 'x')"
+        )
+        conn.execute("INSERT INTO plate_keys (key, plate) VALUES ('unused', 'OLD123')")
+    with Store(path) as store:
+        assert applied(path) == MIGRATIONS
+        [entry] = store.list_entries()
+        assert (entry.plate, entry.kind, entry.note, entry.entry_id) == (
+            "OLD123",
+            ListKind.DENY,
+            "kept",
+            None,
+        )
+        assert entry.lanes is None and entry.category is None
+        store.put_list_entry(ListEntry("OLD123", ListKind.DENY, note="replaced"))
+        assert [e.note for e in store.list_entries()] == ["replaced"]
+        assert store.policy is None and store.rejected_policy() is None
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM plate_keys")  # rebuilt from the rows the lookup reads
+    with Store(path) as store:
+        store.replace_all_reservations([])  # rebuilds plate_keys from reservations and lists
+        assert store.facts_for("OLD123", 0.95).match.kind is MatchKind.EXACT

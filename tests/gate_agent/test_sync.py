@@ -19,30 +19,15 @@ import pytest
 import parkgate_protocol as p
 from devservices import MosquittoInstance, wait_for
 from gate_agent import wire
-from gate_agent.config import SyncConfig
 from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
-from tests.support.sync import CloudPeer, FakeCloud, FakeLane, snapshot
+from tests.support.sync import CloudPeer, FakeCloud, FakeLane, snapshot, start_sync, sync_config
 
 pytestmark = pytest.mark.integration
 
 LOT = "lot-a"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def sync_config(broker: MosquittoInstance, **overrides: object) -> SyncConfig:
-    values: dict[str, object] = {
-        "enabled": True,
-        "broker_host": broker.host,
-        "broker_port": broker.port,
-        "cloud_url": "http://cloud.test/api",
-        "device_token": "device-token",
-        "heartbeat_seconds": 0.3,
-        "inflight_window": 4,
-    }
-    values.update(overrides)
-    return SyncConfig.model_validate(values)
 
 
 @pytest.fixture
@@ -61,33 +46,6 @@ def peer(mosquitto: MosquittoInstance) -> Iterator[CloudPeer]:
     made = CloudPeer(mosquitto, LOT)
     yield made
     made.close()
-
-
-def start_sync(
-    broker: MosquittoInstance, store: Store, cloud: FakeCloud, tmp_path: Path, **kw: object
-) -> SyncClient:
-    lane = kw.pop("lane", None)
-    client = SyncClient(
-        sync_config(broker, **kw),
-        lot_id=LOT,
-        store=store,
-        data_dir=tmp_path,
-        lanes={"entry-1": lane} if lane is not None else None,
-        transport=cloud.transport,
-    )
-    client.start()
-    wait_for(lambda: client.status.connected, what="sync connected")
-
-    def caught_up_since_connect() -> bool:
-        status = client.status
-        return bool(
-            status.last_catch_up_at
-            and status.connected_at
-            and status.last_catch_up_at >= status.connected_at
-        )
-
-    wait_for(caught_up_since_connect, what="the catch-up after connecting")
-    return client
 
 
 def journal(store: Store, n: int, tag: str) -> list[str]:

@@ -15,12 +15,14 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from devservices import free_port
+from gate_agent import wire
 from gate_agent.app import Agent
 from gate_agent.domain import Direction, EventKind, JournalEvent, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer
 from gate_agent.web import create_web_app, hash_password
 from gate_agent.web.context import WebContext
 from gate_agent.web.server import StripQueryFilter, WebServer
+from parkgate_protocol import ListEntrySnapshot, parse_policy
 from tests.gate_agent.test_web_api import (
     API_TOKEN,
     BOOKED_PHOTO,
@@ -245,3 +247,33 @@ def test_no_plate_in_the_access_log_of_the_real_server(
         and not r.name.startswith(("httpx", "httpcore"))  # the test's own HTTP client
     ]
     assert leaks == []
+
+
+def test_policy_page_and_api_say_what_is_in_force_and_where_it_came_from(
+    operator: TestClient, agent: Agent
+) -> None:
+    before = operator.get("/api/status").json()["policy"]
+    assert before["version"] is None and before["source"] == "local fall-back"
+    assert before["rules"]["early_grace"] == {"value": 15.0, "source": "local fall-back"}
+    assert before["rules"]["tariff"] == {"value": None, "source": "local fall-back"}
+    assert "local fall-back" in operator.get("/policy").text
+
+    raw = {"version": 6, "early_grace_minutes": 40, "pay_before_exit": False}
+    agent.store.apply_policy(parse_policy(raw), raw)
+    agent.store.reject_policy({"schema": 2, "version": 7}, "unsupported_policy: schema=2")
+    for plate, kind in (("STAFF1", "allow"), ("BAD999", "deny")):
+        pushed = {"entry_id": plate, "plate": plate, "kind": kind}
+        agent.store.put_list_entry(wire.list_entry(ListEntrySnapshot.model_validate(pushed)))
+
+    after = operator.get("/api/status").json()["policy"]
+    assert after["version"] == 6 and after["source"] == "cloud policy v6"
+    assert after["rules"]["early_grace"] == {"value": 40.0, "source": "cloud policy v6"}
+    assert after["rules"]["pay_before_exit"]["value"] is False
+    assert after["rules"]["tariff"]["value"]["vehicles"]["car"]["rate_cents"] == 250
+    assert after["policy"]["version"] == 6
+    assert after["problem"] == "policy v7 rejected: unsupported_policy: schema=2"
+    assert after["last_rejected"]["version"] == 7
+    assert after["access_list_entries"] == 2
+    page = operator.get("/policy").text
+    assert "cloud policy v6" in page and "policy v7 rejected" in page
+    assert '<strong class="lists">2</strong>' in page

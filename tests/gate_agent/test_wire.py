@@ -45,6 +45,22 @@ def test_reservation_round_trip() -> None:
 def test_list_entry() -> None:
     snapshot = p.ListEntrySnapshot(plate="ZZ9", kind=p.ListKind.DENY, valid_until=T0, note="x")
     assert wire.list_entry(snapshot) == ListEntry("ZZ9", ListKind.DENY, None, T0, "x")
+    assert wire.list_entry_snapshot(wire.list_entry(snapshot)) == snapshot
+
+
+def test_list_entry_with_id_category_and_lanes() -> None:
+    snapshot = p.ListEntrySnapshot(
+        entry_id="e1",
+        plate="STAFF1",
+        kind=p.ListKind.ALLOW,
+        category=p.AccessCategory.STAFF,
+        lanes=["entry-1"],
+    )
+    cached = wire.list_entry(snapshot)
+    assert cached == ListEntry(
+        "STAFF1", ListKind.ALLOW, entry_id="e1", category="staff", lanes=("entry-1",)
+    )
+    assert wire.list_entry_snapshot(cached) == snapshot
 
 
 def test_gate_event_from_journal_round_trip() -> None:

@@ -1,5 +1,6 @@
 """Test-side "cloud" for the sync tests: an MQTT 5 peer, a changes endpoint on MockTransport, and a
-lane that only records remote opens."""
+lane that only records remote opens. The feed carries reservations, access-list entries and the
+lot's policy, as the real cloud's does."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -16,8 +19,10 @@ from paho.mqtt.properties import Properties
 
 import parkgate_protocol as p
 from devservices import MosquittoInstance, wait_for
+from gate_agent.config import SyncConfig
 from gate_agent.domain import Direction, ReservationStatus
 from gate_agent.store import Store
+from gate_agent.sync import SyncClient
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -39,6 +44,8 @@ class FakeCloud:
         self.token = token
         self.changes: list[p.ReservationChange] = []
         self.active: dict[str, p.ReservationSnapshot] = {}
+        self.lists: dict[str, p.ListEntrySnapshot] | None = None  # None: the cloud keeps none
+        self.policy: dict[str, Any] | None = None
         self.snapshot_below = 0  # a ``since`` below this gets a full snapshot
         self.requests: list[dict[str, str]] = []
         self.down = False
@@ -58,6 +65,35 @@ class FakeCloud:
         self.active[reservation.id] = reservation
         return change
 
+    def _change(self, kind: p.ChangeKind, **payload: Any) -> p.ReservationChange:
+        change = p.ReservationChange(
+            lot_id=self.lot_id, seq=len(self.changes) + 1, kind=kind, **payload
+        )
+        self.changes.append(change)
+        return change
+
+    @staticmethod
+    def _list_key(entry: p.ListEntrySnapshot) -> str:
+        return entry.entry_id or f"{entry.kind}:{entry.plate}"
+
+    def list_put(self, entry: p.ListEntrySnapshot) -> p.ReservationChange:
+        self.lists = {**(self.lists or {}), self._list_key(entry): entry}
+        return self._change(p.ChangeKind.LIST_PUT, list_entry=entry)
+
+    def list_remove(self, entry: p.ListEntrySnapshot) -> p.ReservationChange:
+        (self.lists or {}).pop(self._list_key(entry), None)
+        return self._change(p.ChangeKind.LIST_REMOVE, list_entry=entry)
+
+    def lists_replaced(self, entries: list[p.ListEntrySnapshot]) -> p.ReservationChange:
+        """A bulk import: the lists are replaced and one ``lists_replaced`` change says so."""
+        self.lists = {self._list_key(e): e for e in entries}
+        return self._change(p.ChangeKind.LISTS_REPLACED)
+
+    def set_policy(self, policy: dict[str, Any]) -> p.ReservationChange:
+        """A new policy version (raw, as the cloud sends it; it may be one a gate refuses)."""
+        self.policy = policy
+        return self._change(p.ChangeKind.POLICY, policy=policy)
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("cloud unreachable", request=request)
@@ -73,6 +109,8 @@ class FakeCloud:
                 lot_id=self.lot_id,
                 snapshot=True,
                 reservations=list(self.active.values()),
+                list_entries=None if self.lists is None else list(self.lists.values()),
+                policy=self.policy,
                 next_since=latest,
                 latest_seq=latest,
             )
@@ -86,6 +124,50 @@ class FakeCloud:
                 latest_seq=latest,
             )
         return httpx.Response(200, content=p.encode(page))
+
+
+def sync_config(broker: MosquittoInstance, **overrides: object) -> SyncConfig:
+    """The agent's sync settings for ``broker`` and a :class:`FakeCloud` at cloud.test."""
+    values: dict[str, object] = {
+        "enabled": True,
+        "broker_host": broker.host,
+        "broker_port": broker.port,
+        "cloud_url": "http://cloud.test/api",
+        "device_token": "device-token",
+        "heartbeat_seconds": 0.3,
+        "inflight_window": 4,
+    }
+    values.update(overrides)
+    return SyncConfig.model_validate(values)
+
+
+def start_sync(
+    broker: MosquittoInstance, store: Store, cloud: FakeCloud, tmp_path: Path, **kw: object
+) -> SyncClient:
+    """A started sync client for ``cloud``'s lot, connected and caught up since connecting;
+    ``lane=`` gives it a lane ``entry-1`` for remote opens, the rest overrides the config."""
+    lane = kw.pop("lane", None)
+    client = SyncClient(
+        sync_config(broker, **kw),
+        lot_id=cloud.lot_id,
+        store=store,
+        data_dir=tmp_path,
+        lanes={"entry-1": lane} if lane is not None else None,
+        transport=cloud.transport,
+    )
+    client.start()
+    wait_for(lambda: client.status.connected, what="sync connected")
+
+    def caught_up_since_connect() -> bool:
+        status = client.status
+        return bool(
+            status.last_catch_up_at
+            and status.connected_at
+            and status.last_catch_up_at >= status.connected_at
+        )
+
+    wait_for(caught_up_since_connect, what="the catch-up after connecting")
+    return client
 
 
 class FakeLane:
