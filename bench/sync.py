@@ -1,7 +1,10 @@
 """Lot ↔ cloud sync against a real Mosquitto and a real API server (SQLite), in two parts.
 
 1. Push latency: 200 bookings through ``POST /bookings``, each timed from the request until a
-   real agent ``SyncClient`` has written it into its ``Store`` (target p99 ≤ 100 ms, loopback).
+   real agent ``SyncClient`` has written it into its ``Store`` (target p99 ≤ 100 ms, loopback);
+   then 50 policy changes (``PUT /lots/{id}/policy``) and 50 access-list entries (``POST`` then
+   ``DELETE``), each timed from the request until the agent's store has it in force (target p99
+   ≤ 1 s).
 2. Scale: 1,000 simulated lots (paho MQTT 5 clients, one user per lot under the shipped ACL, in
    a few processes) against one broker and one cloud process (API + relay + ingest): push latency
    p50/p99 of bookings spread over the lots, and ingest events/s of a burst from every lot.
@@ -20,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 TARGET_P99_MS = 100.0
+POLICY_TARGET_P99_MS = 1000.0
+POLICY_CHANGES = 50
 BOOKINGS = 200
 LOTS = 1000
 PROCESSES = 4
@@ -86,6 +91,66 @@ def _push_latency(workdir: Path) -> list[str]:
         f"booking → agent cache  p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {max(latencies):.1f} ms"
         f"   target p99 ≤ {TARGET_P99_MS:.0f} ms  {verdict}",
     ]
+
+
+def _in_force(store: Any, version: int) -> bool:
+    held = store.policy
+    return held is not None and held.version >= version
+
+
+def _listed(store: Any, plate: str) -> bool:
+    return any(e.plate == plate for e in store.list_entries())
+
+
+def _policy_push(workdir: Path) -> list[str]:
+    """Policy and list changes: cloud API commit → applied in a real agent's store."""
+    from devservices import CloudStack, wait_for
+    from gate_agent.config import SyncConfig
+    from gate_agent.store import Store
+    from gate_agent.sync import SyncClient
+
+    stack = CloudStack(workdir / "cloud", spaces=5).start()
+    lot_id = stack.lot_ids[0]
+    store = Store(workdir / "agent.sqlite3")
+    config = SyncConfig(**stack.agent_sync(lot_id))
+    client = SyncClient(config, lot_id=str(lot_id), store=store, data_dir=workdir).start()
+    policy_ms: list[float] = []
+    list_ms: list[float] = []
+    try:
+        wait_for(lambda: client.feed.last_catch_up_at is not None, timeout=15, what="catch-up")
+        answer = stack.admin.get(f"/lots/{lot_id}/policy")
+        body = {k: v for k, v in answer.json()["policy"].items() if k != "version"}
+        for i in range(POLICY_CHANGES):
+            etag = stack.admin.get(f"/lots/{lot_id}/policy").headers["ETag"]
+            body["early_grace_minutes"] = 10 + i % 20
+            started = time.perf_counter()
+            put = stack.admin.put(f"/lots/{lot_id}/policy", json=body, headers={"If-Match": etag})
+            assert put.status_code == 200, put.text
+            version = int(put.headers["ETag"].strip('"'))
+            wait_for(lambda v=version: _in_force(store, v), timeout=5, interval=0.001)  # type: ignore[misc]
+            policy_ms.append((time.perf_counter() - started) * 1000)
+        for i in range(POLICY_CHANGES):
+            plate = f"LB{i:05d}"
+            started = time.perf_counter()
+            entry = {"plate": plate, "kind": "deny"}
+            post = stack.admin.post(f"/lots/{lot_id}/access-list", json=entry)
+            assert post.status_code == 201, post.text
+            wait_for(lambda p=plate: _listed(store, p), timeout=5, interval=0.001)  # type: ignore[misc]
+            list_ms.append((time.perf_counter() - started) * 1000)
+    finally:
+        client.stop()
+        store.close()
+        stack.stop()
+    lines = []
+    for what, values in (("policy change", policy_ms), ("access-list entry", list_ms)):
+        p50, p99 = statistics.median(values), _pct(values, 0.99)
+        met = p99 <= POLICY_TARGET_P99_MS and len(values) == POLICY_CHANGES
+        verdict = "PASS" if met else "FAIL"
+        lines.append(
+            f"{what} → agent cache ({len(values)})  p50 {p50:.1f} ms  p99 {p99:.1f} ms"
+            f"   target p99 ≤ {POLICY_TARGET_P99_MS:.0f} ms  {verdict}"
+        )
+    return lines
 
 
 def simulate_lots(
@@ -213,6 +278,7 @@ def _scale(workdir: Path) -> list[str]:
 def run() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         lines = _push_latency(Path(tmp) / "push")
+        lines += _policy_push(Path(tmp) / "policy")
         lines += _scale(Path(tmp) / "scale")
     return lines
 

@@ -1,6 +1,7 @@
 """A whole cloud in this process for end-to-end tests and ``bench.sync``: a migrated database
-(SQLite, or the PostgreSQL URL given), a secured Mosquitto (the shipped ACL, a password per lot via ``provision_lot``), the API
-served by uvicorn on a real port with the relay woken on commit, and the ingest."""
+(SQLite, or the PostgreSQL URL given), a secured Mosquitto (the shipped ACL, a password per lot
+via ``provision_lot``), the API served by uvicorn on a real port with the relay woken on commit,
+and the ingest. ``http`` is a customer's client, ``admin`` an administrator's."""
 
 from __future__ import annotations
 

@@ -47,7 +47,8 @@ class RulesConfig(_Model):
         0.90, ge=0, le=1, description="Fall-back: a fuzzy match's other characters this sure."
     )
     pay_before_exit: bool = Field(
-        True, description="Fall-back: the exit holds a car that owes (no gate-priced overstay)."
+        False,
+        description="Fall-back: the exit holds a car that owes (off: opens, the cloud bills).",
     )
 
     def to_rules(self) -> LotRules:

@@ -152,7 +152,7 @@ class LotRules:
     min_confidence: float = 0.80  # below this a read never opens
     fuzzy_min_confidence: float = 0.90  # a fuzzy match: the positions it agrees on, this sure
     anti_passback_reset: timedelta | None = None  # a presence older than this no longer blocks
-    pay_before_exit: bool = True  # the exit holds a car that owes money
+    pay_before_exit: bool = False  # hold a car that owes money (off: open, the cloud bills)
     overstay_grace: timedelta = timedelta(minutes=10)  # free time after a booking ends
     tariff: Tariff | None = None  # prices an overstay at the exit (the cloud policy's tariff)
 

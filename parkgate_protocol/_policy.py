@@ -45,7 +45,11 @@ class LotPolicy(BaseModel):
     fuzzy_min_confidence: float = Field(0.90, ge=0.5, le=1.0, description="For a fuzzy match.")
     tariff: Tariff = Field(default_factory=default_tariff)
     overstay_grace_minutes: int = Field(10, ge=0, le=1440, description="Free after a booking.")
-    pay_before_exit: bool = Field(True, description="The exit holds a car that owes money.")
+    pay_before_exit: bool = Field(
+        False,
+        description="The exit holds a car that owes money; off, it opens and the cloud bills. "
+        "Turn on where drivers can pay before leaving (pay station, pay by plate).",
+    )
     paid_exit_minutes: int = Field(15, ge=0, le=1440, description="Time to leave after paying.")
     drive_up: bool = Field(False, description="Admit cars without a booking (priced at exit).")
     drive_up_spaces: int = Field(0, ge=0, le=100_000, description="Spaces kept for drive-ups.")

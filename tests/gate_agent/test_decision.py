@@ -73,6 +73,7 @@ OPENS, SHUT = True, False
 US = timedelta(microseconds=1)
 SOFT = replace(RULES, anti_passback=AntiPassback.SOFT)
 OFF = replace(RULES, anti_passback=AntiPassback.OFF)
+PAY_FIRST = replace(RULES, pay_before_exit=True)
 CANCELLED, EXPIRED = ReservationStatus.CANCELLED, ReservationStatus.EXPIRED
 COMPLETED = ReservationStatus.COMPLETED
 FUZZY, AMBIGUOUS, NO_MATCH = MatchKind.FUZZY, MatchKind.AMBIGUOUS, MatchKind.NONE
@@ -125,7 +126,15 @@ ROWS = [
     row("denylisted", ENTRY, cand(res(), lists=(ALLOW, DENY)), SHUT, Reason.DENYLISTED),
     row("deny-not-yet", ENTRY, cand(res(), lists=(DENY_FUTURE,)), OPENS, Reason.RESERVATION_VALID),
     row("exit-paid", EXIT, cand(res(), inside=True), OPENS, Reason.EXIT_PAID),
-    row("exit-owes", EXIT, cand(res(owed=450), inside=True), SHUT, Reason.PAYMENT_DUE),
+    row("exit-owes", EXIT, cand(res(owed=450), inside=True), OPENS, Reason.BILL_LATER),
+    row(
+        "exit-owes-pay-first",
+        EXIT,
+        cand(res(owed=450), inside=True),
+        SHUT,
+        Reason.PAYMENT_DUE,
+        rules=PAY_FIRST,
+    ),
     row(
         "exit-overstay-long-after",
         EXIT,
@@ -204,7 +213,7 @@ def test_soft_passback_is_flagged() -> None:
 def test_exit_uses_the_reservation_presence_recorded() -> None:
     visit = res(rid="r1", owed=300)
     later = res(rid="r2", start=2 * H, end=3 * H)
-    decision = decide(EXIT, [cand(visit, later, inside=True)], NOW, RULES)
+    decision = decide(EXIT, [cand(visit, later, inside=True)], NOW, PAY_FIRST)
     assert (decision.reason, decision.reservation_id) == (Reason.PAYMENT_DUE, "r1")
 
 

@@ -37,7 +37,7 @@ VALID, FUZZY, LOW = Reason.RESERVATION_VALID, MatchKind.FUZZY, Reason.LOW_CONFID
 PLATE = "AB123CD"
 ENTRY, EXIT = Direction.ENTRY, Direction.EXIT
 HOURLY = Tariff(vehicles={"car": VehicleTariff(rate_cents=250, daily_max_cents=1500)})
-PRICED = LotRules(tariff=HOURLY)  # overstay grace 10 min, pay before exit
+PRICED = LotRules(tariff=HOURLY, pay_before_exit=True)  # overstay grace 10 min
 
 
 def booking(start: timedelta = -H, end: timedelta = H, owed: int = 0) -> domain.Reservation:
@@ -221,7 +221,9 @@ tariffs = st.builds(
 def test_the_exit_asks_price_stay_on_the_policy_as_sent(
     tariff: Tariff, grace: int, pushed: int, booked: timedelta, over: timedelta
 ) -> None:
-    sent = LotPolicy(version=7, tariff=tariff, overstay_grace_minutes=grace).to_wire()
+    sent = LotPolicy(
+        version=7, tariff=tariff, overstay_grace_minutes=grace, pay_before_exit=True
+    ).to_wire()
     change = ReservationChange(lot_id="lot-1", seq=1, kind=ChangeKind.POLICY, policy=sent)
     received = parse_reservation_change(encode(change))
     assert received.policy is not None

@@ -13,18 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gpiozero.pins.mock import MockFactory
 
 from devservices import CloudStack, wait_for
-from gate_agent.app import build_agent
-from gate_agent.config import SyncConfig
 from gate_agent.decision import decide
 from gate_agent.domain import Decision, Direction, LotRules, Reason
-from gate_agent.recognition import Recognizer
 from gate_agent.rules import rules_in_force
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
-from tests.support.agents import AgentConfigFactory, photo_folder
+from tests.support.agents import add_entry, start_client
 from tests.support.cloud import soon
 
 pytestmark = pytest.mark.integration
@@ -57,20 +53,6 @@ def online(stack: CloudStack, lot_id: int, tmp_path: Path) -> Iterator[tuple[Sto
     yield store, client
     client.stop()
     store.close()
-
-
-def start_client(stack: CloudStack, lot_id: int, store: Store, data_dir: Path) -> SyncClient:
-    sync = SyncConfig(**stack.agent_sync(lot_id))
-    client = SyncClient(sync, lot_id=str(lot_id), store=store, data_dir=data_dir).start()
-    wait_for(lambda: client.status.connected, timeout=10, what="agent connected")
-    wait_for(lambda: client.feed.last_catch_up_at is not None, timeout=10, what="catch-up")
-    return client
-
-
-def add_entry(stack: CloudStack, lot_id: int, **body: Any) -> str:
-    answer = stack.admin.post(f"/lots/{lot_id}/access-list", json=body)
-    assert answer.status_code == 201, answer.text
-    return str(answer.json()["entry_id"])
 
 
 def test_the_gate_obeys_the_lots_access_list(
@@ -137,50 +119,3 @@ def test_a_partitioned_lot_applies_a_deny_before_what_came_after_it(
     finally:
         client.stop()
         store.close()
-
-
-@pytest.mark.slow
-def test_a_denylisted_car_with_a_paid_booking_stays_out(
-    tmp_path: Path,
-    stack: CloudStack,
-    lot_id: int,
-    stack_options: dict[str, Any],
-    lot_agent_config: AgentConfigFactory,
-    recognizer: Recognizer,
-    pins: MockFactory,
-    dataset_dir: Path,
-) -> None:
-    """The real photo of a booked car at a real lane: the deny wins, the barrier never moves,
-    and the denial reaches the cloud."""
-    if stack_options:
-        pytest.skip("the lane's path is the same on either database; the API tests cover both")
-    data_dir = tmp_path / "agent"
-    data_dir.mkdir()
-    booking = stack.book(lot_id, PLATE, soon(1))
-    add_entry(stack, lot_id, plate=PLATE, kind="deny", note="blocked by the operator")
-    store = Store(data_dir / "agent.sqlite3")  # the lot's cache is in step before the car comes
-    client = start_client(stack, lot_id, store, data_dir)
-    try:
-        wait_for(lambda: store.get_reservation(booking), timeout=5, what="booking pushed")
-        wait_for(lambda: store.list_entries(), timeout=5, what="deny pushed")
-    finally:
-        client.stop()
-        store.close()
-    frames = photo_folder(tmp_path / "frames", dataset_dir / PHOTO)
-    passes = {"budget_seconds": 0.8, "gap_seconds": 30}
-    config = lot_agent_config(
-        data_dir, frames, pin=BARRIER_PIN, pulse_seconds=0.3, fps=10, passes=passes
-    )
-    agent = build_agent(config, recognizer=recognizer, pin_factory=pins)
-    agent.start()
-    try:
-        denied = wait_for(
-            lambda: [e for e in agent.store.events(limit=20) if e.reason == "denylisted"],
-            timeout=30,
-            what="a denylisted decision",
-        )
-        wait_for(lambda: denied[0].event_id in stack.event_ids(), timeout=15, what="in the cloud")
-        pin = pins.pin(BARRIER_PIN)
-        assert not any(state.state for state in pin.states)
-    finally:
-        agent.stop()

@@ -1,4 +1,5 @@
-"""One-lane agent configs for tests: a replay camera on a photo folder and a mock GPIO relay."""
+"""Agents for tests: one-lane configs (a replay camera on a photo folder and a mock GPIO relay),
+a lot's sync client against a ``CloudStack``, and access-list entries made through its API."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gate_agent.config import AgentConfig
+from devservices import CloudStack, wait_for
+from gate_agent.config import AgentConfig, SyncConfig
+from gate_agent.store import Store
+from gate_agent.sync import SyncClient
 
-__all__ = ["AgentConfigFactory", "one_lane_config", "photo_folder"]
+__all__ = ["AgentConfigFactory", "add_entry", "one_lane_config", "photo_folder", "start_client"]
 
 AgentConfigFactory = Callable[..., AgentConfig]
 """``make(data_dir, frames, **lane)`` → a parsed one-lane agent config (a fixture's product)."""
@@ -54,3 +58,19 @@ def one_lane_config(
             }
         ],
     }
+
+
+def start_client(stack: CloudStack, lot_id: int, store: Store, data_dir: Path) -> SyncClient:
+    """A lot's sync client on ``store``, connected and caught up."""
+    sync = SyncConfig(**stack.agent_sync(lot_id))
+    client = SyncClient(sync, lot_id=str(lot_id), store=store, data_dir=data_dir).start()
+    wait_for(lambda: client.status.connected, timeout=10, what="agent connected")
+    wait_for(lambda: client.feed.last_catch_up_at is not None, timeout=10, what="catch-up")
+    return client
+
+
+def add_entry(stack: CloudStack, lot_id: int, **body: Any) -> str:
+    """An access-list entry added through the API as an administrator; its id."""
+    answer = stack.admin.post(f"/lots/{lot_id}/access-list", json=body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["entry_id"])
