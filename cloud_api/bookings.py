@@ -321,7 +321,8 @@ def cancel_booking(session: Session, booking: Booking, *, now: datetime) -> Book
 def extend_booking(
     session: Session, booking: Booking, new_end: datetime, *, now: datetime
 ) -> Booking:
-    """Move the end later on the same space; the extra price is a new charge owed at exit."""
+    """Move the end later on the same space; the extra time's price is a new charge (owed at
+    exit once the booking is paid)."""
     if booking.status not in ACTIVE:
         raise Conflict("not_active", f"booking is {booking.status}")
     if new_end <= booking.end_time:
@@ -330,9 +331,15 @@ def extend_booking(
         raise InvalidRequest("too_long", f"a booking lasts at most {MAX_STAY.days} days")
     if _space_taken(session, booking.space_id, booking.end_time, new_end, now, booking.id):
         raise Conflict("space_overlaps", "the space is booked right after this booking")
+    # The booked part keeps the price it was sold at; the extra time costs what the current
+    # tariff asks for it as a continuation of this stay (never less than nothing, whatever the
+    # tariff did since), so a tariff change can neither make an extension free nor re-price
+    # what was already bought.
     policy = current_policy(session, booking.lot_id)
-    new_price = price_booking(policy, booking.vehicle_type, booking.start_time, new_end)
-    delta = new_price - booking.price_cents
+    vehicle, start = booking.vehicle_type, booking.start_time
+    longer = price_booking(policy, vehicle, start, new_end)
+    delta = max(0, longer - price_booking(policy, vehicle, start, booking.end_time))
+    new_price = booking.price_cents + delta
     try:
         with session.begin_nested():
             _expire_stale_holds(session, booking.space_id, booking.end_time, new_end, now)

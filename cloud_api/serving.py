@@ -50,7 +50,9 @@ def serve(app: AppFactory, host: str, port: int, workers: int, **config: Any) ->
         signal.signal(sig, lambda *_: stop.set())
 
     def start(sock: socket.socket) -> multiprocessing.process.BaseProcess:
-        proc = ctx.Process(target=_worker, args=(app, sock, config), name="cloud-api-worker")
+        proc = ctx.Process(
+            target=_worker, args=(app, sock, config, os.getpid()), name="cloud-api-worker"
+        )
         proc.start()
         return proc
 
@@ -83,8 +85,10 @@ def _reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(app: AppFactory, sock: socket.socket, config: dict[str, Any]) -> None:
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+def _worker(app: AppFactory, sock: socket.socket, config: dict[str, Any], parent: int) -> None:
+    # ``parent`` comes from the parent itself: a parent killed while this worker was still
+    # importing has already handed it to init, and its getppid() would be init's pid
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     server = uvicorn.Server(uvicorn.Config(app, factory=True, **config))
     server.run(sockets=[sock])
 

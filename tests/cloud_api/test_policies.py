@@ -274,6 +274,31 @@ def test_bookings_are_priced_on_the_policy_and_record_its_version(
     assert (motorcycle.status_code, motorcycle.json()["reason"]) == (422, "no_price")
 
 
+def test_a_tariff_change_never_makes_an_extension_free_nor_reprices_the_booked_part(
+    client: TestClient, world: World
+) -> None:
+    body = {k: v for k, v in _policy(client, world)["policy"].items() if k != "version"}
+    dear = {"vehicles": {"car": {"rate_cents": 1000, "daily_max_cents": 10_000}}}
+    assert _put(client, world, {**body, "tariff": dear}, 1).status_code == 200
+    window = {"start_time": (T0 + H).isoformat(), "end_time": (T0 + 6 * H).isoformat()}
+    booked = client.post(
+        "/bookings",
+        json={"parking_lot_id": world.lot_id, "vehicle_plate": "EXT1", **window},
+        headers=world.auth("alice"),
+    )
+    assert booked.status_code == 201, booked.text
+    assert booked.json()["price"] == 5000
+    cheap = {"vehicles": {"car": {"rate_cents": 100, "daily_max_cents": 800}}}
+    assert _put(client, world, {**body, "tariff": cheap}, 2).status_code == 200
+    extended = client.post(
+        f"/bookings/{booked.json()['booking_id']}/extend",
+        json={"end_time": (T0 + 8 * H).isoformat()},
+        headers=world.auth("alice"),
+    )
+    assert extended.status_code == 200, extended.text
+    assert extended.json()["price"] == 5000 + 200  # two more hours at the new rate
+
+
 # -- access lists -------------------------------------------------------------------------------
 
 

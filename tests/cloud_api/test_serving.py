@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from cloud_api.migrate import upgrade
-from devservices import serve_process, wait_for
+from devservices import REPO_ROOT, free_port, serve_process, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +82,27 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
         wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), timeout=20)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2)
+
+
+def test_workers_killed_parent_while_they_still_start_exit_too(tmp_path: Path) -> None:
+    """The parent dies before its workers have imported the app (they are handed to init
+    before they could note their parent): they must still go."""
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    upgrade(url)
+    cmd = [sys.executable, "-m", "cloud_api.cli", "serve", "--database-url", url]
+    cmd += ["--port", str(free_port()), "--workers", "2"]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        workers = wait_for(
+            lambda: _workers(proc.pid) if len(_workers(proc.pid)) == 2 else None,
+            timeout=30,
+            interval=0.005,
+            what="workers spawned",
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert isinstance(workers, list)
+    wait_for(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), timeout=20)
