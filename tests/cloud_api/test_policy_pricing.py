@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,37 +33,16 @@ from devservices import World, seed_world
 from parkgate_protocol import (
     Status,
     Tariff,
-    TariffBand,
-    VehicleTariff,
     encode,
     parse_policy,
     price_stay,
     topic,
 )
+from tests.support.tariffs import tariffs as random_tariffs
 
 NOW = datetime(2030, 6, 1, 8, 0, tzinfo=UTC)
 
-bands = st.builds(
-    TariffBand,
-    name=st.just("band"),
-    days=st.frozensets(st.integers(0, 6), min_size=1),
-    start=st.builds(time, st.integers(0, 23), st.sampled_from([0, 30])),
-    end=st.builds(time, st.integers(0, 23), st.sampled_from([0, 15])),
-    rate_cents=st.integers(0, 2000),
-)
-vehicle_tariffs = st.builds(
-    VehicleTariff,
-    block_minutes=st.sampled_from([1, 15, 30, 60, 90, 1440]),
-    rate_cents=st.integers(0, 5000),
-    free_minutes=st.integers(0, 120),
-    daily_max_cents=st.none() | st.integers(0, 50_000),
-    bands=st.lists(bands, max_size=3).map(tuple),
-)
-tariffs = st.builds(
-    Tariff,
-    timezone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
-    vehicles=st.fixed_dictionaries({"car": vehicle_tariffs, "ev": vehicle_tariffs}),
-)
+tariffs = random_tariffs("ev")
 
 
 @pytest.fixture(scope="module")

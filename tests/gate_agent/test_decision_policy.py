@@ -5,7 +5,7 @@ what the exit asks is ``price_stay`` on the policy exactly as the cloud sent it 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,13 +21,13 @@ from parkgate_protocol import (
     LotPolicy,
     ReservationChange,
     Tariff,
-    TariffBand,
     VehicleTariff,
     encode,
     parse_policy,
     parse_reservation_change,
     price_stay,
 )
+from tests.support.tariffs import tariffs as random_tariffs
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 H, M = timedelta(hours=1), timedelta(minutes=1)
@@ -187,27 +187,7 @@ def test_rules_in_force_from_a_policy_and_the_fall_back() -> None:
 
 # -- the property: the exit asks price_stay on the policy as sent --------------------------------
 
-bands = st.builds(
-    TariffBand,
-    name=st.just("band"),
-    days=st.frozensets(st.integers(0, 6), min_size=1),
-    start=st.builds(time, st.integers(0, 23), st.sampled_from([0, 30])),
-    end=st.builds(time, st.integers(0, 23), st.sampled_from([0, 15])),
-    rate_cents=st.integers(0, 2000),
-)
-vehicle_tariffs = st.builds(
-    VehicleTariff,
-    block_minutes=st.sampled_from([1, 15, 30, 60, 90, 1440]),
-    rate_cents=st.integers(0, 2000),
-    free_minutes=st.integers(0, 120),
-    daily_max_cents=st.none() | st.integers(0, 20_000),
-    bands=st.lists(bands, max_size=3).map(tuple),
-)
-tariffs = st.builds(
-    Tariff,
-    timezone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
-    vehicles=st.fixed_dictionaries({"car": vehicle_tariffs}),
-)
+tariffs = random_tariffs()
 
 
 @settings(max_examples=200, deadline=None)

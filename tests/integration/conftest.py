@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gpiozero.pins.mock import MockFactory
 
 from devservices import CloudStack
+from gate_agent.app import Agent, build_agent
 from gate_agent.config import AgentConfig, parse_config
-from tests.support.agents import AgentConfigFactory, one_lane_config
+from gate_agent.recognition import Recognizer
+from tests.support.agents import (
+    BARRIER_PIN,
+    BOOKED_PHOTO,
+    AgentConfigFactory,
+    one_lane_config,
+    photo_folder,
+)
 
 
 @pytest.fixture
@@ -43,5 +52,27 @@ def lot_agent_config(stack: CloudStack, lot_id: int) -> AgentConfigFactory:
         return parse_config(
             one_lane_config(lot_id=str(lot_id), data_dir=data_dir, frames=frames, sync=sync, **lane)
         )
+
+    return make
+
+
+@pytest.fixture
+def photo_lane_agent(
+    tmp_path: Path,
+    lot_agent_config: AgentConfigFactory,
+    recognizer: Recognizer,
+    pins: MockFactory,
+    dataset_dir: Path,
+) -> Callable[[Path], Agent]:
+    """``make(data_dir)``: the stack's lot as a whole agent (not started) whose one entry lane
+    replays the photo of plate K179658 (``BOOKED_PHOTO``), its relay on mock pin ``BARRIER_PIN``."""
+
+    def make(data_dir: Path) -> Agent:
+        frames = photo_folder(tmp_path / "frames", dataset_dir / BOOKED_PHOTO)
+        passes = {"budget_seconds": 0.8, "gap_seconds": 30}
+        config = lot_agent_config(
+            data_dir, frames, pin=BARRIER_PIN, pulse_seconds=0.3, fps=10, passes=passes
+        )
+        return build_agent(config, recognizer=recognizer, pin_factory=pins)
 
     return make

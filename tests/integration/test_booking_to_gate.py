@@ -3,34 +3,29 @@ the entry lane (mock GPIO pin pulses) → the entry event reaches the cloud book
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from devservices import CloudStack, wait_for
-from gate_agent.app import build_agent
+from gate_agent.app import Agent
 from gate_agent.config import SyncConfig
-from gate_agent.recognition import Recognizer
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
-from tests.support.agents import AgentConfigFactory, photo_folder
+from tests.support.agents import BARRIER_PIN
 from tests.support.cloud import soon
 
 pytestmark = pytest.mark.integration
-
-BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
-BARRIER_PIN = 17
 
 
 def test_booking_reaches_the_gate_and_the_entry_reaches_the_booking(
     tmp_path: Path,
     stack: CloudStack,
     lot_id: int,
-    lot_agent_config: AgentConfigFactory,
-    recognizer: Recognizer,
+    photo_lane_agent: Callable[[Path], Agent],
     pins: MockFactory,
-    dataset_dir: Path,
 ) -> None:
     data_dir = tmp_path / "agent"
     data_dir.mkdir()
@@ -53,12 +48,7 @@ def test_booking_reaches_the_gate_and_the_entry_reaches_the_booking(
     assert stack.booking(booking_id).arrived_at is None
 
     # 2. the full agent on the same data: a real photo of the plate opens the entry lane
-    frames = photo_folder(tmp_path / "frames", dataset_dir / BOOKED_PHOTO)
-    passes = {"budget_seconds": 0.8, "gap_seconds": 30}
-    config = lot_agent_config(
-        data_dir, frames, pin=BARRIER_PIN, pulse_seconds=0.3, fps=10, passes=passes
-    )
-    agent = build_agent(config, recognizer=recognizer, pin_factory=pins)
+    agent = photo_lane_agent(data_dir)
     agent.start()
     try:
         pin = pins.pin(BARRIER_PIN)

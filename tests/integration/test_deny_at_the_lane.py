@@ -4,23 +4,21 @@ denial reaches the cloud."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from devservices import CloudStack, wait_for
-from gate_agent.app import build_agent
-from gate_agent.recognition import Recognizer
+from gate_agent.app import Agent
 from gate_agent.store import Store
-from tests.support.agents import AgentConfigFactory, add_entry, photo_folder, start_client
+from tests.support.agents import BARRIER_PIN, add_entry, start_client
 from tests.support.cloud import soon
 
 pytestmark = pytest.mark.integration
 
-PLATE = "K179658"
-PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # plate K179658
-BARRIER_PIN = 17
+PLATE = "K179658"  # the plate in the photo the lane replays (conftest's BOOKED_PHOTO)
 
 
 @pytest.mark.slow
@@ -28,10 +26,8 @@ def test_a_denylisted_car_with_a_paid_booking_stays_out(
     tmp_path: Path,
     stack: CloudStack,
     lot_id: int,
-    lot_agent_config: AgentConfigFactory,
-    recognizer: Recognizer,
+    photo_lane_agent: Callable[[Path], Agent],
     pins: MockFactory,
-    dataset_dir: Path,
 ) -> None:
     """The real photo of a booked car at a real lane: the deny wins, the barrier never moves,
     and the denial reaches the cloud."""
@@ -47,12 +43,7 @@ def test_a_denylisted_car_with_a_paid_booking_stays_out(
     finally:
         client.stop()
         store.close()
-    frames = photo_folder(tmp_path / "frames", dataset_dir / PHOTO)
-    passes = {"budget_seconds": 0.8, "gap_seconds": 30}
-    config = lot_agent_config(
-        data_dir, frames, pin=BARRIER_PIN, pulse_seconds=0.3, fps=10, passes=passes
-    )
-    agent = build_agent(config, recognizer=recognizer, pin_factory=pins)
+    agent = photo_lane_agent(data_dir)
     agent.start()
     try:
         denied = wait_for(

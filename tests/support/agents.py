@@ -12,7 +12,18 @@ from gate_agent.config import AgentConfig, SyncConfig
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
 
-__all__ = ["AgentConfigFactory", "add_entry", "one_lane_config", "photo_folder", "start_client"]
+__all__ = [
+    "BARRIER_PIN",
+    "BOOKED_PHOTO",
+    "AgentConfigFactory",
+    "add_entry",
+    "one_lane_config",
+    "photo_folder",
+    "start_client",
+]
+
+BOOKED_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # a dataset photo of plate K179658
+BARRIER_PIN = 17  # the mock GPIO pin of the photo lane's relay
 
 AgentConfigFactory = Callable[..., AgentConfig]
 """``make(data_dir, frames, **lane)`` → a parsed one-lane agent config (a fixture's product)."""
