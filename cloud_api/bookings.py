@@ -344,8 +344,7 @@ def extend_booking(
         with session.begin_nested():
             _expire_stale_holds(session, booking.space_id, booking.end_time, new_end, now)
             booking.end_time = new_end
-            booking.price_cents = new_price
-            booking.policy_version = policy.version
+            booking.price_cents = new_price  # policy_version stays: the stay's own tariff
             booking.updated_at = now
             session.flush()
     except IntegrityError:

@@ -19,7 +19,7 @@ from cloud_api.bookings import get_booking, notify, request_payment
 from cloud_api.changes import log_event, record_change
 from cloud_api.errors import Conflict
 from cloud_api.models import Booking, BookingStatus, Lot, PaymentKind
-from cloud_api.policies import current_policy
+from cloud_api.policies import current_policy, policy_at
 from cloud_api.pricing import early_exit_credit, overstay_charge
 
 __all__ = [
@@ -82,13 +82,16 @@ def record_exit(session: Session, booking: Booking, *, at: datetime, now: dateti
         raise Conflict("not_confirmed", f"booking is {booking.status}")
     lot = session.get(Lot, booking.lot_id)
     assert lot is not None
+    # the unused part is worth what it was sold at (the booking's policy); an overstay costs
+    # what the lot charges now, as the gate prices it
+    sold = policy_at(session, booking.lot_id, booking.policy_version)
     policy = current_policy(session, booking.lot_id)
     credit = early_exit_credit(
         paid_cents=booking.price_cents - booking.refunded_cents,
         start=booking.start_time,
         end=booking.end_time,
         exited_at=at,
-        tariff=policy.tariff,
+        tariff=sold.tariff,
         vehicle_type=booking.vehicle_type,
         policy=lot.early_exit_policy,
         fee_cents=lot.early_exit_fee_cents,

@@ -39,6 +39,7 @@ from cloud_api.policies._policy import (
     current_policy,
     derive_policy,
     lot_fields,
+    policy_at,
     policy_diff,
     set_policy,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "lot_fields",
     "new_entry_id",
     "parse_csv",
+    "policy_at",
     "policy_diff",
     "remove_entry",
     "set_policy",

@@ -118,6 +118,20 @@ def current_policy(session: Session, lot_id: int) -> LotPolicy:
     return derive_policy(lot_fields(lot), [(v, h, c) for v, h, c in prices])
 
 
+def policy_at(session: Session, lot_id: int, version: int | None) -> LotPolicy:
+    """The lot's policy of ``version`` (what a booking was priced with), else the one in force
+    (a booking from before policies were versioned, ``version`` None)."""
+    if version is not None:
+        row = session.scalars(
+            select(LotPolicyVersion).where(
+                LotPolicyVersion.lot_id == lot_id, LotPolicyVersion.version == version
+            )
+        ).first()
+        if row is not None:
+            return LotPolicy.model_validate(row.body)
+    return current_policy(session, lot_id)
+
+
 def policy_diff(old: LotPolicy, new: LotPolicy) -> dict[str, dict[str, Any]]:
     """The fields that changed, each as ``{"from": ..., "to": ...}`` (wire form)."""
     before, after = old.to_wire(), new.to_wire()
@@ -175,6 +189,10 @@ def set_policy(
         )
     new = LotPolicy.model_validate({**fields, "version": old.version + 1})
     diff = policy_diff(old, new)
+    if _stored(session, lot_id) is None:  # keep the derived v1: bookings were priced with it
+        session.add(
+            LotPolicyVersion(lot_id=lot_id, version=old.version, body=old.to_wire(), created_at=now)
+        )
     session.add(
         LotPolicyVersion(
             lot_id=lot_id,

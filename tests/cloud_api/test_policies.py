@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud_api.changes import change_from_feed
 from cloud_api.lot_sync import LotStatus, changes_page
 from cloud_api.migrate import upgrade
-from cloud_api.models import Lot, LotChange
+from cloud_api.models import Booking, BookingStatus, Lot, LotChange
 from cloud_api.policies import AccessListEntry, LotAuditEntry, LotPolicyVersion
+from cloud_api.visits import record_arrival, record_exit
 from devservices import World
 from parkgate_protocol import ChangeKind, ChangesPage, parse_policy
 from tests.support.cloud import T0, TestClient
@@ -297,6 +298,49 @@ def test_a_tariff_change_never_makes_an_extension_free_nor_reprices_the_booked_p
     )
     assert extended.status_code == 200, extended.text
     assert extended.json()["price"] == 5000 + 200  # two more hours at the new rate
+
+
+def test_an_early_exit_credits_the_unused_time_at_the_price_it_was_sold_at(
+    client: TestClient, world: World, db: sessionmaker[Session]
+) -> None:
+    """A tariff cut after the sale must not turn a 'whole hours' early exit into a refund of
+    nearly everything (the used hour priced at the new, lower rate)."""
+    body = {k: v for k, v in _policy(client, world)["policy"].items() if k != "version"}
+    dear = {"vehicles": {"car": {"rate_cents": 1000, "daily_max_cents": 10_000}}}
+    assert _put(client, world, {**body, "tariff": dear}, 1).status_code == 200
+    window = {"start_time": (T0 + H).isoformat(), "end_time": (T0 + 6 * H).isoformat()}
+    booked = client.post(
+        "/bookings",
+        json={"parking_lot_id": world.lot_id, "vehicle_plate": "EARLY1", **window},
+        headers=world.auth("alice"),
+    )
+    assert booked.status_code == 201, booked.text
+    cheap = {"vehicles": {"car": {"rate_cents": 100, "daily_max_cents": 800}}}
+    assert _put(client, world, {**body, "tariff": cheap}, 2).status_code == 200
+    with db() as s:
+        lot = s.get(Lot, world.lot_id)
+        assert lot is not None
+        lot.early_exit_policy = "whole_hours"
+        booking = s.get(Booking, booked.json()["booking_id"])
+        assert booking is not None
+        booking.status = BookingStatus.CONFIRMED.value  # paid (5 h at 10.00)
+        record_arrival(s, booking, at=T0 + H, now=T0 + H)
+        outcome = record_exit(s, booking, at=T0 + 2 * H, now=T0 + 2 * H)
+        s.commit()
+    assert outcome.credit_cents == 5000 - 1000  # the hour used, at the price it was sold at
+
+
+def test_the_policy_a_lot_never_stored_is_kept_when_it_first_changes(
+    client: TestClient, world: World, db: sessionmaker[Session]
+) -> None:
+    derived = _policy(client, world)["policy"]
+    body = {k: v for k, v in derived.items() if k != "version"}
+    assert _put(client, world, {**body, "early_grace_minutes": 5}, 1).status_code == 200
+    with db() as s:
+        stored = s.scalars(
+            select(LotPolicyVersion.body).where(LotPolicyVersion.lot_id == world.lot_id)
+        ).all()
+    assert derived in stored  # v1, what earlier bookings were priced with
 
 
 # -- access lists -------------------------------------------------------------------------------
