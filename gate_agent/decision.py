@@ -219,7 +219,11 @@ def _judge_exit(base: Decision, c: CandidateFacts, at: _Moment) -> Decision:
     if at.listed(c, ListKind.ALLOW):
         return _with(base, Reason.ALLOWLISTED, "allow-list entry valid now", open_=True)
     visit = _visit_reservation(c, now, rules)
-    owed = 0 if visit is None else owed_now(visit, now, rules)
+    try:
+        owed = 0 if visit is None else owed_now(visit, now, rules)
+    except ValueError as exc:  # a stay the tariff refuses to price (years): a price that could
+        detail = f"overstay cannot be priced at the gate: {exc}"  # be wrong is not guessed
+        return _with(base, Reason.PAYMENT_DUE, detail, reservation=visit)
     if visit is not None and owed > 0:
         overstay = owed - visit.amount_owed_cents
         detail = f"{owed} owed ({overstay} of it overstay priced at the gate)"
@@ -235,7 +239,8 @@ def _judge_exit(base: Decision, c: CandidateFacts, at: _Moment) -> Decision:
 
 def owed_now(visit: Reservation, now: datetime, rules: LotRules) -> int:
     """What the visit owes at ``now``: the pushed amount plus the overstay the gate prices with
-    the policy's tariff once ``now`` is past the booking's end and the overstay grace."""
+    the policy's tariff once ``now`` is past the booking's end and the overstay grace.
+    ``ValueError`` when the tariff will not price the stay (longer than it prices)."""
     owed = visit.amount_owed_cents
     if rules.tariff is not None and now > visit.ends_at + rules.overstay_grace:
         owed += price_stay(rules.tariff, visit.ends_at, now)

@@ -152,6 +152,17 @@ def test_overstay_priced_with_the_policy_tariff(end: timedelta, pushed: int, owe
     assert d.reservation_id == "r1"
 
 
+@pytest.mark.parametrize("pay_first", [True, False])
+def test_a_stay_too_long_to_price_holds_the_car_whatever_the_policy(pay_first: bool) -> None:
+    """A booking that ended over ten years ago (a clock or data error): no price is guessed and
+    the exit does not open on its own."""
+    ancient = booking(start=-4000 * 24 * H, end=-3990 * 24 * H)
+    rules = replace(PRICED, pay_before_exit=pay_first)
+    d = decide(EXIT, [facts(ancient, entered=4000 * 24 * H)], NOW, rules, "out-1")
+    assert (d.open, d.reason) == (False, Reason.PAYMENT_DUE)
+    assert "cannot be priced" in d.detail
+
+
 def test_without_a_tariff_the_gate_prices_no_overstay() -> None:
     candidate = facts(booking(start=-5 * H, end=-3 * H), entered=5 * H)
     d = decide(EXIT, [candidate], NOW, LotRules(), "out-1")
