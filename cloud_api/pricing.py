@@ -71,7 +71,11 @@ def early_exit_credit(
 def overstay_charge(
     *, end: datetime, exited_at: datetime, grace_minutes: int, tariff: Tariff, vehicle_type: str
 ) -> int:
-    """Charge in cents for leaving after ``end`` + grace: a stay from ``end`` to the exit."""
+    """Charge in cents for leaving after ``end`` + grace: a stay from ``end`` to the exit.
+    ``InvalidRequest("unpriceable_stay")`` for an exit the tariff will not price (years late)."""
     if exited_at <= end + timedelta(minutes=grace_minutes):
         return 0
-    return price_stay(tariff, end, exited_at, vehicle_type)
+    try:
+        return price_stay(tariff, end, exited_at, vehicle_type)
+    except ValueError as exc:
+        raise InvalidRequest("unpriceable_stay", str(exc)) from None

@@ -105,3 +105,15 @@ def test_overstay_charge(late_by: timedelta, grace: int, expected: int) -> None:
         end=END, exited_at=END + late_by, grace_minutes=grace, tariff=TARIFF, vehicle_type="car"
     )
     assert charge == expected
+
+
+def test_an_exit_years_late_is_refused_not_priced() -> None:
+    with pytest.raises(InvalidRequest) as info:
+        overstay_charge(
+            end=T0,
+            exited_at=T0 + timedelta(days=5000),
+            grace_minutes=10,
+            tariff=TARIFF,
+            vehicle_type="car",
+        )
+    assert info.value.reason == "unpriceable_stay"
