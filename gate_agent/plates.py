@@ -200,30 +200,23 @@ def _substitution(
     return _Explained(plate, f"{kind} {what}", sum(s for s in scores if s), _mean(agree))
 
 
-def _dropped(read: str, confs: Sequence[float], plate: str) -> _Explained | None:
-    """The read lacks the plate's first or last character (a tight crop), and is unsure there."""
-    if len(plate) != len(read) + 1:
+def _edge(read: str, confs: Sequence[float], plate: str) -> _Explained | None:
+    """The read lacks the plate's first or last character (a crop that clipped it), or has one
+    more there (a screw, a sticker, the plate's frame), and is unsure at that edge."""
+    if abs(len(read) - len(plate)) != 1:
         return None
-    if plate[1:] == read and confs[0] < UNSURE_BELOW:
-        reason = f"dropped first {plate[0]} (edge read at {confs[0]:.2f})"
-        return _Explained(plate, reason, _log_ratio(1.0 - confs[0], confs[0]), _mean(confs[1:]))
-    if plate[:-1] == read and confs[-1] < UNSURE_BELOW:
-        reason = f"dropped last {plate[-1]} (edge read at {confs[-1]:.2f})"
-        return _Explained(plate, reason, _log_ratio(1.0 - confs[-1], confs[-1]), _mean(confs[:-1]))
-    return None
-
-
-def _extra(read: str, confs: Sequence[float], plate: str) -> _Explained | None:
-    """The read has one character more than the plate, first or last (a screw, a sticker or the
-    plate's frame read as a character), and is unsure of that character."""
-    if len(read) != len(plate) + 1:
-        return None
-    if read[1:] == plate and confs[0] < UNSURE_BELOW:
-        reason = f"extra first {read[0]} (read at {confs[0]:.2f})"
-        return _Explained(plate, reason, _log_ratio(1.0 - confs[0], confs[0]), _mean(confs[1:]))
-    if read[:-1] == plate and confs[-1] < UNSURE_BELOW:
-        reason = f"extra last {read[-1]} (read at {confs[-1]:.2f})"
-        return _Explained(plate, reason, _log_ratio(1.0 - confs[-1], confs[-1]), _mean(confs[:-1]))
+    extra = len(read) > len(plate)
+    longer, shorter = (read, plate) if extra else (plate, read)
+    for edge, i, rest in (("first", 0, longer[1:]), ("last", -1, longer[:-1])):
+        if rest == shorter and confs[i] < UNSURE_BELOW:
+            what = (
+                f"extra {edge} {read[i]} (read"
+                if extra
+                else f"dropped {edge} {plate[i]} (edge read"
+            )
+            agree = confs[1:] if i == 0 else confs[:-1]
+            score = _log_ratio(1.0 - confs[i], confs[i])
+            return _Explained(plate, f"{what} at {confs[i]:.2f})", score, _mean(agree))
     return None
 
 
@@ -232,9 +225,7 @@ def _explain(
 ) -> _Explained | None:
     if len(plate) == len(read):
         return _substitution(read, confs, odds, plate, pairs)
-    if len(plate) == len(read) + 1:
-        return _dropped(read, confs, plate)
-    return _extra(read, confs, plate)
+    return _edge(read, confs, plate)
 
 
 def explain(
