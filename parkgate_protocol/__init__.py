@@ -56,6 +56,7 @@ from parkgate_protocol._messages import (
     ReservationChange,
     ReservationSnapshot,
     Status,
+    StayPayment,
 )
 from parkgate_protocol._policy import POLICY_SCHEMA, LotPolicy, default_tariff, parse_policy
 from parkgate_protocol._tariff import (
@@ -108,6 +109,7 @@ __all__ = [
     "ReservationSnapshot",
     "ReservationStatus",
     "Status",
+    "StayPayment",
     "Tariff",
     "TariffBand",
     "VehicleTariff",

@@ -49,6 +49,7 @@ class ChangeKind(StrEnum):
     SNAPSHOT = "snapshot"  # ``reservations`` (and ``list_entries`` if given) replace everything
     POLICY = "policy"  # ``policy`` is the lot's new policy (raw; the gate checks it can apply it)
     LISTS_REPLACED = "lists_replaced"  # a bulk change: fetch a snapshot over HTTP (no payload)
+    STAY_PAID = "stay_paid"  # ``stay_payment``: a stay (a car inside) is paid through a moment
 
 
 class GateEventKind(StrEnum):

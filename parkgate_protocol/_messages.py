@@ -35,6 +35,7 @@ __all__ = [
     "ReservationChange",
     "ReservationSnapshot",
     "Status",
+    "StayPayment",
 ]
 
 PROTOCOL_VERSION: Final = 1
@@ -87,6 +88,22 @@ class ListEntrySnapshot(_Model):
     )
 
 
+class StayPayment(_Model):
+    """A stay paid through ``paid_through``: the car that entered on ``stay_id`` owes nothing for
+    its time up to then, and may leave within the policy's ``paid_exit_minutes`` after it.
+
+    ``stay_id`` is the entry's ``GateEvent.stay_id`` (the visit id of the entry pass). The gate
+    prices an exit later than ``paid_through`` plus ``paid_exit_minutes`` as the whole stay less
+    ``paid_cents`` (what all payments for the stay captured so far, not just this one)."""
+
+    stay_id: str = Field(..., min_length=1, max_length=64)
+    plate: str = Field(..., min_length=1, max_length=32)
+    paid_cents: int = Field(..., ge=0, description="Total captured for the stay so far.")
+    currency: Currency = "EUR"
+    paid_through: AwareDatetime
+    payment_id: str | None = Field(None, min_length=1, max_length=64)
+
+
 # -- cloud → lot: reservations ------------------------------------------------------------------
 
 
@@ -98,6 +115,7 @@ _REQUIRED: dict[ChangeKind, tuple[str, ...]] = {
     ChangeKind.SNAPSHOT: ("reservations",),
     ChangeKind.POLICY: ("policy",),
     ChangeKind.LISTS_REPLACED: (),
+    ChangeKind.STAY_PAID: ("stay_payment",),
 }
 _PAYLOAD_FIELDS = (
     "reservation",
@@ -106,6 +124,7 @@ _PAYLOAD_FIELDS = (
     "reservations",
     "list_entries",
     "policy",
+    "stay_payment",
 )
 
 
@@ -127,6 +146,7 @@ class ReservationChange(Message):
     policy: dict[str, Any] | None = Field(
         None, description="A LotPolicy object, raw: parse it with parse_policy."
     )
+    stay_payment: StayPayment | None = None
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> ReservationChange:
@@ -154,6 +174,12 @@ class GateEvent(Message):
     direction: Direction | None = None
     kind: GateEventKind
     visit_id: str | None = Field(None, max_length=64)
+    stay_id: str | None = Field(
+        None,
+        max_length=64,
+        description="The stay this pass belongs to: the visit id of the car's entry pass (on the "
+        "entry itself, its own visit id; on an exit or a denied exit, the entry's).",
+    )
     plate: str | None = Field(None, max_length=128, description="Matched plate (or its hash).")
     read_text: str | None = Field(None, max_length=128)
     confidence: float | None = Field(None, ge=0, le=1)
@@ -208,6 +234,15 @@ class Status(Message):
     policy_version: int | None = Field(None, ge=0, description="The policy in force at the lot.")
     policy_problem: str | None = Field(
         None, max_length=500, description="Why the newest policy pushed could not be applied."
+    )
+    clock_offset_s: float | None = Field(
+        None,
+        description="The lot's clock minus the cloud's, as last measured by the lot (seconds); "
+        "a Pi with a wrong clock shows here.",
+    )
+    cars_inside: int | None = Field(None, ge=0, description="Vehicles the lot counts inside.")
+    drive_up_inside: int | None = Field(
+        None, ge=0, description="Of those, drive-up visitors (no booking, no permit)."
     )
     lanes: list[LaneHealth] = Field(default_factory=list)
 

@@ -211,3 +211,32 @@ def test_reservation_change_round_trip() -> None:
     assert parsed.reservation is not None
     assert parsed.reservation.status is p.ReservationStatus.CONFIRMED
     assert parsed.reservation.starts_at == T0
+
+
+def test_stay_paid_change_and_stay_fields() -> None:
+    paid = {
+        "stay_id": "v_91",
+        "plate": "AB123CD",
+        "paid_cents": 450,
+        "currency": "EUR",
+        "paid_through": "2026-03-02T14:05:00Z",
+        "payment_id": "731",
+    }
+    parsed = p.parse_reservation_change(
+        json.dumps(change(kind="stay_paid", reservation=None, stay_payment=paid))
+    )
+    assert parsed.stay_payment is not None and parsed.stay_payment.paid_cents == 450
+    with pytest.raises(p.ProtocolError):  # the payload is required
+        p.parse_reservation_change(json.dumps(change(kind="stay_paid", reservation=None)))
+    with pytest.raises(p.ProtocolError):  # and only taken by its own kind
+        p.parse_reservation_change(json.dumps(change(stay_payment=paid)))
+    with pytest.raises(p.ProtocolError):
+        p.parse_reservation_change(
+            json.dumps(
+                change(kind="stay_paid", reservation=None, stay_payment={**paid, "paid_cents": -1})
+            )
+        )
+    beat = p.Status(
+        lot_id="lot-a", state="online", at=T0, clock_offset_s=-2.5, cars_inside=3, drive_up_inside=1
+    )
+    assert p.parse_status(p.encode(beat)) == beat
