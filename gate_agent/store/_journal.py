@@ -27,6 +27,7 @@ __all__ = [
     "outbox_depth",
     "purge_reads",
     "requeue_unconfirmed",
+    "trim_confirmed",
     "unsent_events",
 ]
 
@@ -131,11 +132,29 @@ def events(
 
 
 def purge_reads(conn: sqlite3.Connection, older_than: datetime) -> int:
-    """Blank plate text and image path of *confirmed* events older than ``older_than``."""
+    """Blank plate text and image path of every event older than ``older_than``.
+
+    Confirmed or not: an offline lot must not keep plates past retention. An unconfirmed event
+    stays in the outbox with its ``event_id`` and is still sent, plate-less (the cloud links
+    events to bookings by reservation id and deduplicates on ``event_id``).
+    """
     cursor = conn.execute(
         """UPDATE events SET plate = NULL, read_text = NULL, image_path = NULL
-           WHERE confirmed_at IS NOT NULL AND occurred_at < ?
+           WHERE occurred_at < ?
              AND (plate IS NOT NULL OR read_text IS NOT NULL OR image_path IS NOT NULL)""",
         (to_text(older_than),),
+    )
+    return cursor.rowcount
+
+
+def trim_confirmed(conn: sqlite3.Connection, older_than: datetime, limit: int) -> int:
+    """Delete at most ``limit`` events the cloud confirmed that are older than ``older_than``
+    (oldest first); an unconfirmed event is never deleted, whatever its age."""
+    cursor = conn.execute(
+        """DELETE FROM events WHERE seq IN (
+               SELECT seq FROM events
+               WHERE occurred_at < ? AND confirmed_at IS NOT NULL
+               ORDER BY occurred_at LIMIT ?)""",
+        (to_text(older_than), limit),
     )
     return cursor.rowcount
