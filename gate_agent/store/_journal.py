@@ -1,7 +1,8 @@
 """The event journal of :mod:`gate_agent.store`, which doubles as the outbox to the cloud.
 
 Functions over an open connection inside a transaction the caller holds. The outbox is the
-journal rows whose ``sent_at`` is NULL, read in ``seq`` order through a partial index.
+journal rows whose ``sent_at`` is NULL, read in ``seq`` order through the partial index of
+unconfirmed events (an unsent event is never confirmed).
 ``sent_at`` is the broker's PUBACK; ``confirmed_at`` the cloud's ``EventAck`` (stored for good).
 A sent but unconfirmed event is put back in the outbox (:func:`requeue_unconfirmed`) when the
 confirmation is overdue or after a reconnect.
@@ -65,7 +66,8 @@ def insert_event(
 
 
 def unsent_events(conn: sqlite3.Connection, limit: int) -> list[JournalEvent]:
-    sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE sent_at IS NULL ORDER BY seq LIMIT ?"
+    sql = f"""SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_unconfirmed
+              WHERE confirmed_at IS NULL AND sent_at IS NULL ORDER BY seq LIMIT ?"""
     return [event_from_row(row) for row in conn.execute(sql, (limit,))]
 
 
