@@ -9,7 +9,15 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["recognition", "lane", "lookup", "cloud_api", "access_list", "sync"]
+BENCHMARKS = [
+    "recognition",
+    "lane",
+    "lookup",
+    "cloud_api",
+    "access_list",
+    "sync",
+    "disk_writes",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -31,9 +31,14 @@ from gate_agent.lane_health import lane_health
 from gate_agent.metrics import AgentMetrics
 from gate_agent.passes import PassTracker
 from gate_agent.recognition import Recognizer, models_dir_from_env
-from gate_agent.retention import RetentionJob, keyed_plate_hasher, load_hash_key
+from gate_agent.retention import (
+    EVIDENCE_SUBDIR,
+    RetentionJob,
+    keyed_plate_hasher,
+    load_hash_key,
+)
 from gate_agent.store import Store
-from gate_agent.sync import SyncClient
+from gate_agent.sync import DEAD_LETTERS_FILE, DeadLetters, SyncClient
 from gate_agent.watchdog import Watchdog
 from gate_agent.web.server import WebServer, start_web_server
 from hardware.barrier import Barrier, DryRunBarrier, GpioBarrier, SerialRelayBarrier
@@ -117,15 +122,27 @@ class Agent:
             self._threads.append(thread)
         if self.config.sync.enabled:
             self.sync = self._start_sync()
-        privacy = self.config.privacy
-        self.retention = RetentionJob(
-            self.store,
-            retention_days=privacy.retention_days,
-            image_dir=privacy.image_dir or Path(self.config.lot.data_dir),
-        ).start()
+        self.retention = self._retention_job().start()
         self.web = start_web_server(self)  # None when disabled or it could not listen
         log.info("agent for lot %s running %d lane(s)", self.config.lot.id, len(self.lanes))
         return self
+
+    def _retention_job(self) -> RetentionJob:
+        privacy = self.config.privacy
+        data_dir = Path(self.config.lot.data_dir)
+        letters = (  # the sync client's own (it appends under their lock), else the file's
+            self.sync.dead_letters
+            if self.sync is not None
+            else DeadLetters(data_dir / DEAD_LETTERS_FILE)
+        )
+        return RetentionJob(
+            self.store,
+            retention_days=privacy.retention_days,
+            history_days=privacy.event_history_days,
+            image_dir=privacy.image_dir or data_dir,
+            evidence_dir=data_dir / EVIDENCE_SUBDIR,
+            dead_letters=letters,
+        )
 
     def _start_sync(self) -> SyncClient:
         lanes = list(self.lanes.values())

@@ -177,7 +177,27 @@ class LaneConfig(_Model):
 class PrivacyConfig(_Model):
     keep_images: bool = Field(False, description="Keep an evidence image per event.")
     image_dir: Path | None = Field(None, description="Where kept images go (default data_dir).")
-    retention_days: int = Field(30, ge=1, le=3650, description="Plate reads are purged after.")
+    retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Days after which plate reads are blanked in the journal (whether or not the "
+        "cloud confirmed the event; it is still sent, without the plate), and kept images, "
+        "manual-open frames and dead letters are deleted.",
+    )
+    manual_open_frames: bool = Field(
+        False,
+        description="Save the camera frame with each manual open (audit evidence, in "
+        "<data_dir>/evidence) even when keep_images is false; keep_images=true saves them too. "
+        "Deleted after retention_days.",
+    )
+    event_history_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description="Days after which journal events the cloud confirmed are deleted (bounds the "
+        "database on the SD card); an unconfirmed event is kept until confirmed.",
+    )
     hash_plates: bool = Field(False, description="Store plates hashed at the edge.")
 
 

@@ -2,8 +2,9 @@
 
 Each agent has its own :class:`~prometheus_client.CollectorRegistry` (tests build many agents in
 one process). Events are counted as they happen (recognition time per lane, decisions by reason,
-barrier pulses); gauges that describe state (outbox depth, broker link, camera fps and frame age,
-lane loop heartbeat) are read from the live objects at scrape time by :class:`AgentCollector`.
+barrier pulses); gauges that describe state (outbox depth, broker link, retention job failures
+and last success, camera fps and frame age, lane loop heartbeat) are read from the live objects
+at scrape time by :class:`AgentCollector`.
 No label ever holds a plate.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -22,6 +24,7 @@ from prometheus_client.registry import Collector
 from gate_agent.domain import PlateRead
 from gate_agent.lane import Lane, LaneOutcome
 from gate_agent.recognition import Recognizer
+from gate_agent.retention import RetentionJob
 from gate_agent.store import Store
 
 __all__ = ["CONTENT_TYPE", "AgentCollector", "AgentMetrics", "TimedRecognizer"]
@@ -41,6 +44,9 @@ class MeteredAgent(Protocol):
 
     @property
     def sync(self) -> Any: ...
+
+    @property
+    def retention(self) -> RetentionJob | None: ...
 
 
 class TimedRecognizer:
@@ -132,7 +138,23 @@ class AgentCollector(Collector):
         )
         connected.add_metric([], 1.0 if sync is not None and sync.status.connected else 0.0)
         yield connected
+        yield from self._retention(agent.retention)
         yield from self._lanes(agent.lanes)
+
+    def _retention(self, job: RetentionJob | None) -> Iterator[Metric]:
+        failures = CounterMetricFamily(
+            "parkgate_retention_failures", "Retention runs that failed (the job retries hourly)."
+        )
+        age = GaugeMetricFamily(
+            "parkgate_retention_last_success_age_seconds",
+            "Seconds since the retention job last completed (NaN before its first run).",
+        )
+        health = None if job is None else job.health
+        failures.add_metric([], 0 if health is None else health.failures)
+        done = None if health is None else health.last_success_at
+        age.add_metric([], math.nan if done is None else (datetime.now(UTC) - done).total_seconds())
+        yield failures
+        yield age
 
     def _lanes(self, lanes: Mapping[str, Lane]) -> Iterator[Metric]:
         now = self._clock()

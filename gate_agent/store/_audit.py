@@ -13,7 +13,7 @@ from typing import Any
 from gate_agent.domain import AuditEntry
 from gate_agent.store._rows import audit_from_row, to_text
 
-__all__ = ["audit", "audit_log"]
+__all__ = ["audit", "audit_log", "forget_plates"]
 
 
 def audit(
@@ -39,3 +39,14 @@ def audit_log(conn: sqlite3.Connection, limit: int) -> list[AuditEntry]:
         "SELECT id, at, actor, action, reason, lane_id, detail FROM audit ORDER BY id DESC LIMIT ?"
     )
     return [audit_from_row(row) for row in conn.execute(sql, (limit,))]
+
+
+def forget_plates(conn: sqlite3.Connection, older_than: datetime) -> int:
+    """Drop the plate (a presence reset's) from audit details older than ``older_than``; the
+    entry itself (who, what, why, when) is kept."""
+    cursor = conn.execute(
+        """UPDATE audit SET detail = json_remove(detail, '$.plate')
+           WHERE at < ? AND json_extract(detail, '$.plate') IS NOT NULL""",
+        (to_text(older_than),),
+    )
+    return cursor.rowcount

@@ -1,7 +1,8 @@
 """The event journal of :mod:`gate_agent.store`, which doubles as the outbox to the cloud.
 
 Functions over an open connection inside a transaction the caller holds. The outbox is the
-journal rows whose ``sent_at`` is NULL, read in ``seq`` order through a partial index.
+journal rows whose ``sent_at`` is NULL, read in ``seq`` order through the partial index of
+unconfirmed events (an unsent event is never confirmed).
 ``sent_at`` is the broker's PUBACK; ``confirmed_at`` the cloud's ``EventAck`` (stored for good).
 A sent but unconfirmed event is put back in the outbox (:func:`requeue_unconfirmed`) when the
 confirmation is overdue or after a reconnect.
@@ -27,6 +28,7 @@ __all__ = [
     "outbox_depth",
     "purge_reads",
     "requeue_unconfirmed",
+    "trim_confirmed",
     "unsent_events",
 ]
 
@@ -64,7 +66,8 @@ def insert_event(
 
 
 def unsent_events(conn: sqlite3.Connection, limit: int) -> list[JournalEvent]:
-    sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE sent_at IS NULL ORDER BY seq LIMIT ?"
+    sql = f"""SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_unconfirmed
+              WHERE confirmed_at IS NULL AND sent_at IS NULL ORDER BY seq LIMIT ?"""
     return [event_from_row(row) for row in conn.execute(sql, (limit,))]
 
 
@@ -131,11 +134,29 @@ def events(
 
 
 def purge_reads(conn: sqlite3.Connection, older_than: datetime) -> int:
-    """Blank plate text and image path of *confirmed* events older than ``older_than``."""
+    """Blank plate text and image path of every event older than ``older_than``.
+
+    Confirmed or not: an offline lot must not keep plates past retention. An unconfirmed event
+    stays in the outbox with its ``event_id`` and is still sent, plate-less (the cloud links
+    events to bookings by reservation id and deduplicates on ``event_id``).
+    """
     cursor = conn.execute(
         """UPDATE events SET plate = NULL, read_text = NULL, image_path = NULL
-           WHERE confirmed_at IS NOT NULL AND occurred_at < ?
+           WHERE occurred_at < ?
              AND (plate IS NOT NULL OR read_text IS NOT NULL OR image_path IS NOT NULL)""",
         (to_text(older_than),),
+    )
+    return cursor.rowcount
+
+
+def trim_confirmed(conn: sqlite3.Connection, older_than: datetime, limit: int) -> int:
+    """Delete at most ``limit`` events the cloud confirmed that are older than ``older_than``
+    (oldest first); an unconfirmed event is never deleted, whatever its age."""
+    cursor = conn.execute(
+        """DELETE FROM events WHERE seq IN (
+               SELECT seq FROM events
+               WHERE occurred_at < ? AND confirmed_at IS NOT NULL
+               ORDER BY occurred_at LIMIT ?)""",
+        (to_text(older_than), limit),
     )
     return cursor.rowcount

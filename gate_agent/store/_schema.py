@@ -148,6 +148,15 @@ _POLICY_AND_LISTS = (
 )
 
 
+@MIGRATIONS(name="0004_one_outbox_index")
+def _one_outbox_index(db: Database) -> None:
+    """The outbox reads ``confirmed_at IS NULL AND sent_at IS NULL`` from ``events_unconfirmed``
+    (an unsent event is never confirmed: a confirmation also sets ``sent_at``), so
+    ``events_unsent`` goes: a journal commit and a PUBACK's commit each write one 4 KB page less
+    to the SD card (``python -m bench disk_writes``)."""
+    db.execute("DROP INDEX events_unsent")
+
+
 def apply_migrations(db: Database) -> list[str]:
     """Apply pending migrations; returns the names applied (empty when up to date)."""
     pending = [m.name for m in MIGRATIONS.pending(db)]

@@ -30,7 +30,8 @@ lets an unknown car's lookup skip its index seeks. It learns every key this ``St
 is rebuilt from the index on open and after snapshots, so the cache must be written through one
 ``Store`` per database file (the agent's); other processes may read the file but not write it.
 
-Privacy: :meth:`Store.purge_reads` blanks plate text of *confirmed* events past retention; the
+Privacy: :meth:`Store.purge_reads` blanks plate text of every event past retention (confirmed
+or not) and :meth:`Store.trim_events` deletes confirmed events past their history period; the
 ``plate_hasher`` seam (identity by default) is applied to plate text written to the journal.
 """
 
@@ -78,6 +79,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 BULK_CHUNK = 5000  # reservations per write transaction in upsert_reservations
+TRIM_BATCH = 2000  # confirmed events deleted per write transaction in trim_events
 
 
 def utc_now() -> datetime:
@@ -359,16 +361,29 @@ class Store:
             )
 
     def purge_reads(self, older_than: datetime) -> int:
-        """Blank plate text and image paths of events older than ``older_than`` that the cloud
-        confirmed.
+        """Blank plate text and image paths of every event older than ``older_than``, confirmed
+        or not, and the plates in audit details as old; returns the events blanked.
 
-        Unconfirmed events (even if the broker accepted them) keep their plate: the broker may
-        lose them and the cloud still needs it. Returns the rows blanked.
-        """
+        An unconfirmed event keeps its place in the outbox and is still sent, without its plate
+        (an offline lot must not keep plates past retention)."""
         with self._db.write() as conn:
             count = journal_sql.purge_reads(conn, older_than)
-        log.info("purged plate text from %d confirmed events", count)
+            audit_sql.forget_plates(conn, older_than)
+        if count:
+            log.info("purged plate text from %d events", count)
         return count
+
+    def trim_events(self, older_than: datetime, *, batch: int = TRIM_BATCH) -> int:
+        """Delete events the cloud confirmed that are older than ``older_than``; returns how
+        many. Unconfirmed events are kept. Deletes ``batch`` rows per commit, so a lane's
+        journal commit never waits behind a long delete."""
+        total = 0
+        while True:
+            with self._db.write() as conn:
+                deleted = journal_sql.trim_confirmed(conn, older_than, batch)
+            total += deleted
+            if deleted < batch:
+                return total
 
     # -- audit ----------------------------------------------------------------------------------
 

@@ -18,12 +18,15 @@ Behind this face, each private module has one reason to change:
 
 from gate_agent.sync._client import SyncClient, SyncStatus
 from gate_agent.sync._commands import COMMANDS_STATE_KEY, RemoteLane
+from gate_agent.sync._dead_letters import DEAD_LETTERS_FILE, DeadLetters
 from gate_agent.sync._feed import LISTS_PENDING_KEY, SEQ_STATE_KEY
 
 __all__ = [
     "COMMANDS_STATE_KEY",
+    "DEAD_LETTERS_FILE",
     "LISTS_PENDING_KEY",
     "SEQ_STATE_KEY",
+    "DeadLetters",
     "RemoteLane",
     "SyncClient",
     "SyncStatus",

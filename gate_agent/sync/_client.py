@@ -42,7 +42,7 @@ from gate_agent.domain import JournalEvent
 from gate_agent.store import Store
 from gate_agent.sync import _session as session
 from gate_agent.sync._commands import RemoteLane, first_delivery, remote_open
-from gate_agent.sync._dead_letters import DeadLetters
+from gate_agent.sync._dead_letters import DEAD_LETTERS_FILE, DeadLetters
 from gate_agent.sync._feed import CatchUpError, ReservationFeed
 from gate_agent.sync._outbox import OutboxPublisher
 from parkgate_protocol import (
@@ -112,7 +112,7 @@ class SyncClient:
         self.lanes = dict(lanes or {})
         self._lane_health = lane_health
         self._keepalive = keepalive_s
-        self.dead_letters = DeadLetters(Path(data_dir) / "sync-dead-letters.jsonl")
+        self.dead_letters = DeadLetters(Path(data_dir) / DEAD_LETTERS_FILE)
         self.feed = ReservationFeed(
             store,
             lot_id,

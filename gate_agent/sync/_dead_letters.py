@@ -3,6 +3,10 @@
 The file lives in the data directory (the device's disk already holds plates; the log never gets
 them above debug). A changes page, a pushed change, a command or an ack that breaks the wire
 contract lands here, as does a journal row that cannot be encoded.
+
+The file is bounded twice: by size (rotated to ``.1`` past ``max_bytes``) and by age: the
+retention job calls :meth:`DeadLetters.trim` to drop entries older than the retention period (a
+dead-lettered reservation change carries a plate).
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["DeadLetters"]
+__all__ = ["DEAD_LETTERS_FILE", "DeadLetters"]
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTERS_FILE = "sync-dead-letters.jsonl"  # in the data directory
 
 
 class DeadLetters:
@@ -50,9 +56,48 @@ class DeadLetters:
             self.count += 1
         log.warning("dead-lettered a message from %s: %s", source, reason)
 
+    def trim(self, older_than: datetime) -> int:
+        """Drop entries stamped before ``older_than`` from the file and its ``.1``; returns how
+        many. A line that cannot be read as an entry is dropped too."""
+        dropped = 0
+        with self._lock:
+            for path in (self.path.with_name(self.path.name + ".1"), self.path):
+                dropped += _trim_file(path, older_than)
+        if dropped:
+            log.info("dropped %d dead letter(s) older than %s", dropped, older_than.isoformat())
+        return dropped
+
     def read(self) -> list[dict[str, object]]:
         """The current file's entries (tests and the status page)."""
         if not self.path.exists():
             return []
         with self.path.open(encoding="utf-8") as lines:
             return [json.loads(line) for line in lines if line.strip()]
+
+
+def _recent(line: str, older_than: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(json.loads(line)["at"]) >= older_than
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def _trim_file(path: Path, older_than: datetime) -> int:
+    """Rewrite ``path`` (atomically) without its entries older than ``older_than``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return 0
+    kept = [line for line in lines if line.strip() and _recent(line, older_than)]
+    dropped = sum(1 for line in lines if line.strip()) - len(kept)
+    if not dropped:
+        return 0
+    if not kept:
+        path.unlink()
+        return dropped
+    partial = path.with_name(path.name + ".trim")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(kept) + "\n")
+    os.replace(partial, path)
+    return dropped

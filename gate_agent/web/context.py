@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from gate_agent.config import AgentConfig, WebConfig
 from gate_agent.lane import Lane
+from gate_agent.retention import EVIDENCE_SUBDIR
 from gate_agent.store import Store
 
 __all__ = ["AgentParts", "SyncStatus", "WebContext", "sync_snapshot"]
@@ -75,6 +76,7 @@ class WebContext:
     sync: SyncStatus | SyncStatusSource | None = None
     wallclock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     monotonic: Callable[[], float] = time.monotonic
+    save_manual_open_frames: bool = False  # privacy.keep_images or privacy.manual_open_frames
 
     @classmethod
     def from_agent(
@@ -87,10 +89,11 @@ class WebContext:
             store=agent.store,
             lanes=agent.lanes,
             web=web,
-            evidence_dir=data_dir / "evidence",
+            evidence_dir=data_dir / EVIDENCE_SUBDIR,
             keep_images=config.privacy.keep_images,
             image_dir=config.privacy.image_dir or data_dir,
             sync=sync,
+            save_manual_open_frames=config.privacy.keep_images or config.privacy.manual_open_frames,
         )
 
 

@@ -1,8 +1,10 @@
 """Evidence images: the frame saved with a manual open, and kept event images.
 
-Manual-open frames are always saved (the audit needs them) under ``<data_dir>/evidence`` named
-by the journal event id. Event images written by image keeping (``privacy.keep_images``) are
-served only from inside the configured image directory.
+Manual-open frames are saved only when the lot keeps images (``privacy.keep_images``) or asks
+for them (``privacy.manual_open_frames``), under ``<data_dir>/evidence`` named by the journal event
+id; the retention job deletes them after ``privacy.retention_days``. Event images written by
+image keeping (``privacy.keep_images``) are served only from inside the configured image
+directory.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ def _own_file(ctx: WebContext, event_id: str) -> Path:
     return ctx.evidence_dir / f"{event_id}.jpg"
 
 
-def save_evidence(ctx: WebContext, event_id: str, image: np.ndarray) -> Path:
+def save_evidence(ctx: WebContext, event_id: str, image: np.ndarray) -> Path | None:
+    """Save a manual open's frame if the lot's privacy settings allow it (else None)."""
+    if not ctx.save_manual_open_frames:
+        return None
     path = _own_file(ctx, event_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_jpeg(image, max_width=1920))

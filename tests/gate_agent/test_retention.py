@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import stat
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import cv2
 import numpy as np
+from gpiozero.pins.mock import MockFactory
 
 from devservices import wait_for
 from gate_agent.app import build_agent
@@ -17,12 +21,28 @@ from gate_agent.config import parse_config
 from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.recognition import Recognizer
 from gate_agent.retention import (
+    EVIDENCE_SUBDIR,
     HASH_KEY_FILE,
     RetentionJob,
+    RetentionRun,
     keyed_plate_hasher,
     load_hash_key,
 )
 from gate_agent.store import Store
+from gate_agent.sync import DEAD_LETTERS_FILE, DeadLetters
+from gate_agent.sync._outbox import OutboxPublisher
+from gate_agent.web import create_web_app, hash_password
+from parkgate_protocol import parse_gate_event
+from tests.gate_agent.test_sync_outbox import FakeBroker
+from tests.gate_agent.test_web_api import (
+    LANE,
+    PASSWORD,
+    TestClient,
+    camera_folder,
+    csrf_of,
+    login,
+    web_agent_config,
+)
 
 
 class NoPlates:
@@ -32,6 +52,14 @@ class NoPlates:
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=40)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def denied(plate: str, when: datetime, *, image: bool = True) -> JournalEvent:
@@ -56,7 +84,7 @@ def keep_image(image_dir: Path, event: JournalEvent, mtime: datetime | None = No
     return path
 
 
-def test_purge_blanks_sent_reads_and_deletes_their_images(tmp_path: Path) -> None:
+def test_purge_blanks_old_reads_confirmed_or_not_and_deletes_their_images(tmp_path: Path) -> None:
     with Store(tmp_path / "agent.sqlite3", clock=lambda: NOW) as store:
         old_sent = denied("OLD1", OLD)
         old_unsent = denied("OLD2", OLD)
@@ -64,27 +92,157 @@ def test_purge_blanks_sent_reads_and_deletes_their_images(tmp_path: Path) -> Non
         for event in (old_sent, old_unsent, recent_sent):
             store.journal(event)
         store.mark_confirmed([old_sent.event_id, recent_sent.event_id])
-        # fresh files on disk: the purged event's image goes because its event was purged
+        # fresh files on disk: the purged events' images go because their events were purged
         old_sent_image = keep_image(tmp_path, old_sent)
-        old_unsent_image = keep_image(tmp_path, old_unsent)  # recent mtime, unsent: kept
+        old_unsent_image = keep_image(tmp_path, old_unsent)
         recent_image = keep_image(tmp_path, recent_sent)
         orphan = tmp_path / "images" / "orphan.jpg"
         orphan.write_bytes(b"x")
         os.utime(orphan, (OLD.timestamp(), OLD.timestamp()))  # older than retention: deleted
 
         job = RetentionJob(store, retention_days=30, image_dir=tmp_path, clock=lambda: NOW)
-        assert job.run_once() == (1, 2)
+        assert job.run_once() == RetentionRun(blanked=2, images_deleted=3)
 
         by_id = {e.event_id: e for e in store.events(10)}
-        assert by_id[old_sent.event_id].plate is None
-        assert by_id[old_sent.event_id].read_text is None
-        assert by_id[old_sent.event_id].image_path is None
-        assert by_id[old_unsent.event_id].plate == "OLD2"  # the cloud still needs it
+        for old in (old_sent, old_unsent):
+            assert by_id[old.event_id].plate is None
+            assert by_id[old.event_id].read_text is None
+            assert by_id[old.event_id].image_path is None
         assert by_id[recent_sent.event_id].plate == "NEW1"
-        assert not old_sent_image.exists()
+        assert not old_sent_image.exists() and not old_unsent_image.exists()
         assert not orphan.exists()
-        assert old_unsent_image.exists() and recent_image.exists()
-        assert job.run_once() == (0, 0)  # idempotent
+        assert recent_image.exists()
+        assert job.run_once() == RetentionRun()  # idempotent
+
+
+def test_an_offline_lot_keeps_no_plate_past_retention_and_still_sends_the_event_once() -> None:
+    clock = Clock(OLD)
+    with Store(":memory:", clock=clock) as store:
+        offline = denied("OFF1", OLD, image=False)
+        store.journal(offline)
+        sent_unconfirmed = denied("OFF2", OLD, image=False)
+        store.journal(sent_unconfirmed)
+        store.mark_sent([sent_unconfirmed.event_id])  # the broker took it, the cloud never said
+        clock.now = NOW
+        job = RetentionJob(store, retention_days=30, clock=clock)
+        assert job.run_once().blanked == 2
+        assert {e.plate for e in store.events(10)} == {None}
+        assert store.outbox_depth() == 2  # still owed to the cloud
+
+        broker = FakeBroker()
+        outbox = OutboxPublisher(store, broker.publish)
+        outbox.reconnected()  # after a reconnect the unconfirmed one goes back in the outbox
+        outbox.pump(connected=True)
+        sent = [parse_gate_event(payload) for payload in broker.published]
+        assert sorted(e.event_id for e in sent) == sorted(
+            [offline.event_id, sent_unconfirmed.event_id]
+        )
+        assert all(e.plate is None and e.read_text is None for e in sent)
+        for mid in (1, 2):
+            outbox.acknowledged(mid, True)
+        outbox.confirmed([e.event_id for e in sent])
+        outbox.pump(connected=True)
+        assert store.outbox_depth() == 0
+        outbox.pump(connected=True)
+        assert len(broker.published) == 2  # each sent once, nothing more
+
+
+def test_plates_in_audit_details_go_after_retention() -> None:
+    clock = Clock(OLD)
+    with Store(":memory:", clock=clock) as store:
+        store.reset_presence("AB123", actor="op", reason="left on foot")
+        clock.now = NOW
+        store.reset_presence("CD456", actor="op", reason="left on foot")
+        RetentionJob(store, retention_days=30, clock=clock).run_once()
+        new, old = store.audit_log()
+        assert "plate" not in old.detail and old.reason == "left on foot"
+        assert new.detail["plate"] == "CD456"
+
+
+def test_manual_open_frames_are_deleted_after_retention(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    old_frame, new_frame = evidence / "a1.jpg", evidence / "b2.jpg"
+    for frame in (old_frame, new_frame):
+        frame.write_bytes(b"\xff\xd8jpeg")
+    os.utime(old_frame, (OLD.timestamp(), OLD.timestamp()))
+    with Store(":memory:") as store:
+        job = RetentionJob(store, retention_days=30, evidence_dir=evidence, clock=lambda: NOW)
+        assert job.run_once().images_deleted == 1
+    assert not old_frame.exists() and new_frame.exists()
+
+
+def test_confirmed_events_past_history_are_deleted_in_bounded_batches() -> None:
+    clock = Clock(NOW - timedelta(days=100))
+    with Store(":memory:", clock=clock) as store:
+        old_confirmed = [store.journal(denied(f"C{i}", clock.now, image=False)) for i in range(5)]
+        old_unconfirmed = store.journal(denied("U1", clock.now, image=False))
+        store.mark_confirmed(old_confirmed)
+        recent = store.journal(denied("R1", NOW - timedelta(days=10), image=False))
+        store.mark_confirmed([recent])
+        assert store.trim_events(NOW - timedelta(days=90), batch=2) == 5  # three commits
+        assert {e.event_id for e in store.events(10)} == {old_unconfirmed, recent}
+        clock.now = NOW
+        job = RetentionJob(store, retention_days=30, history_days=90, clock=clock)
+        assert job.run_once().events_trimmed == 0
+        store.mark_confirmed([old_unconfirmed])  # the cloud finally has it: now it can go
+        assert job.run_once().events_trimmed == 1
+        assert [e.event_id for e in store.events(10)] == [recent]
+
+
+def test_dead_letters_older_than_retention_are_dropped(tmp_path: Path) -> None:
+    letters = DeadLetters(tmp_path / DEAD_LETTERS_FILE)
+    letters.add("mqtt:reservations", "bad plate", b'{"plate": "AB123"}')
+    letters.add("http:changes", "not json", b"<html>")
+    rotated = tmp_path / (DEAD_LETTERS_FILE + ".1")
+    rotated.write_text(letters.path.read_text().splitlines()[0] + "\n")
+    lines = letters.path.read_text().splitlines()
+    aged = json.loads(lines[0]) | {"at": OLD.isoformat()}
+    letters.path.write_text(json.dumps(aged) + "\n" + lines[1] + "\n")
+    older_than = datetime.now(UTC) - timedelta(days=30)
+    assert letters.trim(older_than) == 1
+    assert [e["source"] for e in letters.read()] == ["http:changes"]
+    assert rotated.exists()  # its entry is recent
+
+    a_year_on = datetime.now(UTC) + timedelta(days=365)
+    with Store(":memory:") as store:
+        job = RetentionJob(store, retention_days=30, dead_letters=letters, clock=lambda: a_year_on)
+        assert job.run_once().dead_letters_trimmed == 2  # the rest
+    assert letters.read() == [] and not rotated.exists()
+
+
+class FailingStore:
+    """A store whose purge fails ``failures`` times (then works), with a chosen error."""
+
+    def __init__(self, store: Store, errors: list[Exception]) -> None:
+        self._store = store
+        self._errors = errors
+
+    def purge_reads(self, older_than: datetime) -> int:
+        if self._errors:
+            raise self._errors.pop(0)
+        return self._store.purge_reads(older_than)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_the_retention_thread_survives_any_error_and_reports_it() -> None:
+    with Store(":memory:") as real:
+        errors: list[Exception] = [
+            sqlite3.OperationalError("database is locked"),
+            RuntimeError("a bug"),
+        ]
+        store = cast(Store, FailingStore(real, errors))
+        job = RetentionJob(store, retention_days=30, interval=0.01).start()
+        try:
+            wait_for(lambda: job.health.runs >= 1, timeout=10, what="a run after two failures")
+            assert job.running
+            assert job.health.failures == 2
+            assert job.health.last_error == "RuntimeError: a bug"
+            assert job.health.last_success_at is not None
+        finally:
+            job.stop()
 
 
 def test_images_older_than_retention_go_even_without_keep_images(tmp_path: Path) -> None:
@@ -92,11 +250,11 @@ def test_images_older_than_retention_go_even_without_keep_images(tmp_path: Path)
         ancient = denied("X1", OLD)
         path = keep_image(tmp_path, ancient, mtime=OLD)
         job = RetentionJob(store, retention_days=30, image_dir=tmp_path, clock=lambda: NOW)
-        assert job.run_once() == (0, 1)
+        assert job.run_once() == RetentionRun(images_deleted=1)
         assert not path.exists()
 
 
-def test_the_agent_runs_the_retention_job(tmp_path: Path) -> None:
+def test_the_agent_runs_the_retention_job_and_reports_its_health(tmp_path: Path) -> None:
     frames = tmp_path / "frames"
     frames.mkdir()
     cv2.imwrite(str(frames / "0.jpg"), np.zeros((32, 32, 3), dtype=np.uint8))
@@ -125,6 +283,14 @@ def test_the_agent_runs_the_retention_job(tmp_path: Path) -> None:
     try:
         assert agent.retention is not None
         wait_for(lambda: not old_image.exists(), timeout=10, what="the first retention run")
+        wait_for(lambda: agent.retention.health.runs >= 1, timeout=10, what="the run's health")
+        metrics = agent.metrics.render().decode()
+        assert "parkgate_retention_failures_total 0.0" in metrics
+        agent.retention.store = cast(Store, FailingStore(agent.store, [OSError("disk full")]))
+        assert agent.retention.run_guarded() is None
+        metrics = agent.metrics.render().decode()
+        assert "parkgate_retention_failures_total 1.0" in metrics
+        assert "parkgate_retention_last_success_age_seconds" in metrics
     finally:
         agent.stop()
     assert agent.retention is None
@@ -185,3 +351,25 @@ def test_agent_with_hash_plates_uses_the_lot_key(tmp_path: Path) -> None:
         agent.stop()
     key = (tmp_path / "data" / HASH_KEY_FILE).read_bytes()
     assert event.plate == keyed_plate_hasher(key)("ZZ999")
+
+
+def test_a_manual_open_saves_no_frame_unless_the_lot_asks_for_them(
+    tmp_path: Path, dataset_dir: Path, recognizer: Recognizer, pins: MockFactory
+) -> None:
+    config = web_agent_config(
+        tmp_path, camera_folder(tmp_path, dataset_dir), hash_password(PASSWORD)
+    )
+    del config["privacy"]  # the defaults: keep_images and manual_open_frames false
+    agent = build_agent(parse_config(config), recognizer=recognizer, pin_factory=pins)
+    try:
+        wait_for(lambda: agent.lanes[LANE].source.latest() is not None, timeout=10, what="a frame")
+        with TestClient(create_web_app(agent, agent.config.web), follow_redirects=False) as web:
+            assert login(web).status_code == 303
+            token = csrf_of(web.get("/").text)
+            opened = web.post(f"/lanes/{LANE}/open", data={"reason": "taxi", "csrf": token})
+        assert opened.status_code == 200
+        assert len(agent.store.events(kind=EventKind.MANUAL_OPEN)) == 1  # journaled and audited
+        assert agent.store.audit_log()[0].action == "manual_open"
+        assert not (Path(agent.config.lot.data_dir) / EVIDENCE_SUBDIR).exists()
+    finally:
+        agent.stop()

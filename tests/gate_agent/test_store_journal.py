@@ -111,7 +111,7 @@ def test_events_newest_first_with_filters(store: Store, clock: Clock) -> None:
     assert len(store.events(limit=1)) == 1
 
 
-def test_purge_blanks_only_confirmed_old_reads(store: Store, clock: Clock) -> None:
+def test_purge_blanks_every_old_read_confirmed_or_not(store: Store, clock: Clock) -> None:
     old_sent = store.journal(ev("OLD111", image_path="/img/1.jpg"))
     old_unsent = store.journal(ev("OLD222"))
     old_sent_only = store.journal(ev("OLD444"))  # the broker accepted it; the cloud never said
@@ -119,7 +119,7 @@ def test_purge_blanks_only_confirmed_old_reads(store: Store, clock: Clock) -> No
     recent_sent = store.journal(ev("NEW333"))
     store.mark_sent([old_sent, recent_sent, old_sent_only])
     store.mark_confirmed([old_sent, recent_sent])
-    assert store.purge_reads(older_than=NOW + timedelta(days=10)) == 1
+    assert store.purge_reads(older_than=NOW + timedelta(days=10)) == 3
     by_id = {e.event_id: e for e in store.events()}
     assert (by_id[old_sent].plate, by_id[old_sent].read_text, by_id[old_sent].image_path) == (
         None,
@@ -127,8 +127,9 @@ def test_purge_blanks_only_confirmed_old_reads(store: Store, clock: Clock) -> No
         None,
     )
     assert by_id[old_sent].reason == "reservation_valid"  # the event itself stays
-    assert by_id[old_unsent].plate == "OLD222"
-    assert by_id[old_sent_only].plate == "OLD444"
+    assert by_id[old_unsent].plate is None  # an offline lot keeps no plate past retention
+    assert by_id[old_sent_only].plate is None
+    assert [e.event_id for e in store.unsent_events()] == [old_unsent]  # still owed to the cloud
     assert by_id[recent_sent].plate == "NEW333"
     assert store.purge_reads(older_than=NOW + timedelta(days=10)) == 0
 

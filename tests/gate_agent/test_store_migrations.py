@@ -9,7 +9,12 @@ import pytest
 from gate_agent.domain import EventKind, JournalEvent, ListEntry, ListKind, MatchKind
 from gate_agent.store import Store
 
-MIGRATIONS = ["0001_initial", "0002_event_confirmed_at", "0003_policy_and_access_lists"]
+MIGRATIONS = [
+    "0001_initial",
+    "0002_event_confirmed_at",
+    "0003_policy_and_access_lists",
+    "0004_one_outbox_index",
+]
 # A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
 # what an upgrading lot has on disk.
 STORE_0001 = Path(__file__).parent / "data" / "store-0001.sqlite3"
@@ -98,3 +103,25 @@ def test_policy_and_lists_migration_keeps_cached_entries_keyed_by_plate_and_kind
     with Store(path) as store:
         store.replace_all_reservations([])  # rebuilds plate_keys from reservations and lists
         assert store.facts_for("OLD123", 0.95).match.kind is MatchKind.EXACT
+
+
+def test_one_outbox_index_keeps_the_outbox_and_writes_one_page_less(tmp_path: Path) -> None:
+    """0004 drops ``events_unsent``: an upgraded lot still sends what it had not sent, in order,
+    and a journal commit no longer touches a second partial index."""
+    path = tmp_path / "agent.sqlite"
+    shutil.copyfile(STORE_0001, path)
+    with sqlite3.connect(path) as conn:
+        row = "INSERT INTO events (event_id, lot_id, kind, occurred_at, sent_at) VALUES (?,?,?,?,?)"
+        conn.execute(row, ("sent1", "lot", "entry", "2025-01-01T00:00:00+00:00", "2025-01-01"))
+        conn.execute(row, ("unsent2", "lot", "entry", "2025-01-01T00:01:00+00:00", None))
+    with Store(path) as store:
+        store.journal(JournalEvent(lot_id="lot", kind=EventKind.HEALTH, event_id="new3"))
+        assert [e.event_id for e in store.unsent_events()] == ["unsent2", "new3"]
+        store.mark_sent(["unsent2"])
+        assert [e.event_id for e in store.unsent_events()] == ["new3"]
+    with sqlite3.connect(path) as conn:
+        partial = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+            " AND sql LIKE '%WHERE%'"
+        ).fetchall()
+    assert partial == [("events_unconfirmed",)]

@@ -51,6 +51,7 @@ def web_agent_config(
     return {
         "lot": {"id": "lot-web", "data_dir": str(tmp_path / "data")},
         "passes": {"budget_seconds": 0.8, "gap_seconds": 30},
+        "privacy": {"manual_open_frames": True},  # the manual-open test looks at the frame
         "web": {
             "port": port,
             "operators": [{"username": OPERATOR, "password_hash": operator_hash}],
