@@ -233,12 +233,13 @@ def extend_booking(
     while the booking or an earlier extension is unpaid)."""
     booking = _owner_or_staff(db, user, booking_id)
     svc.extend_booking(db, booking, body.end_time, now=now)
-    db.commit()
-    state = request.app.state
     due = payment_due(db, booking.id)
-    if due is not None:  # committed: open its checkout (a failure leaves it to the pay page)
-        try_open_checkout(state.sessions, state.payment_provider, state.pay_links, due.id)
-        db.expire_all()
+    due_id = due.id if due is not None else None
+    db.commit()  # no transaction of ``db`` stays open while the checkout is opened
+    state = request.app.state
+    if due_id is not None:  # a provider failure leaves the checkout to the pay page
+        try_open_checkout(state.sessions, state.payment_provider, state.pay_links, due_id)
+        db.expire_all()  # written by another session
     return booking_out(db, booking, state.pay_links)
 
 
