@@ -76,7 +76,7 @@ class PaymentState:
     booking_id: str | None
     pay_url: str
     checkout_url: str | None
-    client_secret: str | None = None
+    client_secret: str | None = None  # not kept: hosted checkouts need none
     problem: str | None = None  # why no checkout could be opened just now
 
     @property
@@ -150,8 +150,7 @@ def open_checkout(
             payment.provider = provider.name
             payment.provider_ref = payment.provider_ref or checkout.payment_ref
             payment.updated_at = utcnow()
-        state = payment_state(payment, links)
-    return replace(state, client_secret=checkout.client_secret)
+        return payment_state(payment, links)
 
 
 def try_open_checkout(

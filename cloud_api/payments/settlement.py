@@ -32,7 +32,7 @@ from cloud_api.models import Payment, PaymentKind
 from cloud_api.payments.refunds import refund_payment
 from cloud_api.visits import record_payment_received
 
-__all__ = ["apply_captured", "settle_event"]
+__all__ = ["apply_captured", "record_capture", "settle_event"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _checkout_completed(session: Session, obj: dict[str, Any], now: datetime) ->
     if payment is None:
         return "ignored_unknown_payment"
     paid = (obj.get("amount_total"), obj.get("currency"))
-    return _captured(session, payment, intent if isinstance(intent, str) else None, paid, now)
+    return record_capture(session, payment, intent if isinstance(intent, str) else None, paid, now)
 
 
 def _intent_succeeded(session: Session, obj: dict[str, Any], now: datetime) -> str:
@@ -102,7 +102,7 @@ def _intent_succeeded(session: Session, obj: dict[str, Any], now: datetime) -> s
     received = obj.get("amount_received")
     amount = received if isinstance(received, int) and received else obj.get("amount")
     ref = obj.get("id")
-    return _captured(
+    return record_capture(
         session, payment, ref if isinstance(ref, str) else None, (amount, obj.get("currency")), now
     )
 
@@ -116,9 +116,11 @@ def _mismatch(payment: Payment, paid: tuple[Any, Any]) -> str | None:
     return None
 
 
-def _captured(
+def record_capture(
     session: Session, payment: Payment, intent: str | None, paid: tuple[Any, Any], now: datetime
 ) -> str:
+    """The provider captured ``paid`` = (amount, currency) for ``payment`` through its payment
+    ``intent``: checked, applied once, a second capture refunded; returns the outcome."""
     problem = _mismatch(payment, paid)
     if problem is not None:
         log.warning(

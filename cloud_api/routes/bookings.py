@@ -102,7 +102,10 @@ async def create_booking(
     sync_args = (state.sessions, state.pay_links, user, req, now, idempotency_key, digest)
     answer = await run_in_threadpool(_book_in_thread, *sync_args)
     if isinstance(answer, JSONResponse):
-        return answer
+        if answer.status_code != 201:
+            return answer
+        # a replay: the stored answer, with the payment's checkout as it is now
+        answer = BookingOut.model_validate_json(bytes(answer.body))
     return _created(await _with_checkout(state, answer), req)
 
 
