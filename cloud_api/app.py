@@ -28,9 +28,10 @@ from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.http_errors import install_error_handlers
 from cloud_api.metrics import install_metrics
 from cloud_api.models import utcnow
+from cloud_api.payments.checkout import PayLinks
 from cloud_api.payments.configured import build_provider, resolve_webhook_secret
 from cloud_api.payments.provider import PaymentProvider
-from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots, policies
+from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots, pay, policies
 from cloud_api.settings import Settings
 
 __all__ = ["create_app"]
@@ -130,9 +131,10 @@ def create_app(
     if payment_provider is None:  # tests and the ASGI entry: the provider the settings name
         payment_provider = build_provider(settings, resolve_webhook_secret(settings))
     app.state.payment_provider = payment_provider
+    app.state.pay_links = PayLinks(settings.public_url)  # pay pages in answers and checkouts
     install_error_handlers(app)
     app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
     install_metrics(app, sessions)  # GET /metrics (Prometheus)
-    for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies):
+    for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies, pay):
         app.include_router(module.router)
     return app

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cloud_api.bookings import (
     BookingRequest,
+    check_unpaid_holds,
     new_booking_id,
     normalise_plate,
     price_booking,
@@ -55,6 +56,10 @@ _POLICY = (
     + ", (SELECT json_agg(json_build_array(lp.vehicle_type, lp.hourly_cents, "
     "lp.daily_cap_cents)) FROM lot_prices lp WHERE lp.lot_id = l.id) AS prices "
     "FROM lots l WHERE l.id = $1"
+)
+_HOLDS = (
+    "SELECT count(*) FROM bookings WHERE user_id = $1 AND lot_id = $2 AND status = 'pending' "
+    "AND hold_expires_at > $3"
 )
 _CLAIMED = "SELECT 1 FROM idempotency_keys WHERE user_id = $1 AND key = $2"
 _STORE = "UPDATE idempotency_keys SET response = $3::json WHERE user_id = $1 AND key = $2"
@@ -126,6 +131,9 @@ class PgBooker:
         plate = normalise_plate(req.plate)
         policy = await self.policy(req.lot_id)
         price = price_booking(policy, req.vehicle_type, req.start, req.end)
+        if price:  # checked before the statement: concurrent requests may pass it together
+            held = await self.pool.fetchval(_HOLDS, user_id, req.lot_id, now)
+            check_unpaid_holds(int(held or 0), policy.max_unpaid_holds)
         booking_id = new_booking_id()
         key, digest = idempotency or (None, None)
         row = await self.pool.fetchrow(

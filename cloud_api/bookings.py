@@ -17,14 +17,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud_api import outbox
 from cloud_api.availability import blocking, free_space_rows, overlapping
 from cloud_api.changes import log_event, record_change
-from cloud_api.errors import Conflict, InvalidRequest, NotFound
+from cloud_api.errors import Conflict, InvalidRequest, NotFound, TooMany
 from cloud_api.models import (
     Booking,
     BookingStatus,
@@ -34,6 +34,7 @@ from cloud_api.models import (
     Space,
     User,
 )
+from cloud_api.payments.refunds import refund_booking
 from cloud_api.plates import normalise_plate
 from cloud_api.policies import current_policy
 from cloud_api.pricing import bookable
@@ -44,6 +45,7 @@ __all__ = [
     "BookingRequest",
     "cancel_booking",
     "change_plate",
+    "check_unpaid_holds",
     "confirm_payment",
     "create_booking",
     "expire_holds",
@@ -56,6 +58,7 @@ __all__ = [
     "release_booking",
     "request_payment",
     "validate_window",
+    "void_unpaid",
 ]
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,32 @@ def validate_window(start: datetime, end: datetime, now: datetime) -> None:
         raise InvalidRequest("start_in_past", "start_time is in the past")
     if end - start > MAX_STAY:
         raise InvalidRequest("too_long", f"a booking lasts at most {MAX_STAY.days} days")
+
+
+def check_unpaid_holds(held: int, limit: int) -> None:
+    """``TooMany`` when a customer already holds ``limit`` unpaid bookings at the lot: holds
+    block spaces for free, so their number is capped (``LotPolicy.max_unpaid_holds``)."""
+    if held >= limit:
+        raise TooMany(
+            "too_many_unpaid_holds",
+            f"{held} unpaid bookings at this lot already (at most {limit}): pay or cancel one",
+        )
+
+
+def _unpaid_holds(session: Session, user_id: int, lot_id: int, now: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Booking)
+            .where(
+                Booking.user_id == user_id,
+                Booking.lot_id == lot_id,
+                Booking.status == BookingStatus.PENDING.value,
+                Booking.hold_expires_at > now,
+            )
+        )
+        or 0
+    )
 
 
 def _candidates(session: Session, lot: Lot, req: BookingRequest, now: datetime) -> list[int]:
@@ -163,6 +192,8 @@ def create_booking(session: Session, user: User, req: BookingRequest, now: datet
         raise InvalidRequest("unknown_lot", f"parking lot {req.lot_id} does not exist")
     policy = current_policy(session, lot.id)
     price = price_booking(policy, req.vehicle_type, req.start, req.end)
+    if price:
+        check_unpaid_holds(_unpaid_holds(session, user.id, lot.id, now), policy.max_unpaid_holds)
     for space_id in _candidates(session, lot, req, now):
         booking = _try_insert(session, lot, space_id, user, req, plate, (price, policy), now)
         if booking is not None:
@@ -294,6 +325,7 @@ def release_booking(session: Session, booking_id: str, *, reason: str, now: date
         return booking
     booking.status = BookingStatus.CANCELLED.value
     booking.updated_at = now
+    void_unpaid(session, booking.id, now)
     record_change(session, booking, "released", now)
     log_event(session, "booking.released", now, booking=booking, reason=reason)
     notify(session, booking, "payment_failed", reason=reason)
@@ -309,22 +341,31 @@ def cancel_booking(session: Session, booking: Booking, *, now: datetime) -> Book
     was_paid = booking.status == BookingStatus.CONFIRMED.value
     booking.status = BookingStatus.CANCELLED.value
     booking.updated_at = now
+    void_unpaid(session, booking.id, now)
     record_change(session, booking, "cancelled", now)
     log_event(session, "booking.cancelled", now, booking=booking)
     if was_paid and booking.price_cents:
-        booking.refunded_cents = booking.price_cents
-        request_payment(session, booking, booking.price_cents, PaymentKind.REFUND, "cancel")
-        notify(session, booking, "refund", amount_cents=booking.price_cents)
+        # what was paid, never more (an extension may be unpaid)
+        granted = refund_booking(session, booking.id, booking.price_cents, "cancel")
+        booking.refunded_cents += granted
+        booking.amount_owed_cents = 0
+        if granted:
+            notify(session, booking, "refund", amount_cents=granted)
     return booking
 
 
 def extend_booking(
     session: Session, booking: Booking, new_end: datetime, *, now: datetime
 ) -> Booking:
-    """Move the end later on the same space; the extra time's price is a new charge (owed at
-    exit once the booking is paid)."""
+    """Move the end later on the same space; the extra time's price is a new ``extension``
+    payment, owed (the exit holds the car) until it is paid.
+
+    Refused (409 ``payment_pending``) while the booking or an earlier extension is unpaid: a
+    pending booking's first payment would otherwise confirm the longer stay for the price of
+    the shorter one."""
     if booking.status not in ACTIVE:
         raise Conflict("not_active", f"booking is {booking.status}")
+    _refuse_while_unpaid(session, booking)
     if new_end <= booking.end_time:
         raise InvalidRequest("not_later", "new end_time must be after the current end")
     if new_end - booking.start_time > MAX_STAY:
@@ -351,13 +392,28 @@ def extend_booking(
         session.refresh(booking)
         raise Conflict("space_overlaps", "the space is booked right after this booking") from None
     if delta > 0:
-        if booking.status == BookingStatus.CONFIRMED.value:
-            booking.amount_owed_cents += delta
+        booking.amount_owed_cents += delta
         tag = f"extend-{new_end.strftime('%Y%m%dT%H%M%S')}"
-        request_payment(session, booking, delta, PaymentKind.CHARGE, tag)
+        request_payment(session, booking, delta, PaymentKind.EXTENSION, tag)
     record_change(session, booking, "extended", now)
     log_event(session, "booking.extended", now, booking=booking, delta_cents=delta)
     return booking
+
+
+def _refuse_while_unpaid(session: Session, booking: Booking) -> None:
+    if booking.status == BookingStatus.PENDING.value:
+        raise Conflict("payment_pending", "pay for the booking before extending it")
+    unpaid = session.scalar(
+        select(func.count())
+        .select_from(Payment)
+        .where(
+            Payment.booking_id == booking.id,
+            Payment.kind != PaymentKind.REFUND.value,
+            Payment.status.in_(("requires_payment", "failed")),
+        )
+    )
+    if unpaid:
+        raise Conflict("payment_pending", "pay for the last extension before extending again")
 
 
 def change_plate(session: Session, booking: Booking, plate: str, *, now: datetime) -> Booking:
@@ -370,9 +426,25 @@ def change_plate(session: Session, booking: Booking, plate: str, *, now: datetim
     return booking
 
 
+def void_unpaid(session: Session, booking_id: str, now: datetime) -> None:
+    """The booking's unpaid payments can no longer be paid (their pay page says so); money
+    that still arrives through an open checkout is refunded by the webhook."""
+    unpaid = session.scalars(
+        select(Payment).where(
+            Payment.booking_id == booking_id,
+            Payment.kind != PaymentKind.REFUND.value,
+            Payment.status.in_(("requires_payment", "failed")),
+        )
+    ).all()
+    for payment in unpaid:
+        payment.status = "cancelled"
+        payment.updated_at = now
+
+
 def _expire(session: Session, booking: Booking, now: datetime) -> None:
     booking.status = BookingStatus.EXPIRED.value
     booking.updated_at = now
+    void_unpaid(session, booking.id, now)
     record_change(session, booking, "expired", now)
     log_event(session, "booking.expired", now, booking=booking)
 

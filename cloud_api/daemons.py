@@ -36,6 +36,7 @@ from cloud_api.notifications import (
     schedule_reminders,
 )
 from cloud_api.outbox import Handler, OutboxWorker
+from cloud_api.payments.checkout import PayLinks
 from cloud_api.payments.configured import build_provider, resolve_webhook_secret
 from cloud_api.payments.handlers import payment_handlers
 from cloud_api.payments.provider import PaymentProvider
@@ -76,14 +77,18 @@ def run_api(settings: Settings, *, host: str, port: int, workers: int, with_work
 
 
 def outbox_handlers(
-    *, mailer: Mailer | None = None, provider: PaymentProvider | None = None
+    *,
+    mailer: Mailer | None = None,
+    provider: PaymentProvider | None = None,
+    links: PayLinks | None = None,
 ) -> dict[str, Handler]:
-    """The outbox worker's handler table: email (with a mailer) and payments (with a provider)."""
+    """The outbox worker's handler table: email (with a mailer) and payments (with a provider;
+    ``links``: the pay pages' public addresses, default the settings' default public URL)."""
     handlers: dict[str, Handler] = {}
     if mailer is not None:
         handlers[EMAIL_KIND] = email_handler(mailer)
     if provider is not None:
-        handlers.update(payment_handlers(provider))
+        handlers.update(payment_handlers(provider, links or PayLinks(Settings().public_url)))
     return handlers
 
 
@@ -111,7 +116,9 @@ def build_worker(settings: Settings, sessions: sessionmaker[Session]) -> OutboxW
     lead = timedelta(minutes=settings.reminder_lead_minutes)
     return OutboxWorker(
         sessions,
-        outbox_handlers(mailer=_mailer(settings.smtp), provider=provider),
+        outbox_handlers(
+            mailer=_mailer(settings.smtp), provider=provider, links=PayLinks(settings.public_url)
+        ),
         periodic=lambda session, now: schedule_reminders(session, now, lead=lead),
     )
 

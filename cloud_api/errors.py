@@ -3,12 +3,13 @@
 BookingError
 ├── NotFound (also LookupError)        → 404 (or 422 for a referenced lot in a body)
 ├── InvalidRequest (also ValueError)   → 422
-└── Conflict                           → 409 (space taken, wrong state)
+├── Conflict                           → 409 (space taken, wrong state)
+└── TooMany                            → 429 (a per-customer limit, e.g. unpaid holds)
 """
 
 from __future__ import annotations
 
-__all__ = ["BookingError", "Conflict", "InvalidRequest", "NotFound"]
+__all__ = ["BookingError", "Conflict", "InvalidRequest", "NotFound", "TooMany"]
 
 
 class BookingError(Exception):
@@ -29,4 +30,8 @@ class InvalidRequest(BookingError, ValueError):
 
 
 class Conflict(BookingError):
+    pass
+
+
+class TooMany(BookingError):
     pass

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from cloud_api.deps import ApiError
-from cloud_api.errors import BookingError, Conflict, InvalidRequest, NotFound
+from cloud_api.errors import BookingError, Conflict, InvalidRequest, NotFound, TooMany
 
 __all__ = ["install_error_handlers"]
 
@@ -32,6 +32,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 422
         if isinstance(exc, InvalidRequest):
             status = 422
+        elif isinstance(exc, TooMany):
+            status = 429
         return _problem(status, exc.reason, exc.detail)
 
     @app.exception_handler(RequestValidationError)

@@ -7,6 +7,7 @@ Money is integer cents in the lot's currency.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -52,6 +53,7 @@ __all__ = [
     "User",
     "Vehicle",
     "VehicleType",
+    "new_public_id",
     "utcnow",
 ]
 
@@ -120,9 +122,15 @@ class AntiPassback(StrEnum):
 
 
 class PaymentKind(StrEnum):
-    CHARGE = "charge"
+    CHARGE = "charge"  # a booking's price (tag "initial" confirms it)
     REFUND = "refund"
     OVERSTAY = "overstay"
+    EXTENSION = "extension"  # the extra time of an extended booking (owed until paid)
+
+
+def new_public_id() -> str:
+    """A payment's unguessable public id (128 random bits): its pay page's address."""
+    return secrets.token_hex(16)
 
 
 class User(Base):
@@ -250,6 +258,14 @@ class Payment(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # migration pm01: the pay page, the checkout, and the money actually moved
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
+    captured_cents: Mapped[int] = mapped_column(Integer, default=0)  # taken by the provider
+    refunded_cents: Mapped[int] = mapped_column(Integer, default=0)  # of it, asked back
+    refund_of: Mapped[int | None] = mapped_column(Integer, default=None)  # a refund's charge
+    checkout_ref: Mapped[str | None] = mapped_column(String(128), default=None, index=True)
+    checkout_url: Mapped[str | None] = mapped_column(Text, default=None)
+    checkouts: Mapped[int] = mapped_column(Integer, default=0)  # expired checkouts so far
 
 
 class OutboxMessage(Base):

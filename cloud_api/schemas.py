@@ -110,11 +110,22 @@ class BookingCreate(Strict):
 
 
 class PaymentInstructions(BaseModel):
+    """What the customer has to pay now, and where (``pay_url`` works for every provider)."""
+
     status: str = Field(description="awaiting_payment, paid, or not_required")
     amount_cents: int
     currency: str
     pay_by: datetime | None = Field(description="the hold expires then and frees the space")
     payment_id: int | None = None
+    kind: str | None = Field(None, description="charge, extension, overstay, ...")
+    pay_url: str | None = Field(
+        None, description="our pay page: redirects to the provider's checkout or pays locally"
+    )
+    checkout_url: str | None = Field(None, description="the provider's hosted checkout page")
+    client_secret: str | None = Field(None, description="for an embedded payment form")
+    problem: str | None = Field(
+        None, description="provider_unavailable: no checkout yet; pay_url opens one later"
+    )
     how: str
 
 

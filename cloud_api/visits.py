@@ -19,6 +19,7 @@ from cloud_api.bookings import get_booking, notify, request_payment
 from cloud_api.changes import log_event, record_change
 from cloud_api.errors import Conflict
 from cloud_api.models import Booking, BookingStatus, Lot, PaymentKind
+from cloud_api.payments.refunds import refund_booking
 from cloud_api.policies import current_policy, policy_at
 from cloud_api.pricing import early_exit_credit, overstay_charge
 
@@ -107,9 +108,10 @@ def record_exit(session: Session, booking: Booking, *, at: datetime, now: dateti
     booking.arrived_at = booking.arrived_at or booking.start_time
     booking.status = BookingStatus.COMPLETED.value
     booking.updated_at = now
-    if credit:
+    if credit:  # given back from what was captured, never more (an extension may be unpaid)
+        credit = refund_booking(session, booking.id, credit, "early-exit")
         booking.refunded_cents += credit
-        request_payment(session, booking, credit, PaymentKind.REFUND, "early-exit")
+    if credit:
         notify(session, booking, "refund", amount_cents=credit)
     if overstay:
         booking.amount_owed_cents += overstay

@@ -6,6 +6,8 @@ Stripe is configured, so no other process loads the Stripe SDK."""
 
 from cloud_api.payments.local_provider import InProcessTransport, LocalPayment, LocalProvider
 from cloud_api.payments.provider import (
+    Checkout,
+    CheckoutRequest,
     PaymentError,
     PaymentIntent,
     PaymentProvider,
@@ -25,6 +27,8 @@ from cloud_api.payments.signature import (
 
 __all__ = [
     "SIGNATURE_HEADER",
+    "Checkout",
+    "CheckoutRequest",
     "InProcessTransport",
     "InvalidSignature",
     "LocalPayment",

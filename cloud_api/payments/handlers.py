@@ -3,13 +3,16 @@
 The booking core (``cloud_api.bookings.request_payment``, ``cloud_api.visits.record_exit``) writes a
 ``payments`` row and an outbox message in the request's transaction:
 
-- ``payment.create`` ``{payment_id, booking_id, amount_cents, currency, kind, idempotency_key}`` —
-  ``kind`` ``charge`` creates the booking's payment, ``overstay`` the overstay charge;
-- ``payment.refund`` ``{payment_id, booking_id, amount_cents, currency, kind, idempotency_key}`` —
-  early-exit credit or cancellation, refunded against the booking's succeeded charge.
+- ``payment.create`` ``{payment_id, ...}`` — opens the payment's checkout
+  (:func:`cloud_api.payments.checkout.open_checkout`) unless the request that created the
+  payment, or its pay page, already did; any payment kind;
+- ``payment.refund`` ``{payment_id, ..., refund_of, charge_ref?}`` — early-exit credit,
+  cancellation, late or duplicate payment, refunded against the payment it refunds
+  (``refund_of``: its captured PaymentIntent, or ``charge_ref``); older rows without
+  ``refund_of`` against the booking's succeeded charge.
 
-The handler sends the row's idempotency key (booking id + kind + tag) to the provider, so a retry
-after a crash returns the same provider object instead of charging or refunding twice.
+The provider gets an idempotency key (the checkout's, or the refund row's), so a retry after a
+crash returns the same provider object instead of charging or refunding twice.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.models import Payment, PaymentKind
 from cloud_api.outbox import Handler, OutboxItem, PermanentError, RetryableError
+from cloud_api.payments.checkout import PayLinks, open_checkout
 from cloud_api.payments.provider import PaymentProvider, PaymentRejected
 
 __all__ = ["RetryLater", "payment_handlers"]
@@ -37,7 +41,8 @@ class RetryLater(RetryableError):
 @dataclass(frozen=True)
 class _PaymentView:
     id: int
-    booking_id: str
+    booking_id: str | None
+    refund_of: int | None
     amount: int
     currency: str
     kind: str
@@ -52,6 +57,7 @@ def _load(session: Session, item: OutboxItem) -> _PaymentView:
     return _PaymentView(
         payment.id,
         payment.booking_id,
+        payment.refund_of,
         payment.amount_cents,
         payment.currency,
         payment.kind,
@@ -60,27 +66,11 @@ def _load(session: Session, item: OutboxItem) -> _PaymentView:
     )
 
 
-def _create(provider: PaymentProvider, sessions: sessionmaker[Session], item: OutboxItem) -> None:
-    with sessions() as session:
-        view = _load(session, item)
-    if view.provider_ref is not None:
-        return  # created on an earlier attempt that got as far as recording it
-    call = (
-        provider.charge_overstay if view.kind == PaymentKind.OVERSTAY else provider.create_payment
-    )
-    intent = call(
-        booking_id=view.booking_id,
-        amount=view.amount,
-        currency=view.currency,
-        metadata={"payment_id": str(view.id), "kind": view.kind},
-        idempotency_key=view.idempotency_key,
-    )
-    with sessions.begin() as session:
-        payment = session.get_one(Payment, view.id, with_for_update=True)
-        if payment.provider_ref is None:
-            payment.provider = provider.name
-            payment.provider_ref = intent.provider_ref
-    log.info("payment %s for %s is %s", view.id, view.booking_id, intent.provider_ref)
+def _create(
+    provider: PaymentProvider, links: PayLinks, sessions: sessionmaker[Session], item: OutboxItem
+) -> None:
+    state = open_checkout(sessions, provider, links, int(item.payload["payment_id"]))
+    log.info("payment %s (%s) has its checkout: %s", state.id, state.kind, state.status)
 
 
 def _charge_to_refund(session: Session, booking_id: str, amount: int) -> str:
@@ -102,19 +92,35 @@ def _charge_to_refund(session: Session, booking_id: str, amount: int) -> str:
     raise RetryLater(f"booking {booking_id} has no succeeded charge to refund yet")
 
 
-def _refund(provider: PaymentProvider, sessions: sessionmaker[Session], item: OutboxItem) -> None:
+def _refunded_ref(session: Session, view: _PaymentView, item: OutboxItem) -> str:
+    """The provider payment to refund: the duplicate named in the message, the captured
+    PaymentIntent of the refunded payment, or (older rows) the booking's succeeded charge."""
+    named = item.payload.get("charge_ref")
+    if isinstance(named, str):
+        return named
+    if view.refund_of is not None:
+        charge = session.get_one(Payment, view.refund_of)
+        if charge.provider_ref is None:
+            raise RetryLater(f"payment {charge.id} has no captured provider payment yet")
+        return charge.provider_ref
+    if view.booking_id is None:
+        raise LookupError(f"refund {view.id} names no payment to refund")
+    return _charge_to_refund(session, view.booking_id, view.amount)
+
+
+def _refund(
+    provider: PaymentProvider, _links: PayLinks, sessions: sessionmaker[Session], item: OutboxItem
+) -> None:
     with sessions() as session:
         view = _load(session, item)
-        charge_ref = (
-            None if view.provider_ref else _charge_to_refund(session, view.booking_id, view.amount)
-        )
+        charge_ref = None if view.provider_ref else _refunded_ref(session, view, item)
     if charge_ref is None:
         return
     refund = provider.refund(
         charge_ref,
         amount=view.amount,
         idempotency_key=view.idempotency_key,
-        metadata={"payment_id": str(view.id), "booking_id": view.booking_id},
+        metadata={"payment_id": str(view.id), "booking_id": view.booking_id or ""},
     )
     with sessions.begin() as session:
         payment = session.get_one(Payment, view.id, with_for_update=True)
@@ -126,27 +132,28 @@ def _refund(provider: PaymentProvider, sessions: sessionmaker[Session], item: Ou
 
 
 def _rejection_is_permanent(
-    step: Callable[[PaymentProvider, sessionmaker[Session], OutboxItem], None],
+    step: Callable[[PaymentProvider, PayLinks, sessionmaker[Session], OutboxItem], None],
     provider: PaymentProvider,
+    links: PayLinks,
 ) -> Handler:
     """``step`` as an outbox handler: a rejection by the provider is a permanent failure."""
 
     def handle(sessions: sessionmaker[Session], item: OutboxItem) -> None:
         try:
-            step(provider, sessions, item)
+            step(provider, links, sessions, item)
         except PaymentRejected as exc:
             raise PermanentError(f"{type(exc).__name__}: {exc}") from exc
 
     return handle
 
 
-def payment_handlers(provider: PaymentProvider) -> dict[str, Handler]:
+def payment_handlers(provider: PaymentProvider, links: PayLinks) -> dict[str, Handler]:
     """``{outbox kind: handler}`` for :class:`cloud_api.outbox.OutboxWorker`.
 
     ``ProviderUnavailable`` is a ``ConnectionError`` (the worker retries it); a rejection by the
     provider becomes a :class:`~cloud_api.outbox.PermanentError` (dead-lettered at once).
     """
     return {
-        "payment.create": _rejection_is_permanent(_create, provider),
-        "payment.refund": _rejection_is_permanent(_refund, provider),
+        "payment.create": _rejection_is_permanent(_create, provider, links),
+        "payment.refund": _rejection_is_permanent(_refund, provider, links),
     }

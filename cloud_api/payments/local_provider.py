@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 
 from cloud_api.payments.provider import (
+    Checkout,
+    CheckoutRequest,
     PaymentIntent,
     PaymentRejected,
     ProviderUnavailable,
@@ -174,6 +176,20 @@ class LocalProvider:
             idempotency_key=idempotency_key,
             purpose="overstay",
         )
+
+    def create_checkout(self, request: CheckoutRequest) -> Checkout:
+        """The payment the pay page's button completes (:meth:`complete`); no hosted page."""
+        metadata = {**request.metadata, "payment_id": str(request.payment_id)}
+        intent = self._create(
+            booking_id=metadata.get("booking_id", ""),
+            amount=request.amount,
+            currency=request.currency,
+            metadata=metadata,
+            idempotency_key=request.idempotency_key,
+            purpose=metadata.get("kind", "payment"),
+        )
+        ref = intent.provider_ref
+        return Checkout(ref=ref, url=None, payment_ref=ref, client_secret=f"{ref}_secret")
 
     def refund(
         self,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "Checkout",
+    "CheckoutRequest",
     "PaymentError",
     "PaymentIntent",
     "PaymentProvider",
@@ -53,6 +55,34 @@ class Refund:
     payment_ref: str
     amount: int
     status: str
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What the customer pays for one ``payments`` row, and where the provider sends them back.
+
+    ``metadata`` comes back in the provider's events (it carries our ``payment_id``)."""
+
+    payment_id: int
+    amount: int
+    currency: str
+    description: str
+    metadata: Mapping[str, str]
+    idempotency_key: str
+    success_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A place the customer can pay: ``url`` a hosted page (Stripe Checkout) or None when the
+    pay page itself takes the payment (local provider); ``payment_ref`` the provider's payment
+    (PaymentIntent) when it exists already; ``client_secret`` for an embedded payment form."""
+
+    ref: str
+    url: str | None
+    payment_ref: str | None
+    client_secret: str | None = None
 
 
 def idempotency_key(booking_id: str, kind: str) -> str:
@@ -97,6 +127,10 @@ class PaymentProvider(Protocol):
         idempotency_key: str,
     ) -> PaymentIntent:
         """Start a payment for time parked past the booking's end plus grace."""
+        ...
+
+    def create_checkout(self, request: CheckoutRequest) -> Checkout:
+        """Open a checkout for one payment; the same idempotency key returns the same one."""
         ...
 
     def verify_webhook(

@@ -1,4 +1,9 @@
-"""Stripe adapter on the official SDK (PaymentIntents, Refunds, webhook verification).
+"""Stripe adapter on the official SDK (Checkout Sessions, PaymentIntents, Refunds, webhook
+verification).
+
+A customer pays through a hosted Checkout Session (:meth:`StripeProvider.create_checkout`); its
+``metadata`` and its PaymentIntent's carry our ``payment_id``, so every event about it finds its
+``payments`` row.
 
 The composition root builds a :class:`stripe.StripeClient` (API key from settings, never from
 source) and passes it in; tests point the client's ``api`` base address at a local fake server.
@@ -16,8 +21,11 @@ import httpx
 import stripe
 from stripe._base_address import BaseAddresses
 from stripe.params import PaymentIntentCreateParams
+from stripe.params.checkout import SessionCreateParams
 
 from cloud_api.payments.provider import (
+    Checkout,
+    CheckoutRequest,
     PaymentIntent,
     PaymentRejected,
     ProviderUnavailable,
@@ -168,6 +176,38 @@ class StripeProvider:
             metadata=metadata,
             idempotency_key=idempotency_key,
             purpose="overstay",
+        )
+
+    def create_checkout(self, request: CheckoutRequest) -> Checkout:
+        metadata = {**request.metadata, "payment_id": str(request.payment_id)}
+        params: SessionCreateParams = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": request.currency.lower(),
+                        "unit_amount": request.amount,
+                        "product_data": {"name": request.description},
+                    },
+                }
+            ],
+            "success_url": request.success_url,
+            "cancel_url": request.cancel_url,
+            "client_reference_id": str(request.payment_id),
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+        }
+        with _translated_errors():
+            session = self._client.v1.checkout.sessions.create(
+                params, {"idempotency_key": request.idempotency_key}
+            )
+        log.info("stripe checkout %s for payment %s", session.id, request.payment_id)
+        intent = session.payment_intent
+        return Checkout(
+            ref=session.id,
+            url=session.url,
+            payment_ref=intent if isinstance(intent, str) or intent is None else intent.id,
         )
 
     def refund(

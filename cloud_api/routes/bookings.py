@@ -21,7 +21,8 @@ from cloud_api.booking_pg import PgBooker
 from cloud_api.deps import ApiError, Caller, Db, Now
 from cloud_api.errors import BookingError, NotFound
 from cloud_api.models import Booking, IdempotencyRecord, Role, User
-from cloud_api.routes.views import booking_out, booking_view
+from cloud_api.payments.checkout import PayLinks, PaymentState, try_open_checkout
+from cloud_api.routes.views import booking_out, booking_view, payment_due, payment_instructions
 from cloud_api.schemas import BookingCreate, BookingOut, ExtendRequest, PlateChange, Problem
 
 __all__ = ["router"]
@@ -49,7 +50,7 @@ def _request_hash(body: BookingCreate) -> str:
     return hashlib.sha256(body.model_dump_json().encode()).hexdigest()
 
 
-def _replay(db: Session, user: User, key: str, digest: str) -> JSONResponse | None:
+def _replay(db: Session, user: User, key: str, digest: str, links: PayLinks) -> JSONResponse | None:
     record = db.scalars(
         select(IdempotencyRecord).where(
             IdempotencyRecord.user_id == user.id, IdempotencyRecord.key == key
@@ -61,7 +62,8 @@ def _replay(db: Session, user: User, key: str, digest: str) -> JSONResponse | No
         raise ApiError(422, "idempotency_key_reused", "this key was used for another request")
     if set(record.response) == {"booking_id"}:  # claimed by booking_pg; answer not stored yet
         booking = svc.get_booking(db, record.response["booking_id"])
-        return JSONResponse(booking_out(db, booking).model_dump(mode="json"), status_code=201)
+        out = booking_out(db, booking, links)
+        return JSONResponse(out.model_dump(mode="json"), status_code=201)
     return JSONResponse(record.response, status_code=record.status_code)
 
 
@@ -80,7 +82,8 @@ async def create_booking(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Any:
     """PostgreSQL: one statement on the event loop (``cloud_api.booking_pg``); SQLite, a lapsed
-    hold in the way, or a replay: the ORM path in the threadpool."""
+    hold in the way, or a replay: the ORM path in the threadpool. Once the booking is committed
+    its payment's checkout is opened (:func:`_with_checkout`)."""
     digest = _request_hash(body) if idempotency_key else ""
     req = svc.BookingRequest(
         lot_id=body.parking_lot_id,
@@ -93,25 +96,44 @@ async def create_booking(
     state = request.app.state
     booker: PgBooker | None = state.booker
     if booker is not None:
-        out = await _book_on_loop(booker, user, req, now, idempotency_key, digest)
+        out = await _book_on_loop(booker, state, user, req, now, (idempotency_key, digest))
         if out is not None:
             return _created(out, req)
-    sync_args = (state.sessions, user, req, now, idempotency_key, digest)
+    sync_args = (state.sessions, state.pay_links, user, req, now, idempotency_key, digest)
     answer = await run_in_threadpool(_book_in_thread, *sync_args)
-    return answer if isinstance(answer, JSONResponse) else _created(answer, req)
+    if isinstance(answer, JSONResponse):
+        if answer.status_code != 201:
+            return answer
+        # a replay: the stored answer, with the payment's checkout as it is now
+        answer = BookingOut.model_validate_json(bytes(answer.body))
+    return _created(await _with_checkout(state, answer), req)
+
+
+async def _with_checkout(state: Any, out: BookingOut) -> BookingOut:
+    """``out`` with its payment's checkout, opened now that the booking is committed."""
+    if out.payment is None or out.payment.payment_id is None:
+        return out
+    opened = await _open_checkout(state, out.payment.payment_id)
+    return out.model_copy(update={"payment": payment_instructions(opened, out.hold_expires_at)})
+
+
+async def _open_checkout(state: Any, payment_id: int) -> PaymentState:
+    args = (state.sessions, state.payment_provider, state.pay_links, payment_id)
+    return await run_in_threadpool(try_open_checkout, *args)
 
 
 async def _book_on_loop(
     booker: PgBooker,
+    state: Any,
     user: User,
     req: svc.BookingRequest,
     now: datetime,
-    key: str | None,
-    digest: str,
+    idempotency: tuple[str | None, str],
 ) -> BookingOut | None:
     """The booking's answer, or ``None`` when the ORM path must answer (a replay, a key taken
     by a concurrent request, a lapsed hold to expire). A used key needs no lookup first: the
     statement claims it and fails (writing nothing) if it is taken."""
+    key, digest = idempotency
     try:
         created = await booker.book(user.id, req, now, (key, digest) if key else None)
     except UniqueViolationError:
@@ -122,7 +144,8 @@ async def _book_on_loop(
         raise
     if created is None:
         return None
-    out = booking_view(created.booking, created.space_label, created.payment_id)
+    due = await _open_checkout(state, created.payment_id) if created.payment_id else None
+    out = booking_view(created.booking, created.space_label, due)
     if key:
         await booker.store_answer(user.id, key, out.model_dump_json())
     return out
@@ -130,6 +153,7 @@ async def _book_on_loop(
 
 def _book_in_thread(
     sessions: sessionmaker[Session],
+    links: PayLinks,
     user: User,
     req: svc.BookingRequest,
     now: datetime,
@@ -138,13 +162,13 @@ def _book_in_thread(
 ) -> BookingOut | JSONResponse:
     """The ORM path, in one transaction, with idempotency-key replay."""
     with sessions() as db:
-        if key and (replayed := _replay(db, user, key, digest)):
+        if key and (replayed := _replay(db, user, key, digest, links)):
             return replayed
         try:
             booking = svc.create_booking(db, user, req, now)
             out = None
             if key:
-                out = booking_out(db, booking)
+                out = booking_out(db, booking, links)
                 db.add(
                     IdempotencyRecord(
                         user_id=user.id,
@@ -157,10 +181,10 @@ def _book_in_thread(
             db.commit()
         except (BookingError, IntegrityError):
             db.rollback()
-            if key and (replayed := _replay(db, user, key, digest)):
+            if key and (replayed := _replay(db, user, key, digest, links)):
                 return replayed  # a concurrent retry with the same key won
             raise
-        return out or booking_out(db, booking)  # after commit: the change-feed lock is gone
+        return out or booking_out(db, booking, links)  # after commit: change-feed lock gone
 
 
 def _created(out: BookingOut, req: svc.BookingRequest) -> Response:
@@ -170,6 +194,7 @@ def _created(out: BookingOut, req: svc.BookingRequest) -> Response:
 
 @router.get("/bookings", response_model=list[BookingOut], summary="The caller's own bookings")
 def list_bookings(
+    request: Request,
     db: Db,
     user: Caller,
     status: Annotated[str | None, Query(max_length=16)] = None,
@@ -179,12 +204,12 @@ def list_bookings(
     if status:
         stmt = stmt.where(Booking.status == status)
     rows = db.scalars(stmt.order_by(Booking.start_time.desc()).limit(limit))
-    return [booking_out(db, b) for b in rows]
+    return [booking_out(db, b, request.app.state.pay_links) for b in rows]
 
 
 @router.get("/bookings/{booking_id}", response_model=BookingOut, responses=ERRORS)
-def get_booking(booking_id: BookingId, db: Db, user: Caller) -> BookingOut:
-    return booking_out(db, visible_booking(db, user, booking_id))
+def get_booking(request: Request, booking_id: BookingId, db: Db, user: Caller) -> BookingOut:
+    return booking_out(db, visible_booking(db, user, booking_id), request.app.state.pay_links)
 
 
 def _owner_or_staff(db: Session, user: User, booking_id: str) -> Booking:
@@ -195,20 +220,30 @@ def _owner_or_staff(db: Session, user: User, booking_id: str) -> Booking:
 
 
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingOut, responses=ERRORS)
-def cancel_booking(booking_id: BookingId, db: Db, user: Caller, now: Now) -> BookingOut:
+def cancel_booking(
+    request: Request, booking_id: BookingId, db: Db, user: Caller, now: Now
+) -> BookingOut:
     booking = svc.cancel_booking(db, _owner_or_staff(db, user, booking_id), now=now)
     db.commit()
-    return booking_out(db, booking)
+    return booking_out(db, booking, request.app.state.pay_links)
 
 
 @router.post("/bookings/{booking_id}/extend", response_model=BookingOut, responses=ERRORS)
 def extend_booking(
-    booking_id: BookingId, body: ExtendRequest, db: Db, user: Caller, now: Now
+    request: Request, booking_id: BookingId, body: ExtendRequest, db: Db, user: Caller, now: Now
 ) -> BookingOut:
+    """The answer's ``payment`` is the extension's (owed until paid; 409 ``payment_pending``
+    while the booking or an earlier extension is unpaid)."""
     booking = _owner_or_staff(db, user, booking_id)
     svc.extend_booking(db, booking, body.end_time, now=now)
-    db.commit()
-    return booking_out(db, booking)
+    due = payment_due(db, booking.id)
+    due_id = due.id if due is not None else None
+    db.commit()  # no transaction of ``db`` stays open while the checkout is opened
+    state = request.app.state
+    if due_id is not None:  # a provider failure leaves the checkout to the pay page
+        try_open_checkout(state.sessions, state.payment_provider, state.pay_links, due_id)
+        db.expire_all()  # written by another session
+    return booking_out(db, booking, state.pay_links)
 
 
 @router.put(
@@ -218,9 +253,9 @@ def extend_booking(
     summary="Change the plate (temporary or rental car)",
 )
 def change_plate(
-    booking_id: BookingId, body: PlateChange, db: Db, user: Caller, now: Now
+    request: Request, booking_id: BookingId, body: PlateChange, db: Db, user: Caller, now: Now
 ) -> BookingOut:
     booking = _owner_or_staff(db, user, booking_id)
     svc.change_plate(db, booking, body.vehicle_plate, now=now)
     db.commit()
-    return booking_out(db, booking)
+    return booking_out(db, booking, request.app.state.pay_links)

@@ -44,7 +44,8 @@ def test_book_then_read_list_extend_plate_cancel(
         json={"end_time": (clock.now + 4 * H).isoformat()},
         headers=world.auth("alice"),
     )
-    assert r.status_code == 200 and r.json()["price"] == 750
+    # unpaid: an extension would be confirmed by the shorter booking's payment
+    assert (r.status_code, r.json()["reason"]) == (409, "payment_pending")
     r = client.put(
         f"/bookings/{bid}/plate", json={"vehicle_plate": "RENT 1"}, headers=world.auth("alice")
     )

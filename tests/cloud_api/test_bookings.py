@@ -14,6 +14,7 @@ from cloud_api.errors import Conflict, InvalidRequest
 from cloud_api.models import Booking, Lot, LotChange, OutboxMessage, Payment, Role
 from cloud_api.seed import add_lot, add_user
 from cloud_api.visits import record_arrival, record_exit, record_payment_received
+from tests.support.payments import pay_booking
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -127,7 +128,7 @@ def test_confirm_release_are_idempotent(session: Session, lot: Lot, customer) ->
 
 def test_cancel_confirmed_refunds(session: Session, lot: Lot, customer) -> None:  # type: ignore[no-untyped-def]
     a = book(session, lot, customer)
-    svc.confirm_payment(session, a.id, now=NOW)
+    pay_booking(session, a.id, NOW)
     svc.cancel_booking(session, a, now=NOW)
     session.commit()
     assert a.status == "cancelled" and a.refunded_cents == 500
@@ -138,7 +139,7 @@ def test_cancel_confirmed_refunds(session: Session, lot: Lot, customer) -> None:
 
 def test_extend_and_its_conflict(session: Session, lot: Lot, customer) -> None:  # type: ignore[no-untyped-def]
     a = book(session, lot, customer, vt="ev")
-    svc.confirm_payment(session, a.id, now=NOW)
+    pay_booking(session, a.id, NOW)
     svc.extend_booking(session, a, NOW + 4 * H, now=NOW)
     session.commit()
     assert (a.price_cents, a.amount_owed_cents) == (900, 300)
@@ -163,7 +164,7 @@ def test_early_exit_credit_and_overstay(session: Session, lot: Lot, customer) ->
     a = book(session, lot, customer)  # 2 h, 500
     b = book(session, lot, customer)
     for x in (a, b):
-        svc.confirm_payment(session, x.id, now=NOW)
+        pay_booking(session, x.id, NOW)
         record_arrival(session, x, at=NOW + H, now=NOW + H)
     early = record_exit(session, a, at=NOW + 2 * H, now=NOW + 2 * H)
     late = record_exit(session, b, at=NOW + 5 * H, now=NOW + 5 * H)

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
@@ -26,76 +21,15 @@ from cloud_api.payments.stripe_provider import (
     StripeProvider,
     build_stripe_client,
 )
+from tests.support.fake_stripe import FakeStripe, running_fake_stripe
 
 SECRET = "whsec_test_stripe"
 
 
-@dataclass
-class FakeStripe:
-    url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    next_status: list[int] = field(default_factory=list)
-
-
-def _handler(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            form = urllib.parse.parse_qs(self.rfile.read(length).decode())
-            params = {k: v[0] for k, v in form.items()}
-            fake.requests.append(
-                {"path": self.path, "headers": dict(self.headers), "params": params}
-            )
-            status = fake.next_status.pop(0) if fake.next_status else 200
-            if status == 402:
-                body: dict[str, Any] = {
-                    "error": {"type": "card_error", "code": "card_declined", "message": "no"}
-                }
-            elif status >= 400:
-                body = {"error": {"type": "api_error", "message": "boom"}}
-            elif self.path == "/v1/payment_intents":
-                n = len(fake.requests)
-                body = {
-                    "id": f"pi_fake_{n}",
-                    "object": "payment_intent",
-                    "amount": int(params["amount"]),
-                    "currency": params["currency"],
-                    "status": "requires_payment_method",
-                    "client_secret": f"pi_fake_{n}_secret_x",
-                    "metadata": {},
-                }
-            else:
-                body = {
-                    "id": f"re_fake_{len(fake.requests)}",
-                    "object": "refund",
-                    "amount": int(params["amount"]),
-                    "payment_intent": params["payment_intent"],
-                    "status": "succeeded",
-                }
-            raw = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-    return Handler
-
-
 @pytest.fixture
 def fake_stripe() -> Iterator[FakeStripe]:
-    fake = FakeStripe(url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with running_fake_stripe() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud_api.changes import change_from_feed
 from cloud_api.lot_sync import LotStatus, changes_page
 from cloud_api.migrate import upgrade
-from cloud_api.models import Booking, BookingStatus, Lot, LotChange
+from cloud_api.models import Booking, Lot, LotChange
 from cloud_api.policies import AccessListEntry, LotAuditEntry, LotPolicyVersion
 from cloud_api.visits import record_arrival, record_exit
 from devservices import World
 from parkgate_protocol import ChangeKind, ChangesPage, parse_policy
 from tests.support.cloud import T0, TestClient
+from tests.support.payments import pay_booking
 
 H = timedelta(hours=1)
 
@@ -276,7 +277,7 @@ def test_bookings_are_priced_on_the_policy_and_record_its_version(
 
 
 def test_a_tariff_change_never_makes_an_extension_free_nor_reprices_the_booked_part(
-    client: TestClient, world: World
+    client: TestClient, world: World, db: sessionmaker[Session]
 ) -> None:
     body = {k: v for k, v in _policy(client, world)["policy"].items() if k != "version"}
     dear = {"vehicles": {"car": {"rate_cents": 1000, "daily_max_cents": 10_000}}}
@@ -291,6 +292,8 @@ def test_a_tariff_change_never_makes_an_extension_free_nor_reprices_the_booked_p
     assert booked.json()["price"] == 5000
     cheap = {"vehicles": {"car": {"rate_cents": 100, "daily_max_cents": 800}}}
     assert _put(client, world, {**body, "tariff": cheap}, 2).status_code == 200
+    with db.begin() as s:  # paid: an unpaid booking cannot be extended
+        pay_booking(s, booked.json()["booking_id"], T0)
     extended = client.post(
         f"/bookings/{booked.json()['booking_id']}/extend",
         json={"end_time": (T0 + 8 * H).isoformat()},
@@ -323,7 +326,7 @@ def test_an_early_exit_credits_the_unused_time_at_the_price_it_was_sold_at(
         lot.early_exit_policy = "whole_hours"
         booking = s.get(Booking, booked.json()["booking_id"])
         assert booking is not None
-        booking.status = BookingStatus.CONFIRMED.value  # paid (5 h at 10.00)
+        pay_booking(s, booking.id, T0)  # paid (5 h at 10.00)
         record_arrival(s, booking, at=T0 + H, now=T0 + H)
         outcome = record_exit(s, booking, at=T0 + 2 * H, now=T0 + 2 * H)
         s.commit()
