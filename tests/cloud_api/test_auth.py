@@ -7,9 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from devservices import World
 from tests.support.cloud import Clock, TestClient
+from tests.support.payments import pay_booking
 
 H = timedelta(hours=1)
 Request = Callable[[TestClient, World, str, Clock], Any]
@@ -142,6 +144,7 @@ def _ids(table: list[tuple[str, list[str], str, Request]]) -> list[str]:
 )
 def test_booking_routes(
     client: TestClient,
+    session_factory: sessionmaker[Session],
     world: World,
     clock: Clock,
     name: str,
@@ -150,6 +153,9 @@ def test_booking_routes(
     call: Request,
 ) -> None:
     booking_id = _booking(client, world, clock)
+    if name == "extend":  # an unpaid booking cannot be extended (409 payment_pending)
+        with session_factory.begin() as s:
+            pay_booking(s, booking_id, clock.now)
     for who in outsiders:
         world.who = who  # type: ignore[attr-defined]
         r = call(client, world, booking_id, clock)
