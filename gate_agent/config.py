@@ -247,7 +247,7 @@ class WebConfig(_Model):
         description="Largest photo upload body (413 above it, refused before it is read).",
     )
     max_image_pixels: int = Field(
-        40_000_000,
+        25_000_000,
         ge=10_000,
         le=200_000_000,
         description="Largest uploaded image (width x height, from its header, before decoding).",
