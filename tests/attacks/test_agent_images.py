@@ -32,9 +32,7 @@ def png(width: int, height: int, rows: int | None = None) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     raw = (b"\x00" + b"\x00" * width) * (height if rows is None else rows)
     idat = zlib.compress(raw, 9)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def jpeg_header(width: int, height: int, *, progressive: bool = False) -> bytes:

@@ -1,4 +1,4 @@
-"""hardware.images: the size an encoded image claims, read from its header, and the capped decode."""
+"""hardware.images: the size an encoded image claims in its header, and the capped decode."""
 
 from __future__ import annotations
 
