@@ -48,8 +48,10 @@ bodies = st.one_of(
         st.dictionaries(st.sampled_from(["csrf", "reason", "plate", "act", "image"]), st.text()),
     ),
     st.builds(
-        lambda payload: b"--xx\r\nContent-Disposition: form-data; name=image; filename=a.jpg"
-        b"\r\n\r\n" + payload + b"\r\n--xx--\r\n",
+        lambda payload: (
+            b"--xx\r\nContent-Disposition: form-data; name=image; filename=a.jpg"
+            b"\r\n\r\n" + payload + b"\r\n--xx--\r\n"
+        ),
         st.binary(max_size=1024),
     ),
 )
