@@ -46,6 +46,12 @@ def test_the_lan_needs_a_certificate(tmp_path: Path, operator_hash: str) -> None
         parse_config(config)
     config["web"].update(tls_cert_file="/etc/c.pem", tls_key_file="/etc/k.pem")
     assert parse_config(config).web.tls
+    config["web"].pop("tls_key_file")
+    with pytest.raises(ConfigError, match="go together"):
+        parse_config(config)
+    for loopback in ("127.0.0.1", "::1", "localhost"):  # plain HTTP stays on this machine
+        config["web"] = {"host": loopback}
+        assert not parse_config(config).web.tls
 
 
 def test_https_with_a_made_certificate_and_a_secure_cookie(
@@ -72,3 +78,14 @@ def test_https_with_a_made_certificate_and_a_secure_cookie(
             assert csrf_of(client.get("/").text)
     finally:
         agent.stop()
+
+
+def test_make_cert_without_openssl_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gate_agent.cli import main
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no openssl there
+    args = ["make-cert", "--cert", str(tmp_path / "c.pem"), "--key", str(tmp_path / "k.pem")]
+    assert main([*args, "10.0.0.5"]) == 2
+    assert "could not run openssl" in capsys.readouterr().err
