@@ -97,7 +97,7 @@ budget_seconds = 1.5
 gap_seconds = 1.0
 
 [web]
-host = "{settings.host}"
+host = "{settings.host}"  # loopback: plain HTTP is allowed (a lot uses HTTPS, see the example)
 port = {settings.agent_port}
 api_token = {q(api_token)}
 session_secret = {q(secrets.token_urlsafe(24))}

@@ -1,4 +1,4 @@
-"""``gate-agent`` command line: check-config, read-plates, run, hash-password.
+"""``gate-agent`` command line: check-config, read-plates, run, hash-password, make-cert.
 
 Exit codes: 0 ok, 1 some input failed (read-plates), 2 the command or config is unusable.
 """
@@ -94,6 +94,22 @@ def _hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_cert(args: argparse.Namespace) -> int:
+    from gate_agent.web.certs import CertError, make_self_signed
+
+    try:
+        digest = make_self_signed(Path(args.cert), Path(args.key), args.host, days=args.days)
+    except CertError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"certificate: {args.cert}")
+    print(f"private key: {args.key} (mode 0600)")
+    print(f"SHA-256 fingerprint: {digest}")
+    print("Set web.tls_cert_file and web.tls_key_file to these paths; operators compare the")
+    print("fingerprint with the one their browser shows before trusting the certificate.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gate-agent", description="ParkGate lot gate agent")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -119,6 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hashpw.add_argument("--stdin", action="store_true", help="read the password from stdin")
     hashpw.set_defaults(func=_hash_password)
+
+    cert = sub.add_parser(
+        "make-cert", help="make a self-signed HTTPS certificate for the web UI; print its SHA-256"
+    )
+    cert.add_argument("--cert", default="/etc/parkgate/web-cert.pem", help="certificate (PEM)")
+    cert.add_argument("--key", default="/etc/parkgate/web-key.pem", help="private key (PEM)")
+    cert.add_argument("--days", type=int, default=825, help="validity in days")
+    cert.add_argument(
+        "host", nargs="+", help="host names and addresses operators browse to (e.g. 10.0.0.5)"
+    )
+    cert.set_defaults(func=_make_cert)
     return parser
 
 

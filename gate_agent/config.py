@@ -8,6 +8,7 @@ operator API token, MQTT password) may come from the environment: a string value
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -228,6 +229,56 @@ class WebConfig(_Model):
     no_read_alarm_minutes: float = Field(
         30, gt=0, description="Alarm when a lane has read no plate for this long."
     )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate for HTTPS (`gate-agent make-cert` makes one); required"
+        " unless host is loopback, where plain HTTP is allowed.",
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    metrics_token: str | None = Field(
+        None,
+        min_length=16,
+        description="Bearer token for GET /metrics; unset: /metrics answers loopback clients only.",
+    )
+    max_upload_bytes: int = Field(
+        10 * 2**20,
+        ge=2**16,
+        le=64 * 2**20,
+        description="Largest photo upload body (413 above it, refused before it is read).",
+    )
+    max_image_pixels: int = Field(
+        25_000_000,
+        ge=10_000,
+        le=200_000_000,
+        description="Largest uploaded image (width x height, from its header, before decoding).",
+    )
+
+    @model_validator(mode="after")
+    def _tls_or_loopback(self) -> WebConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("web.tls_cert_file and web.tls_key_file go together")
+        if self.enabled and self.tls_cert_file is None and not _loopback(self.host):
+            raise ValueError(
+                f"web.host {self.host!r} is reachable from the network: set web.tls_cert_file and"
+                " web.tls_key_file (`gate-agent make-cert` makes a self-signed pair), or bind"
+                " 127.0.0.1"
+            )
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """True when the web UI is served over HTTPS."""
+        return self.tls_cert_file is not None
+
+
+def _loopback(host: str) -> bool:
+    """True for a host name or address that only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SyncConfig(_Model):

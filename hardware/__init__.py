@@ -29,6 +29,7 @@ from hardware.errors import (
     SourceNotFound,
 )
 from hardware.frames import CameraHealth, Frame, FrameSource
+from hardware.images import ImageTooLarge, NotAnImage, decode_image, image_size
 from hardware.presence import HoldOpen, PresenceSensor
 from hardware.relay_board import SimulatedRelayBoard
 from hardware.replay import ReplaySource
@@ -47,7 +48,9 @@ __all__ = [
     "HardwareConfigError",
     "HardwareError",
     "HoldOpen",
+    "ImageTooLarge",
     "InvalidFrameError",
+    "NotAnImage",
     "OpenCVCamera",
     "PresenceSensor",
     "Pulse",
@@ -57,4 +60,6 @@ __all__ = [
     "SerialRelayBarrier",
     "SimulatedRelayBoard",
     "SourceNotFound",
+    "decode_image",
+    "image_size",
 ]

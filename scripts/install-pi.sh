@@ -11,7 +11,9 @@
 #   4. models copied to /opt/parkgate/models when --models is given (else fast-alpr downloads them)
 #   5. /etc/parkgate/agent.toml from config/agent.example.toml (never overwritten) and an empty,
 #      root-only /etc/parkgate/secrets.env for env:NAME secrets (loaded as a systemd credential)
-#   6. systemd/gate-agent.service into /etc/systemd/system, enabled (started once the config is
+#   6. a self-signed HTTPS certificate for the status page, /etc/parkgate/web-cert.pem and
+#      web-key.pem (key readable by parkgate only; never overwritten), its SHA-256 printed
+#   7. systemd/gate-agent.service into /etc/systemd/system, enabled (started once the config is
 #      valid: edit /etc/parkgate/agent.toml, then `systemctl restart gate-agent`)
 set -euo pipefail
 
@@ -77,6 +79,16 @@ if [ ! -e "$CONF/secrets.env" ]; then
   echo "# KEY=value lines; referenced from agent.toml as \"env:KEY\"" >"$CONF/secrets.env"
 fi
 
+echo "== HTTPS certificate for the status page"
+if [ ! -e "$CONF/web-cert.pem" ]; then
+  # shellcheck disable=SC2046  # one argument per name and address
+  "$PREFIX/venv/bin/gate-agent" make-cert --cert "$CONF/web-cert.pem" --key "$CONF/web-key.pem" \
+    "$(hostname)" "$(hostname).local" $(hostname -I 2>/dev/null || true)
+  chown parkgate:parkgate "$CONF/web-key.pem"
+else
+  echo "   kept $CONF/web-cert.pem"
+fi
+
 echo "== systemd"
 install -m 0644 "$SRC/systemd/gate-agent.service" /etc/systemd/system/gate-agent.service
 systemctl daemon-reload
@@ -90,4 +102,5 @@ if [ "$ENABLE" -eq 1 ]; then
     echo "   fix $CONF/agent.toml, then: systemctl restart gate-agent" >&2
   fi
 fi
-echo "done. Status page: http://<this-pi>:8080 (set web.host = \"0.0.0.0\" for the booth LAN)"
+echo "done. Status page: https://<this-pi>:8080 (set web.host = \"0.0.0.0\" for the booth LAN;"
+echo "     compare the certificate's SHA-256 above with the one your browser shows)"

@@ -17,6 +17,7 @@ Behind this face, each private module has one reason to change:
 - ``_journal``: the event journal, which is the outbox;
 - ``_presence``: who is inside (anti-passback);
 - ``_audit``: operator actions;
+- ``_operators``: operator web sessions and the login throttle's counters;
 - ``_policy``: the lot's cloud policy in force and the last one refused.
 """
 

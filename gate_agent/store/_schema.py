@@ -157,6 +157,33 @@ def _one_outbox_index(db: Database) -> None:
     db.execute("DROP INDEX events_unsent")
 
 
+@MIGRATIONS(name="0005_operator_sessions")
+def _operator_sessions(db: Database) -> None:
+    """Server-side operator sessions (revoked on logout) and the login throttle's counters, per
+    (username, client address); see :mod:`gate_agent.store._operators`."""
+    for sql in _OPERATOR_SESSIONS:
+        db.execute(sql)
+
+
+_OPERATOR_SESSIONS = (
+    """CREATE TABLE web_sessions (
+        token_hash TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX web_sessions_expiry ON web_sessions(expires_at)",
+    """CREATE TABLE login_attempts (
+        username TEXT NOT NULL,
+        address TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        window_start TEXT NOT NULL,
+        PRIMARY KEY (username, address)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX login_attempts_window ON login_attempts(window_start)",
+)
+
+
 def apply_migrations(db: Database) -> list[str]:
     """Apply pending migrations; returns the names applied (empty when up to date)."""
     pending = [m.name for m in MIGRATIONS.pending(db)]

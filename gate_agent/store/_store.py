@@ -63,6 +63,7 @@ from gate_agent.store import _audit as audit_sql
 from gate_agent.store import _cache as cache
 from gate_agent.store import _journal as journal_sql
 from gate_agent.store import _lookup as lookup_sql
+from gate_agent.store import _operators as operators_sql
 from gate_agent.store import _policy as policy_sql
 from gate_agent.store import _presence as presence_sql
 from gate_agent.store._connections import Connections
@@ -404,6 +405,39 @@ class Store:
         """Audit entries newest first."""
         with self._db.read() as conn:
             return audit_sql.audit_log(conn, limit)
+
+    # -- operator sessions and login throttling (the web UI) -------------------------------------
+
+    def open_operator_session(self, token_hash: str, username: str, expires: datetime) -> None:
+        """Remember a logged-in operator's session (pruning expired ones)."""
+        with self._db.write() as conn:
+            operators_sql.open_session(conn, token_hash, username, self._clock(), expires)
+
+    def operator_session(self, token_hash: str) -> str | None:
+        """The operator of a live session, or None when unknown, logged out or expired."""
+        with self._db.read() as conn:
+            return operators_sql.session_user(conn, token_hash, self._clock())
+
+    def close_operator_session(self, token_hash: str) -> bool:
+        """Revoke a session (logout); True when it existed."""
+        with self._db.write() as conn:
+            return operators_sql.close_session(conn, token_hash)
+
+    def count_login_attempt(
+        self, username: str, address: str, window: timedelta
+    ) -> tuple[int, timedelta]:
+        """Count a login attempt in one statement; returns the attempts of ``username`` from
+        ``address`` in the current window (this one included) and the time left in it."""
+        now = self._clock()
+        with self._db.write() as conn:
+            attempts, started = operators_sql.count_login_attempt(
+                conn, username, address, now, now - window
+            )
+        return attempts, started + window - now
+
+    def clear_login_attempts(self, username: str, address: str) -> None:
+        with self._db.write() as conn:
+            operators_sql.clear_login_attempts(conn, username, address)
 
     # -- sync state -----------------------------------------------------------------------------
 

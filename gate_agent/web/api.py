@@ -14,13 +14,14 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from gate_agent.domain import EventKind
 from gate_agent.web.auth import bearer_ok, current_session
 from gate_agent.web.deps import get_ctx, get_lane, web_state
-from gate_agent.web.pages_lanes import read_upload
 from gate_agent.web.status import event_dict, outcome_dict, status_document
+from gate_agent.web.uploads import act_on_photo, read_upload, upload_reason
 
 __all__ = ["router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+API_ACTOR = "api-token"  # the audit actor of API requests (one shared bearer token)
 
 
 def api_operator(request: Request) -> None:
@@ -66,10 +67,19 @@ def api_frame(
     act: Annotated[
         bool, Query(description="false: only say what the lane would decide (no journal, pulse)")
     ] = True,
+    reason: Annotated[
+        str | None, Query(max_length=500, description="Audit reason when acting")
+    ] = None,
 ) -> dict[str, Any]:
-    """Run the lane's full pipeline on the uploaded image as a camera frame and act on it."""
+    """Run the lane's full pipeline on the uploaded image as a camera frame and act on it
+    (audited as ``photo_upload`` by ``api-token``); ``act=false`` only previews."""
+    ctx = get_ctx(request)
     lane = get_lane(request, lane_id)
-    photo = read_upload(image)
-    outcome = lane.evaluate_image(photo, act=act)
+    photo = read_upload(image, ctx.web)
+    if act:
+        why = upload_reason(reason)
+        outcome = act_on_photo(ctx.store, lane, photo, actor=API_ACTOR, reason=why, via="api")
+    else:
+        outcome = lane.evaluate_image(photo, act=False)
     log.info("API frame on lane %s: %s", lane_id, outcome.decision.reason.value)
     return outcome_dict(outcome)

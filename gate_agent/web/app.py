@@ -8,6 +8,7 @@ string (plates travel in query strings and forms), status and time; uvicorn's is
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -30,10 +31,13 @@ from gate_agent.web import (
     pages_lookup,
     pages_policy,
 )
-from gate_agent.web.auth import COOKIE, LoginRequired, LoginThrottle, OperatorBook, SessionSigner
+from gate_agent.web.auth import LoginRequired, OperatorBook, bearer_refusal
 from gate_agent.web.context import AgentParts, SyncStatus, SyncStatusSource, WebContext
 from gate_agent.web.deps import WebState, render, web_state
+from gate_agent.web.limits import RequestGate
 from gate_agent.web.render import esc
+from gate_agent.web.sessions import COOKIE, OperatorSessions, SessionSigner
+from gate_agent.web.throttle import LoginThrottle
 
 __all__ = ["create_web_app"]
 
@@ -58,11 +62,12 @@ def create_web_app(
     app = FastAPI(title=f"ParkGate agent {ctx.lot_id}", docs_url=None, redoc_url=None)
     app.state.web = WebState(
         ctx,
-        SessionSigner(ctx.web.session_secret),
+        OperatorSessions(ctx.store, SessionSigner(ctx.web.session_secret)),
         OperatorBook(ctx.web),
         throttle or LoginThrottle(),
         ctx.monotonic(),
     )
+    app.add_middleware(RequestGate, web=ctx.web, refuse=_http_error)  # inside _sessions
     app.middleware("http")(_sessions)
     app.middleware("http")(_access_log)
     app.add_exception_handler(LoginRequired, _login_required)
@@ -73,18 +78,33 @@ def create_web_app(
         app.include_router(module.router)
     metrics = getattr(agent, "metrics", None)  # the Agent's AgentMetrics (gate_agent.metrics)
     if metrics is not None:
-        _mount_metrics(app, metrics)
+        _mount_metrics(app, metrics, ctx.web.metrics_token)
     return app
 
 
-def _mount_metrics(app: FastAPI, metrics: AgentMetrics) -> None:
-    """``GET /metrics``: Prometheus text, no login (no plates in it; keep the port on the LAN)."""
+def _mount_metrics(app: FastAPI, metrics: AgentMetrics, token: str | None) -> None:
+    """``GET /metrics``: Prometheus text (no plates in it). With ``web.metrics_token`` it needs
+    that bearer token; without one only loopback clients (a Prometheus on the Pi) may scrape."""
 
-    async def scrape() -> Response:
+    async def scrape(request: Request) -> Response:
+        if token is not None:
+            refusal = bearer_refusal(request.headers.get("authorization", ""), token)
+            if refusal is not None:
+                raise refusal
+        elif not _loopback_client(request):
+            raise HTTPException(403, "/metrics answers this machine only (set web.metrics_token)")
         body = await run_in_threadpool(metrics.render)  # reads the store
         return Response(body, media_type=CONTENT_TYPE)
 
     app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
+
+
+def _loopback_client(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 Next = Callable[[Request], Awaitable[Response]]
@@ -92,17 +112,18 @@ Next = Callable[[Request], Awaitable[Response]]
 
 async def _sessions(request: Request, call_next: Next) -> Response:
     state = web_state(request)
-    session = state.signer.loads(request.cookies.get(COOKIE))
+    signer = state.sessions.signer
+    session = state.sessions.resolve(signer.loads(request.cookies.get(COOKIE)))
     request.state.session = session
     response = await call_next(request)
     if session.dirty:
         response.set_cookie(
             COOKIE,
-            state.signer.dumps(session),
-            max_age=int(max(0, session.expires - state.signer.clock())),
+            signer.dumps(session),
+            max_age=int(max(0, session.expires - signer.clock())),
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=state.ctx.web.tls or request.url.scheme == "https",
         )
     return response
 

@@ -8,15 +8,11 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
 from gate_agent.lane import Lane
-from gate_agent.web.auth import (
-    LoginThrottle,
-    OperatorBook,
-    SessionSigner,
-    current_session,
-    require_operator,
-)
+from gate_agent.web.auth import OperatorBook, current_session, require_operator
 from gate_agent.web.context import WebContext
 from gate_agent.web.render import page
+from gate_agent.web.sessions import OperatorSessions
+from gate_agent.web.throttle import LoginThrottle
 
 __all__ = ["Operator", "WebState", "get_ctx", "get_lane", "render", "web_state"]
 
@@ -29,13 +25,13 @@ class WebState:
     def __init__(
         self,
         ctx: WebContext,
-        signer: SessionSigner,
+        sessions: OperatorSessions,
         operators: OperatorBook,
         throttle: LoginThrottle,
         started_at: float,
     ) -> None:
         self.ctx = ctx
-        self.signer = signer
+        self.sessions = sessions
         self.operators = operators
         self.throttle = throttle
         self.started_at = started_at

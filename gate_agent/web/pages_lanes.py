@@ -14,7 +14,8 @@ from gate_agent.web.auth import check_csrf, current_session, require_operator
 from gate_agent.web.deps import Operator, get_ctx, get_lane, render, web_state
 from gate_agent.web.evidence import save_evidence
 from gate_agent.web.render import ago, esc, form_csrf, hhmmss
-from gate_agent.web.status import decode_image, encode_jpeg, lane_snapshot
+from gate_agent.web.status import encode_jpeg, lane_snapshot
+from gate_agent.web.uploads import act_on_photo, read_upload, upload_reason
 
 __all__ = ["router"]
 
@@ -22,7 +23,6 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 ACTING = [Depends(require_operator), Depends(check_csrf)]  # 401 before 403
 
-MAX_UPLOAD_BYTES = 15 * 1024 * 1024
 NO_FRAME_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="640" height="360"><rect width="100%" '
     'height="100%" fill="#333"/><text x="50%" y="50%" fill="#ccc" font-size="28" '
@@ -95,7 +95,9 @@ def _lane_card(request: Request, lane: Lane) -> str:
   class="evaluate">{csrf}
 <label>Photo <input type="file" name="image" accept="image/*" required></label>
 <label class="check"><input type="checkbox" name="act" value="1"> Act on it (journal and open
-  the barrier if allowed)</label>
+  the barrier if allowed; audited)</label>
+<label>Reason when acting <input name="reason" maxlength="200"
+  placeholder="commissioning photo upload"></label>
 <button type="submit">Evaluate</button></form></details>
 </section>"""
 
@@ -176,21 +178,16 @@ def evaluate(
     lane_id: str,
     image: Annotated[UploadFile, File()],
     act: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
 ) -> Response:
+    ctx = get_ctx(request)
     lane = get_lane(request, lane_id)
-    photo = read_upload(image)
+    photo = read_upload(image, ctx.web)
     acted = act.lower() in ("1", "on", "true", "yes")
-    outcome = lane.evaluate_image(photo, act=acted)
+    if acted:
+        why = upload_reason(reason)
+        outcome = act_on_photo(ctx.store, lane, photo, actor=user, reason=why, via="page")
+    else:
+        outcome = lane.evaluate_image(photo, act=False)
     log.info("commissioning upload on lane %s by %s (act=%s)", lane_id, user, acted)
     return render(request, f"Test photo on {lane_id}", _outcome_html(outcome, acted))
-
-
-def read_upload(upload: UploadFile) -> Any:
-    """The uploaded file as an image array; 413 when too big, 422 when not an image."""
-    data = upload.file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise HTTPException(413, f"the image is larger than {MAX_UPLOAD_BYTES // 2**20} MB")
-    image = decode_image(data)
-    if image is None:
-        raise HTTPException(422, "the upload is not an image (JPEG or PNG expected)")
-    return image

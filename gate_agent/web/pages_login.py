@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gate_agent.web.auth import SESSION_SECONDS, check_csrf, client_ip, current_session
+from gate_agent.web.auth import check_csrf, client_ip, current_session
 from gate_agent.web.deps import render, web_state
 from gate_agent.web.render import esc, form_csrf
 
@@ -45,9 +44,10 @@ def login(
     request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = ""
 ) -> Response:
     state = web_state(request)
+    store = state.ctx.store
     ip = client_ip(request)
     username = username.strip()
-    wait = state.throttle.retry_after(ip, username)
+    wait = state.throttle.attempt(store, username, ip)  # counted before the password is checked
     if wait is not None:
         log.warning("login throttled for %s", ip)
         raise HTTPException(
@@ -56,16 +56,11 @@ def login(
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
     if not username or not state.operators.check(username, password):
-        state.throttle.failed(ip, username)
         log.warning("failed login from %s", ip)
         body = _login_form(request, "Unknown operator or wrong password.", username)
         return render(request, "Operator login", body, status_code=401)
-    state.throttle.succeeded(username)
-    session = current_session(request)
-    session.user = username
-    session.csrf = secrets.token_urlsafe(24)  # a new token once logged in
-    session.expires = state.signer.clock() + SESSION_SECONDS
-    session.dirty = True
+    state.throttle.succeeded(store, username, ip)
+    state.sessions.start(current_session(request), username)
     log.info("operator %s logged in from %s", username, ip)
     return RedirectResponse("/", status_code=303)
 
@@ -75,7 +70,5 @@ def logout(request: Request) -> Response:
     session = current_session(request)
     if session.user:
         log.info("operator %s logged out", session.user)
-    session.user = None
-    session.csrf = secrets.token_urlsafe(24)
-    session.dirty = True
+    web_state(request).sessions.end(session)
     return RedirectResponse("/login", status_code=303)

@@ -2,7 +2,9 @@
 
 uvicorn's own access log is off (ours in :mod:`gate_agent.web.app` never logs query strings);
 should someone turn it on, :class:`StripQueryFilter` keeps plates out of it anyway. A web server
-that cannot bind is logged and left off: the lanes keep running without their status page.
+that cannot bind is logged and left off: the lanes keep running without their status page. With
+``web.tls_cert_file``/``web.tls_key_file`` it serves HTTPS (config refuses a non-loopback host
+without them).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -36,13 +39,24 @@ class StripQueryFilter(logging.Filter):
 class WebServer:
     """Serves ``app`` on ``host:port`` from a daemon thread."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        host: str,
+        port: int,
+        *,
+        tls_cert_file: Path | None = None,
+        tls_key_file: Path | None = None,
+    ) -> None:
         self.app = app
         self.host = host
+        self.scheme = "https" if tls_cert_file is not None else "http"
         self.config = uvicorn.Config(
             app,
             host=host,
             port=port,
+            ssl_certfile=tls_cert_file,
+            ssl_keyfile=tls_key_file,
             access_log=False,
             log_config=None,  # the agent configures logging (stdout for journald)
             lifespan="off",
@@ -62,7 +76,7 @@ class WebServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> bool:
         """Start serving; True once listening, False if uvicorn gave up (e.g. port in use)."""
@@ -108,7 +122,13 @@ def start_web_server(agent: AgentParts, web: WebConfig | None = None) -> WebServ
     if not web.enabled:
         return None
     sync = getattr(agent, "sync", None)  # the sync client, once the agent has one
-    server = WebServer(create_web_app(agent, web, sync=sync), web.host, web.port)
+    server = WebServer(
+        create_web_app(agent, web, sync=sync),
+        web.host,
+        web.port,
+        tls_cert_file=web.tls_cert_file,
+        tls_key_file=web.tls_key_file,
+    )
     if not server.start():
         server.stop()
         return None

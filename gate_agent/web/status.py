@@ -198,14 +198,3 @@ def encode_jpeg(image: np.ndarray, max_width: int = FRAME_MAX_WIDTH) -> bytes:
     if not ok:
         raise ValueError("frame could not be encoded as JPEG")
     return bytes(data.tobytes())
-
-
-def decode_image(data: bytes) -> np.ndarray | None:
-    """An uploaded image as a BGR array, or None if it is not an image OpenCV can read."""
-    if not data:
-        return None
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        return None
-    return np.asarray(image, dtype=np.uint8)

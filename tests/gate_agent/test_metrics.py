@@ -71,7 +71,7 @@ def agent(tmp_path: Path) -> Iterator[Agent]:
 
 
 def test_metrics_move_with_decisions_pulses_and_outbox(agent: Agent) -> None:
-    client = TestClient(create_web_app(agent))
+    client = TestClient(create_web_app(agent), client=("127.0.0.1", 50000))  # a local scraper
     before = scrape(client)
     assert value(before, "parkgate_outbox_depth") == 0
     assert value(before, "parkgate_broker_connected") == 0  # sync is off
@@ -95,7 +95,7 @@ def test_metrics_move_with_decisions_pulses_and_outbox(agent: Agent) -> None:
 
 
 def test_camera_and_lane_loop_gauges_once_running(agent: Agent) -> None:
-    client = TestClient(create_web_app(agent))
+    client = TestClient(create_web_app(agent), client=("127.0.0.1", 50000))  # a local scraper
     agent.start()
 
     def camera_flowing() -> Series | None:

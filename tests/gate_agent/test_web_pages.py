@@ -119,8 +119,9 @@ def test_occupancy_lists_who_is_inside_and_resets_with_an_audit(
         "/occupancy/reset", data={"plate": BOOKED_PLATE, "reason": "left on foot", "csrf": token}
     )
     assert reset.status_code == 303 and agent.store.inside() == []
-    [entry] = agent.store.audit_log()
+    [entry, upload] = agent.store.audit_log()  # newest first: the acting upload is audited too
     assert (entry.actor, entry.action, entry.reason) == ("alice", "presence_reset", "left on foot")
+    assert (upload.actor, upload.action) == ("api-token", "photo_upload")
 
 
 @dataclass
