@@ -87,6 +87,7 @@ def gate_event(event: JournalEvent) -> GateEvent:
         direction=event.direction,
         kind=GateEventKind(str(event.kind)),
         visit_id=event.visit_id,
+        stay_id=event.stay_id,
         plate=event.plate,
         read_text=event.read_text,
         confidence=event.confidence,
