@@ -7,7 +7,7 @@ events) meet the wire models. Pure, no IO.
 
 from __future__ import annotations
 
-from gate_agent.domain import JournalEvent, ListEntry, Reservation
+from gate_agent.domain import JournalEvent, ListEntry, Reservation, StayPayment
 from parkgate_protocol import (
     AccessCategory,
     GateEvent,
@@ -16,6 +16,7 @@ from parkgate_protocol import (
     ProtocolError,
     ReservationSnapshot,
 )
+from parkgate_protocol import StayPayment as StayPaymentSnapshot
 
 __all__ = [
     "gate_event",
@@ -23,6 +24,7 @@ __all__ = [
     "list_entry_snapshot",
     "reservation",
     "reservation_snapshot",
+    "stay_payment",
 ]
 
 
@@ -73,6 +75,17 @@ def list_entry_snapshot(entry: ListEntry) -> ListEntrySnapshot:
         valid_until=entry.valid_until,
         note=entry.note,
         lanes=None if entry.lanes is None else list(entry.lanes),
+    )
+
+
+def stay_payment(snapshot: StayPaymentSnapshot) -> StayPayment:
+    """A pushed stay payment as the store keeps it."""
+    return StayPayment(
+        snapshot.stay_id,
+        snapshot.paid_cents,
+        snapshot.paid_through,
+        snapshot.currency,
+        snapshot.payment_id,
     )
 
 
