@@ -212,12 +212,13 @@ class Lane:
             for c in candidates
         ]
         rules = self.current_rules()
-        lot = self._lot_state(rules)
+        lot = self.lot_state(rules)
         return decide(self.direction, facts, self._wallclock(), rules, self.lane_id, lot)
 
-    def _lot_state(self, rules: LotRules) -> LotState:
+    def lot_state(self, rules: LotRules | None = None) -> LotState:
         """The lot beside the cache: drive-up cars inside (an entry admitting drive-ups asks the
         store, one count) and whether the cloud is in reach."""
+        rules = self.current_rules() if rules is None else rules
         drive_ups = 0
         if self.direction is Direction.ENTRY and rules.drive_up:
             drive_ups = self.store.inside_counts()[1]

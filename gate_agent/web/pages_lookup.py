@@ -107,7 +107,8 @@ def why_html(ctx: WebContext, plate: str) -> str:
         lane = _lane_for(ctx, direction)
         if lane is None:
             continue
-        d = decide(direction, [facts], now, lane.current_rules(), lane.lane_id)
+        rules = lane.current_rules()
+        d = decide(direction, [facts], now, rules, lane.lane_id, lane.lot_state(rules))
         verdicts.append(
             f'<li class="{"open" if d.open else "denied"}"><strong>{esc(direction.value)}: '
             f'{"opens" if d.open else "stays shut"}</strong> — <code class="reason">'

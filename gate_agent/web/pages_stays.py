@@ -13,7 +13,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gate_agent.decision import decide
-from gate_agent.domain import Decision, Direction, LotRules, Presence, Reason, StayPayment
+from gate_agent.domain import (
+    Decision,
+    Direction,
+    LotRules,
+    LotState,
+    Presence,
+    Reason,
+    StayPayment,
+)
 from gate_agent.rules import rules_in_force
 from gate_agent.web.context import WebContext
 from gate_agent.web.deps import Operator, get_ctx, render
@@ -33,22 +41,24 @@ class StayNow:
     exit: Decision
 
 
-def _exit_rules(ctx: WebContext) -> LotRules:
+def _exit_rules(ctx: WebContext) -> tuple[LotRules, LotState]:
+    """The rules an exit decides by, and the lot's state as it sees it (the cloud's reach)."""
     exits = [lane for lane in ctx.lanes.values() if lane.direction is Direction.EXIT]
     lanes = exits or list(ctx.lanes.values())
     if lanes:
-        return lanes[0].current_rules()
+        rules = lanes[0].current_rules()
+        return rules, lanes[0].lot_state(rules)
     held = ctx.store.policy
-    return rules_in_force(None if held is None else held.policy, LotRules())
+    return rules_in_force(None if held is None else held.policy, LotRules()), LotState()
 
 
 def stays_now(ctx: WebContext, now: datetime) -> list[StayNow]:
     """Every car inside, oldest stay first, with the exit's decision for it at ``now``."""
-    rules = _exit_rules(ctx)
+    rules, lot = _exit_rules(ctx)
     stays = []
     for presence in ctx.store.inside():
         facts = ctx.store.facts_for(presence.plate, 1.0)
-        decision = decide(Direction.EXIT, [facts], now, rules)
+        decision = decide(Direction.EXIT, [facts], now, rules, lot=lot)
         stays.append(StayNow(presence, facts.stay_payment, decision))
     return stays
 
