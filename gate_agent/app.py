@@ -251,6 +251,7 @@ def build_agent(
         privacy = config.privacy
         image_dir = (privacy.image_dir or data_dir) if privacy.keep_images else None
         metrics = AgentMetrics()
+        admissions = threading.Lock()  # the entry lanes', around each drive-up count
         lanes = []
         for lane_config in config.lanes:
             source = make_camera(lane_config.camera, lane_config.id)
@@ -280,6 +281,7 @@ def build_agent(
                 source=source,
                 image_dir=image_dir,
                 vehicle_present=None if sensor is None else _reading(sensor),
+                admissions=admissions,
             )
             if sensor is not None:
                 hold = HoldOpen(sensor, barrier, pulse_seconds=lane_config.barrier.pulse_seconds)

@@ -17,11 +17,13 @@ The held denial stays journaled; the exit is journaled beside it, on the same vi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,6 +121,7 @@ class Lane:
         image_dir: Path | None = None,
         vehicle_present: Callable[[], bool] | None = None,
         hold_window_s: float = HOLD_WINDOW_S,
+        admissions: threading.Lock | None = None,
     ) -> None:
         self.lot_id = lot_id
         self.lane_id = lane_id
@@ -138,6 +141,13 @@ class Lane:
         self.hold_window_s = hold_window_s
         self._cloud_reachable: Callable[[], bool] = lambda: True  # no link: rules as they are
         self._held: _Held | None = None
+        # entry lanes of one lot share it (the app's): two lanes never both give the last
+        # drive-up space, since each decides and journals its entry while holding it
+        self._admissions: AbstractContextManager[object] = (
+            admissions
+            if admissions is not None and direction is Direction.ENTRY
+            else contextlib.nullcontext()
+        )
         # the camera loop, presence sensor callbacks and operator actions share the tracker and
         # must not journal two decisions for one pass
         self._lock = threading.Lock()
@@ -186,11 +196,12 @@ class Lane:
     ) -> LaneOutcome | None:
         if current is None or current.decided:
             return None
-        decision = self._decision_for(current)
-        if not decision.open and not self.tracker.budget_exhausted(now):
-            return None  # not sure yet: more frames may give a better read
-        self.tracker.decide(current.visit_id)
-        return self._note_hold(current, self._act(current.visit_id, decision, frame))
+        with self._admissions:  # the count of free drive-up spaces holds until journaled
+            decision = self._decision_for(current)
+            if not decision.open and not self.tracker.budget_exhausted(now):
+                return None  # not sure yet: more frames may give a better read
+            self.tracker.decide(current.visit_id)
+            return self._note_hold(current, self._act(current.visit_id, decision, frame))
 
     def current_rules(self) -> LotRules:
         """The rules of the next decision: the cloud policy in force (the store keeps it in
@@ -402,7 +413,7 @@ class Lane:
         self._note_frame(frame, reads, started, now)
         current = Pass(visit_id=new_visit_id(), started_at=now, budget_s=0.0)
         current.add_frame(reads, now)
-        with self._lock:
+        with self._lock, self._admissions:
             decision = self._decision_for(current)
             if not act:
                 return LaneOutcome(

@@ -5,8 +5,10 @@ there — and the offline exit policy."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +190,33 @@ def test_offline_exit_hold(store: Store) -> None:
     exit_.link_cloud(lambda: False)
     assert pass_once(exit_, clock) is Reason.PAYMENT_DUE
     assert barrier.pulses == []
+
+
+def test_entry_lanes_sharing_admissions_never_give_a_space_twice(tmp_path: Path) -> None:
+    raw = {**POLICY, "version": 2, "drive_up_spaces": 3}
+    admissions = threading.Lock()
+    with Store(tmp_path / "agent.sqlite3") as store:
+        store.apply_policy(parse_policy(raw), raw)
+        plates = [f"DU{n:03d}AB" for n in range(12)]
+        clocks = [Clock() for _ in plates]
+        lanes = [
+            lane(store, Direction.ENTRY, [[read(p)]], c, WallClock(), admissions=admissions)[0]
+            for p, c in zip(plates, clocks, strict=True)
+        ]
+        start = threading.Barrier(len(lanes))
+        reasons: list[Reason] = []
+
+        def arrive(entry: Lane, clock: Clock) -> None:
+            start.wait()
+            reasons.append(pass_once(entry, clock))
+
+        threads = [
+            threading.Thread(target=arrive, args=pair) for pair in zip(lanes, clocks, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert sorted(reasons).count(Reason.DRIVE_UP) == 3
+        assert reasons.count(Reason.LOT_FULL) == 9
+        assert store.inside_counts() == (3, 3)
