@@ -12,6 +12,12 @@ not one car passing back).
    or by any character, an insertion, a deletion, an adjacent transposition). Any opening is a
    car let in on someone else's booking.
 3. **False opens against strangers** (target 0): nothing but the 10,000 random bookings.
+4. **Priced drive-up exits** (issue 13): an exit lane under a policy admitting drive-ups; before
+   each photo its true plate is recorded inside as a drive-up that entered 2 h 37 min ago (every
+   third one with a payment for its stay), so the exit prices the stay with the policy's tariff
+   through ``price_stay`` and opens with ``bill_later`` and the amount (``paid`` for the paid
+   ones). Pay before exit is off here so that the barrier is commanded: the pricing counts in
+   the same frame → command budget.
 
 Frame → barrier command: the clock starts when the frame is handed to the lane (as the camera
 thread would) and stops when the barrier driver has been commanded open — recognition (second
@@ -34,7 +40,17 @@ from pathlib import Path
 
 from bench.confusions import best_read, derive, table_lines, tally
 from bench.dataset import Sample, load_samples
-from gate_agent.domain import Direction, LotRules, Reservation, ReservationStatus
+from gate_agent.domain import (
+    Direction,
+    EventKind,
+    JournalEvent,
+    LotRules,
+    Reason,
+    Reservation,
+    ReservationStatus,
+    StayKind,
+    StayPayment,
+)
 from gate_agent.lane import Lane, LaneOutcome
 from gate_agent.passes import PassTracker
 from gate_agent.plates import lookalike_pairs, normalise, same_plate
@@ -42,6 +58,7 @@ from gate_agent.recognition import Recognizer, load_image, models_dir_from_env
 from gate_agent.store import Store
 from hardware.barrier import DryRunBarrier
 from hardware.camera import Frame
+from parkgate_protocol import parse_policy
 
 TARGET_P95_MS = 100.0
 TARGET_ADMITTED = 0.98
@@ -152,6 +169,84 @@ def _run_lane(
     return outcomes
 
 
+DRIVE_UP_POLICY = {"version": 1, "drive_up": True, "drive_up_spaces": 500, "pay_before_exit": False}
+STAY = timedelta(hours=2, minutes=37)
+
+
+def _drive_up_inside(store: Store, plate: str, index: int) -> None:
+    """``plate`` inside on a drive-up stay that began ``STAY`` ago (every third one paid)."""
+    stay = f"stay{index}"
+    entered = datetime.now(UTC) - STAY
+    event = JournalEvent(
+        lot_id="bench",
+        kind=EventKind.ENTRY,
+        lane_id="entry",
+        direction=Direction.ENTRY,
+        visit_id=stay,
+        stay_id=stay,
+        plate=plate,
+        occurred_at=entered,
+    )
+    store.record_pass(event, presence="enter", stay_kind=StayKind.DRIVE_UP)
+    if index % 3 == 0:
+        paid = StayPayment(stay, 1500, datetime.now(UTC), "EUR", f"pay{index}")
+        store.apply_stay_payment(paid, plate)
+
+
+def _run_exit(
+    recognizer: Recognizer, samples: Sequence[Sample], bookings: Sequence[Reservation], tmp: Path
+) -> list[LaneOutcome | None]:
+    """Each photo as a drive-up car's only frame at the exit, its stay priced there."""
+    store = Store(tmp / "agent-exit.sqlite3")
+    store.upsert_reservations(list(bookings))
+    store.apply_policy(parse_policy(DRIVE_UP_POLICY), DRIVE_UP_POLICY)
+    barrier = DryRunBarrier(pulse_seconds=0.05)
+    lane = Lane(
+        lot_id="bench",
+        lane_id="exit",
+        direction=Direction.EXIT,
+        recognizer=recognizer,
+        tracker=PassTracker(),
+        store=store,
+        barrier=barrier,
+        rules=LotRules(),
+    )
+    outcomes: list[LaneOutcome | None] = []
+    try:
+        for seq, sample in enumerate(samples):
+            for car in store.inside():  # the last car left (or was never read)
+                store.reset_presence(car.plate, actor="bench", reason="next photo")
+            _drive_up_inside(store, normalise(sample.plate), seq)
+            image = load_image(sample.image)
+            lane.tracker = PassTracker()
+            frame = Frame(image=image, seq=seq, captured_at=time.monotonic(), wall_time=time.time())
+            outcomes.append(lane.process_frame(frame))
+    finally:
+        barrier.close()
+        store.close()
+    return outcomes
+
+
+def _exit_lines(samples: Sequence[Sample], outcomes: Sequence[LaneOutcome | None]) -> list[str]:
+    opened = [o for o in outcomes if o is not None and o.frame_to_command_ms is not None]
+    billed = [o for o in opened if o.decision.reason is Reason.BILL_LATER]
+    paid = [o for o in opened if o.decision.reason is Reason.PAID]
+    free = [o for o in billed if o.decision.amount_owed_cents <= 0]
+    latencies = [o.frame_to_command_ms for o in opened if o.frame_to_command_ms is not None]
+    if not latencies:
+        return ["priced drive-up exits: none opened  FAIL"]
+    p95 = _pct(latencies, 0.95)
+    amounts = sorted({o.decision.amount_owed_cents for o in billed})
+    return [
+        f"priced drive-up exits {len(opened)}/{len(samples)}: bill_later {len(billed)} "
+        f"(amounts {amounts}), paid {len(paid)}, billed nothing {len(free)}"
+        f"   {'PASS' if not free else 'FAIL'}",
+        f"exit frame→barrier command (stay priced)  p50 {statistics.median(latencies):.1f} ms  "
+        f"p95 {p95:.1f} ms  max {max(latencies):.1f} ms   target p95 ≤ {TARGET_P95_MS:.0f} ms  "
+        f"{'PASS' if p95 <= TARGET_P95_MS else 'FAIL'}",
+    ]
+
+
 def _opened(outcome: LaneOutcome | None) -> bool:
     return outcome is not None and outcome.decision.open
 
@@ -186,6 +281,7 @@ def run() -> list[str]:
             seen.append((sample.region, sample.plate, ("" if read is None else read.text,)))
         against_near = _run_lane(recognizer, samples, filler + near, Path(tmp))
         against_strangers = _run_lane(recognizer, samples, filler, Path(tmp))
+        exits = _run_exit(recognizer, samples, filler, Path(tmp))
     opened = [o for o, _ in admitted if o is not None and o.frame_to_command_ms is not None]
     latencies = [o.frame_to_command_ms for o in opened if o.frame_to_command_ms is not None]
     fuzzy = [
@@ -218,6 +314,7 @@ def run() -> list[str]:
         f"frame→barrier command  p50 {p50:.1f} ms  p95 {p95:.1f} ms  "
         f"max {max(latencies):.1f} ms   target p95 ≤ {TARGET_P95_MS:.0f} ms  "
         f"{'PASS' if p95 <= TARGET_P95_MS else 'FAIL'}",
+        *_exit_lines(samples, exits),
         *table_lines(counts, derive(counts)),
         "  lookalike pairs the matcher uses (gate_agent/confusions.json): "
         + ", ".join("/".join(sorted(p)) for p in sorted(lookalike_pairs(), key=sorted)),

@@ -26,6 +26,7 @@ from gate_agent.config import (
     PresenceConfig,
     SerialBarrierConfig,
 )
+from gate_agent.domain import Direction
 from gate_agent.lane import Lane
 from gate_agent.lane_health import lane_health
 from gate_agent.metrics import AgentMetrics
@@ -90,6 +91,10 @@ def make_presence(config: PresenceConfig, pin_factory: object | None = None) -> 
     return PresenceSensor(config.pin, pull_up=not config.active_high, pin_factory=factory)
 
 
+def _reading(sensor: PresenceSensor) -> Callable[[], bool]:
+    return lambda: sensor.is_present
+
+
 class Agent:
     """Every lane of one lot, running in threads until :meth:`stop`."""
 
@@ -146,6 +151,12 @@ class Agent:
 
     def _start_sync(self) -> SyncClient:
         lanes = list(self.lanes.values())
+        exits = [lane for lane in lanes if lane.direction is Direction.EXIT]
+
+        def stay_paid(stay_id: str) -> None:  # a car held at an exit for it may leave now
+            for lane in exits:
+                lane.stay_paid(stay_id)
+
         sync = SyncClient(
             self.config.sync,
             lot_id=self.config.lot.id,
@@ -153,9 +164,11 @@ class Agent:
             data_dir=Path(self.config.lot.data_dir),
             lanes=self.lanes,
             lane_health=lambda: lane_health(lanes),
+            on_stay_paid=stay_paid,
         )
         for lane in lanes:
             lane.add_listener(sync.notify)  # a journaled pass wakes the publisher
+            lane.link_cloud(lambda: sync.connected)  # offline_exit while partitioned
         return sync.start()
 
     def _run_lane(self, lane: Lane) -> None:
@@ -238,6 +251,7 @@ def build_agent(
         privacy = config.privacy
         image_dir = (privacy.image_dir or data_dir) if privacy.keep_images else None
         metrics = AgentMetrics()
+        admissions = threading.Lock()  # the entry lanes', around each drive-up count
         lanes = []
         for lane_config in config.lanes:
             source = make_camera(lane_config.camera, lane_config.id)
@@ -251,6 +265,10 @@ def build_agent(
             tracker = PassTracker(
                 budget_s=config.passes.budget_seconds, gap_s=config.passes.gap_seconds
             )
+            sensor = None
+            if lane_config.presence is not None:
+                sensor = make_presence(lane_config.presence, pin_factory)
+                resources.callback(sensor.close)
             lane = Lane(
                 lot_id=config.lot.id,
                 lane_id=lane_config.id,
@@ -262,10 +280,10 @@ def build_agent(
                 rules=rules,
                 source=source,
                 image_dir=image_dir,
+                vehicle_present=None if sensor is None else _reading(sensor),
+                admissions=admissions,
             )
-            if lane_config.presence is not None:
-                sensor = make_presence(lane_config.presence, pin_factory)
-                resources.callback(sensor.close)
+            if sensor is not None:
                 hold = HoldOpen(sensor, barrier, pulse_seconds=lane_config.barrier.pulse_seconds)
                 resources.callback(hold.close)
                 sensor.subscribe(arrived=lane.presence_arrived)

@@ -16,7 +16,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from parkgate_protocol import Direction, GateEventKind, ListKind, ReservationStatus, Tariff
+from parkgate_protocol import (
+    Direction,
+    GateEventKind,
+    ListKind,
+    OfflineExit,
+    ReservationStatus,
+    Tariff,
+)
 
 __all__ = [
     "AntiPassback",
@@ -30,13 +37,17 @@ __all__ = [
     "ListEntry",
     "ListKind",
     "LotRules",
+    "LotState",
     "Match",
     "MatchKind",
+    "OfflineExit",
     "PlateRead",
     "Presence",
     "Reason",
     "Reservation",
     "ReservationStatus",
+    "StayKind",
+    "StayPayment",
     "new_event_id",
 ]
 
@@ -47,7 +58,9 @@ class Reason(StrEnum):
     RESERVATION_VALID = "reservation_valid"
     ALLOWLISTED = "allowlisted"
     EXIT_PAID = "exit_paid"  # exit with nothing owed
-    BILL_LATER = "bill_later"  # exit opened although money is owed (pay_before_exit off)
+    BILL_LATER = "bill_later"  # exit opened although money is owed (journaled, the cloud bills)
+    DRIVE_UP = "drive_up"  # entry admitted as a drive-up visitor (no booking, priced at exit)
+    PAID = "paid"  # exit opened because the stay is paid through now (plus paid_exit_minutes)
     MANUAL_OPEN = "manual_open"
     SOFT_PASSBACK = "soft_passback"  # opened although the plate is recorded inside (soft mode)
     NO_RESERVATION = "no_reservation"
@@ -60,6 +73,7 @@ class Reason(StrEnum):
     LOW_CONFIDENCE = "low_confidence"
     AMBIGUOUS_MATCH = "ambiguous_match"
     DENYLISTED = "denylisted"
+    LOT_FULL = "lot_full"  # drive-up refused: no free drive-up space
     NO_PLATE = "no_plate"  # time budget ran out without any usable read
 
 
@@ -67,6 +81,14 @@ class AntiPassback(StrEnum):
     HARD = "hard"  # a plate recorded inside cannot enter again
     SOFT = "soft"  # it can, but the event is flagged
     OFF = "off"
+
+
+class StayKind(StrEnum):
+    """What kind of stay a car inside is on: it decides how the exit prices it."""
+
+    BOOKING = "booking"  # entered on a reservation: owes its pushed amount plus any overstay
+    DRIVE_UP = "drive_up"  # entered without one: owes the tariff's price of the whole stay
+    PERMIT = "permit"  # allow-listed (staff, resident, permit) or let in by hand: owes nothing
 
 
 class MatchKind(StrEnum):
@@ -139,6 +161,19 @@ class Presence:
     visit_id: str
     entered_at: datetime
     reservation_id: str | None = None
+    kind: StayKind = StayKind.BOOKING  # of the stay (its id is ``visit_id``, the entry pass's)
+
+
+@dataclass(frozen=True, slots=True)
+class StayPayment:
+    """What the cloud says a stay (``stay_id``: the entry pass's visit id) has paid: the total
+    captured so far, and the time it is paid through."""
+
+    stay_id: str
+    paid_cents: int
+    paid_through: datetime
+    currency: str = "EUR"
+    payment_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +190,19 @@ class LotRules:
     pay_before_exit: bool = False  # hold a car that owes money (off: open, the cloud bills)
     overstay_grace: timedelta = timedelta(minutes=10)  # free time after a booking ends
     tariff: Tariff | None = None  # prices an overstay at the exit (the cloud policy's tariff)
+    drive_up: bool = False  # admit confident reads of unknown plates while spaces are free
+    drive_up_spaces: int = 0  # spaces kept for drive-up visitors
+    paid_exit: timedelta = timedelta(minutes=15)  # time to leave after a stay's paid_through
+    offline_exit: OfflineExit = OfflineExit.HOLD  # a car that owes while the cloud is away
+
+
+@dataclass(frozen=True, slots=True)
+class LotState:
+    """What the lot knows besides the cached facts when a lane decides: the drive-up cars
+    inside (from presence) and whether its sync can reach the cloud right now."""
+
+    drive_up_inside: int = 0
+    cloud_reachable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +224,7 @@ class CandidateFacts:
     reservations: tuple[Reservation, ...] = ()  # of the matched plate
     list_entries: tuple[ListEntry, ...] = ()  # of the matched plate
     presence: Presence | None = None  # of the matched plate
+    stay_payment: StayPayment | None = None  # of the presence's stay, when the cloud sent one
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +241,8 @@ class Decision:
     detail: str = ""
     flags: tuple[str, ...] = field(default=())
     match_reason: str = ""  # how the read matched the cached plate (Match.reason), "" if not
+    stay_id: str | None = None  # exit: the stay the car is on (its entry pass's visit id)
+    stay_kind: StayKind | None = None  # entry that opens: the stay it begins; exit: the stay's
 
 
 EventKind = GateEventKind  # what the journal records is what crosses the wire
@@ -231,6 +282,7 @@ class JournalEvent:
     event_id: str = field(default_factory=new_event_id)
     sent_at: datetime | None = None
     confirmed_at: datetime | None = None
+    stay_id: str | None = None  # the entry pass's visit id, on the entry and on its exit
 
     @classmethod
     def for_decision(
@@ -249,6 +301,9 @@ class JournalEvent:
             kind = EventKind.ENTRY if direction is Direction.ENTRY else EventKind.EXIT
         else:
             kind = EventKind.DENIED
+        stay_id = decision.stay_id
+        if kind is EventKind.ENTRY:
+            stay_id = visit_id  # an entry begins the stay: its own visit id names it
         return cls(
             lot_id=lot_id,
             kind=kind,
@@ -270,6 +325,7 @@ class JournalEvent:
                 "flags": list(decision.flags),
                 "match_reason": decision.match_reason,
             },
+            stay_id=stay_id,
         )
 
 

@@ -6,15 +6,24 @@ frame→command path, which ``make bench`` measures. If the pulse then fails, a 
 event follows the journaled decision, so the record says what really happened.
 
 Several lanes share one recognizer (it serialises calls itself); each lane owns its pass tracker.
+
+A car held at an exit for ``payment_due`` is remembered (its stay and its voted reads) for
+``hold_window_s``: when the stay is paid (:meth:`Lane.stay_paid`, called from the sync feed) and
+the car is still there (no pass of another car began since; the presence sensor, when the lane has
+one, still reports a vehicle), the lane decides again from those reads, without a new camera
+read, and opens if the stay is paid.
+The held denial stays journaled; the exit is journaled beside it, on the same visit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +38,12 @@ from gate_agent.domain import (
     EventKind,
     JournalEvent,
     LotRules,
+    LotState,
     PlateRead,
     Reason,
+    StayKind,
 )
-from gate_agent.passes import Pass, PassTracker, new_visit_id
+from gate_agent.passes import Pass, PassTracker, VotedPlate, new_visit_id
 from gate_agent.recognition import Recognizer
 from gate_agent.rules import rules_in_force
 from gate_agent.store import PolicyInForce, PresenceChange, Store
@@ -78,6 +89,17 @@ class LaneStatus:
 
 
 Listener = Callable[[LaneOutcome], None]
+HOLD_WINDOW_S = 120.0  # a car held for payment_due counts as still waiting this long
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A car held at this exit for payment: its stay, its pass and the reads it was judged on."""
+
+    stay_id: str
+    visit_id: str
+    candidates: tuple[VotedPlate, ...]
+    at: float  # the lane clock when it was held
 
 
 class Lane:
@@ -97,6 +119,9 @@ class Lane:
         wallclock: Callable[[], datetime] = utcnow,
         listeners: Sequence[Listener] = (),
         image_dir: Path | None = None,
+        vehicle_present: Callable[[], bool] | None = None,
+        hold_window_s: float = HOLD_WINDOW_S,
+        admissions: threading.Lock | None = None,
     ) -> None:
         self.lot_id = lot_id
         self.lane_id = lane_id
@@ -112,6 +137,17 @@ class Lane:
         self._wallclock = wallclock
         self._listeners = list(listeners)
         self.image_dir = image_dir  # evidence images are kept only when this is set (privacy)
+        self.vehicle_present = vehicle_present  # the presence sensor's reading, if it has one
+        self.hold_window_s = hold_window_s
+        self._cloud_reachable: Callable[[], bool] = lambda: True  # no link: rules as they are
+        self._held: _Held | None = None
+        # entry lanes of one lot share it (the app's): two lanes never both give the last
+        # drive-up space, since each decides and journals its entry while holding it
+        self._admissions: AbstractContextManager[object] = (
+            admissions
+            if admissions is not None and direction is Direction.ENTRY
+            else contextlib.nullcontext()
+        )
         # the camera loop, presence sensor callbacks and operator actions share the tracker and
         # must not journal two decisions for one pass
         self._lock = threading.Lock()
@@ -119,6 +155,11 @@ class Lane:
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def link_cloud(self, reachable: Callable[[], bool]) -> None:
+        """Tell the lane how to know whether the lot reaches the cloud now (the sync client's
+        connection): an exit decides by ``offline_exit`` while it does not."""
+        self._cloud_reachable = reachable
 
     # -- the pipeline -------------------------------------------------------------------------
 
@@ -155,11 +196,12 @@ class Lane:
     ) -> LaneOutcome | None:
         if current is None or current.decided:
             return None
-        decision = self._decision_for(current)
-        if not decision.open and not self.tracker.budget_exhausted(now):
-            return None  # not sure yet: more frames may give a better read
-        self.tracker.decide(current.visit_id)
-        return self._act(current.visit_id, decision, frame)
+        with self._admissions:  # the count of free drive-up spaces holds until journaled
+            decision = self._decision_for(current)
+            if not decision.open and not self.tracker.budget_exhausted(now):
+                return None  # not sure yet: more frames may give a better read
+            self.tracker.decide(current.visit_id)
+            return self._note_hold(current, self._act(current.visit_id, decision, frame))
 
     def current_rules(self) -> LotRules:
         """The rules of the next decision: the cloud policy in force (the store keeps it in
@@ -173,12 +215,63 @@ class Lane:
         return cached[1]
 
     def _decision_for(self, current: Pass) -> Decision:
+        return self._decide(current.candidates)
+
+    def _decide(self, candidates: Sequence[VotedPlate]) -> Decision:
         facts = [
             self.store.facts_for(c.text, c.confidence, c.char_confidences, c.char_odds)
-            for c in current.candidates
+            for c in candidates
         ]
         rules = self.current_rules()
-        return decide(self.direction, facts, self._wallclock(), rules, self.lane_id)
+        lot = self.lot_state(rules)
+        return decide(self.direction, facts, self._wallclock(), rules, self.lane_id, lot)
+
+    def lot_state(self, rules: LotRules | None = None) -> LotState:
+        """The lot beside the cache: drive-up cars inside (an entry admitting drive-ups asks the
+        store, one count) and whether the cloud is in reach."""
+        rules = self.current_rules() if rules is None else rules
+        drive_ups = 0
+        if self.direction is Direction.ENTRY and rules.drive_up:
+            drive_ups = self.store.inside_counts()[1]
+        return LotState(drive_up_inside=drive_ups, cloud_reachable=self._cloud_reachable())
+
+    def _note_hold(self, current: Pass, outcome: LaneOutcome) -> LaneOutcome:
+        """Remember a car held for payment (the lane's last decision), forget it otherwise."""
+        decision = outcome.decision
+        if decision.reason is Reason.PAYMENT_DUE and decision.stay_id is not None:
+            self._held = _Held(
+                decision.stay_id, outcome.visit_id, current.candidates, self._clock()
+            )
+        else:
+            self._held = None
+        return outcome
+
+    def stay_paid(self, stay_id: str) -> LaneOutcome | None:
+        """The stay ``stay_id`` was paid: if its car is the one held here, still in the hold
+        window and (with a presence sensor) still there, decide again from its reads and act.
+        Returns the outcome, or None when no held car of that stay is waiting."""
+        with self._lock:
+            held = self._held
+            if held is None or held.stay_id != stay_id:
+                return None
+            current = self.tracker.current
+            another_car = current is not None and current.visit_id != held.visit_id
+            if another_car or self._clock() - held.at > self.hold_window_s:
+                self._held = None  # a pass of another car began since, or it waited too long
+                return None
+            if self.vehicle_present is not None and not self.vehicle_present():
+                return None
+            decision = self._decide(held.candidates)
+            if not decision.open:
+                log.info(
+                    "lane %s visit %s: paid, still %s",
+                    self.lane_id,
+                    held.visit_id,
+                    decision.reason.value,
+                )
+                return None
+            self._held = None
+            return self._act(held.visit_id, decision, None)
 
     def _act(self, visit_id: str, decision: Decision, frame: Frame | None) -> LaneOutcome:
         event = JournalEvent.for_decision(
@@ -194,7 +287,9 @@ class Lane:
         presence: PresenceChange = "none"
         if decision.open:
             presence = "enter" if self.direction is Direction.ENTRY else "leave"
-        event_id = self.store.record_pass(event, presence=presence)  # FULL commit, then pulse
+        kind = decision.stay_kind or StayKind.BOOKING
+        # FULL commit, then pulse
+        event_id = self.store.record_pass(event, presence=presence, stay_kind=kind)
         latency_ms: float | None = None
         barrier_error: str | None = None
         if decision.open:
@@ -271,6 +366,7 @@ class Lane:
             raise ValueError("a reason is required for a manual open")
         with self._lock:
             visit_id = new_visit_id()
+            self._held = None  # whoever was held is let out by hand
             self.store.audit(actor, "manual_open", reason, lane_id=self.lane_id)
             decision = Decision(open=True, reason=Reason.MANUAL_OPEN, detail=reason)
             event = JournalEvent(
@@ -317,14 +413,14 @@ class Lane:
         self._note_frame(frame, reads, started, now)
         current = Pass(visit_id=new_visit_id(), started_at=now, budget_s=0.0)
         current.add_frame(reads, now)
-        with self._lock:
+        with self._lock, self._admissions:
             decision = self._decision_for(current)
             if not act:
                 return LaneOutcome(
                     self.lane_id, current.visit_id, "", decision, -1, self._wallclock()
                 )
             current.decided = True
-            return self._act(current.visit_id, decision, frame)
+            return self._note_hold(current, self._act(current.visit_id, decision, frame))
 
     # -- the loop -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import timedelta
+from enum import StrEnum
 
 from gate_agent.domain import AntiPassback, LotRules
 from parkgate_protocol import LotPolicy
@@ -35,6 +36,10 @@ def rules_in_force(policy: LotPolicy | None, fallback: LotRules) -> LotRules:
         pay_before_exit=policy.pay_before_exit,
         overstay_grace=timedelta(minutes=policy.overstay_grace_minutes),
         tariff=policy.tariff,
+        drive_up=policy.drive_up,
+        drive_up_spaces=policy.drive_up_spaces,
+        paid_exit=timedelta(minutes=policy.paid_exit_minutes),
+        offline_exit=policy.offline_exit,
     )
 
 
@@ -48,7 +53,7 @@ def rule_values(rules: LotRules) -> dict[str, object]:
             value = value.total_seconds() / 60
         elif f.name == "tariff" and value is not None:
             value = value.model_dump(mode="json")
-        elif isinstance(value, AntiPassback):
+        elif isinstance(value, StrEnum):
             value = value.value
         values[f.name] = value
     return values

@@ -7,7 +7,7 @@ events) meet the wire models. Pure, no IO.
 
 from __future__ import annotations
 
-from gate_agent.domain import JournalEvent, ListEntry, Reservation
+from gate_agent.domain import JournalEvent, ListEntry, Reservation, StayPayment
 from parkgate_protocol import (
     AccessCategory,
     GateEvent,
@@ -16,6 +16,7 @@ from parkgate_protocol import (
     ProtocolError,
     ReservationSnapshot,
 )
+from parkgate_protocol import StayPayment as StayPaymentSnapshot
 
 __all__ = [
     "gate_event",
@@ -23,6 +24,7 @@ __all__ = [
     "list_entry_snapshot",
     "reservation",
     "reservation_snapshot",
+    "stay_payment",
 ]
 
 
@@ -76,6 +78,17 @@ def list_entry_snapshot(entry: ListEntry) -> ListEntrySnapshot:
     )
 
 
+def stay_payment(snapshot: StayPaymentSnapshot) -> StayPayment:
+    """A pushed stay payment as the store keeps it."""
+    return StayPayment(
+        snapshot.stay_id,
+        snapshot.paid_cents,
+        snapshot.paid_through,
+        snapshot.currency,
+        snapshot.payment_id,
+    )
+
+
 def gate_event(event: JournalEvent) -> GateEvent:
     """The wire form of a journaled event (``image_path`` and ``sent_at`` stay local)."""
     if event.occurred_at is None:
@@ -87,6 +100,7 @@ def gate_event(event: JournalEvent) -> GateEvent:
         direction=event.direction,
         kind=GateEventKind(str(event.kind)),
         visit_id=event.visit_id,
+        stay_id=event.stay_id,
         plate=event.plate,
         read_text=event.read_text,
         confidence=event.confidence,

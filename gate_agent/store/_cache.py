@@ -2,8 +2,9 @@
 
 Private to the store package: functions over an open connection inside a transaction the
 caller holds. Every cached plate (of a reservation or a list entry) has its
-``plates.index_keys`` rows in ``plate_keys``; the rows are added when a plate first appears and
-dropped when the last reservation or list entry naming it goes.
+``plates.index_keys`` rows in ``plate_keys``, as has every plate recorded inside (presence: a
+drive-up visitor has neither); the rows are added when a plate first appears and dropped when the
+last reservation, list entry or presence naming it goes.
 
 The lane's hot path, the lookup over ``plate_keys``, is in :mod:`gate_agent.store._lookup`.
 """
@@ -27,8 +28,10 @@ from gate_agent.store._rows import (
 )
 
 __all__ = [
+    "add_keys",
     "count_list_entries",
     "delete_list_entry",
+    "drop_keys_if_unused",
     "get_reservation",
     "list_entries",
     "put_list_entry",
@@ -59,15 +62,18 @@ _RESERVATIONS_OF = (
 _PLATE_USED = """
 SELECT EXISTS (SELECT 1 FROM reservations WHERE plate = ?1)
     OR EXISTS (SELECT 1 FROM list_entries WHERE plate = ?1)
+    OR EXISTS (SELECT 1 FROM presence WHERE plate = ?1)
 """
 
 
-def _add_keys(conn: sqlite3.Connection, plate_texts: Iterable[str]) -> None:
+def add_keys(conn: sqlite3.Connection, plate_texts: Iterable[str]) -> None:
+    """Index ``plate_texts`` (cached or inside); already indexed keys are kept."""
     rows = sorted({(key, p) for p in plate_texts for key in plates.index_keys(p)})
     conn.executemany("INSERT OR IGNORE INTO plate_keys (key, plate) VALUES (?, ?)", rows)
 
 
-def _drop_keys_if_unused(conn: sqlite3.Connection, plate_texts: Iterable[str]) -> None:
+def drop_keys_if_unused(conn: sqlite3.Connection, plate_texts: Iterable[str]) -> None:
+    """Unindex those of ``plate_texts`` no reservation, list entry or car inside names."""
     for p in set(plate_texts):
         if not conn.execute(_PLATE_USED, (p,)).fetchone()[0]:
             conn.executemany(
@@ -94,8 +100,8 @@ def upsert_reservations(
         sql = f"SELECT id, plate FROM reservations WHERE id IN ({', '.join('?' * len(ids))})"
         old.update(conn.execute(sql, ids).fetchall())
     conn.executemany(_UPSERT_RESERVATION, (reservation_row(r, updated_at) for r in batch))
-    _add_keys(conn, {r.plate for r in batch if old.get(r.id) != r.plate})
-    _drop_keys_if_unused(conn, {old[r.id] for r in batch if old.get(r.id, r.plate) != r.plate})
+    add_keys(conn, {r.plate for r in batch if old.get(r.id) != r.plate})
+    drop_keys_if_unused(conn, {old[r.id] for r in batch if old.get(r.id, r.plate) != r.plate})
     return len(batch)
 
 
@@ -125,7 +131,8 @@ def replace_reservations(
     )
     conn.execute("DELETE FROM temp.staged_reservations")
     cached = conn.execute(
-        "SELECT plate FROM reservations UNION SELECT plate FROM list_entries ORDER BY plate"
+        "SELECT plate FROM reservations UNION SELECT plate FROM list_entries"
+        " UNION SELECT plate FROM presence ORDER BY plate"
     )
     _insert_keys_in_order(conn, (row[0] for row in cached))
     return count
@@ -150,7 +157,7 @@ def remove_reservation(conn: sqlite3.Connection, reservation_id: str) -> bool:
     if row is None:
         return False
     conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
-    _drop_keys_if_unused(conn, [row[0]])
+    drop_keys_if_unused(conn, [row[0]])
     return True
 
 
@@ -191,9 +198,9 @@ def put_list_entry(conn: sqlite3.Connection, entry: ListEntry, updated_at: str) 
     if old is not None and old[0] != plate:
         conn.execute("DELETE FROM list_entries WHERE entry_key = ?", (key,))
     conn.execute(_INSERT_LIST_ENTRY, list_entry_row(entry, plate, updated_at))
-    _add_keys(conn, [plate])
+    add_keys(conn, [plate])
     if old is not None and old[0] != plate:
-        _drop_keys_if_unused(conn, [old[0]])
+        drop_keys_if_unused(conn, [old[0]])
 
 
 def delete_list_entry(
@@ -206,7 +213,7 @@ def delete_list_entry(
     else:
         sql = "DELETE FROM list_entries WHERE plate = ? AND kind = ? RETURNING plate"
         gone = conn.execute(sql, (plates.normalise(plate), str(kind))).fetchall()
-    _drop_keys_if_unused(conn, [row[0] for row in gone])
+    drop_keys_if_unused(conn, [row[0] for row in gone])
     return bool(gone)
 
 
@@ -231,8 +238,8 @@ def replace_list_entries(
     conn.executemany(_INSERT_LIST_ENTRY, changed)
     old_plates = {str(row[0]) for row in held.values()}
     new_plates = {str(row[0]) for row in wanted.values()}
-    _add_keys(conn, new_plates - old_plates)
-    _drop_keys_if_unused(conn, old_plates - new_plates)
+    add_keys(conn, new_plates - old_plates)
+    drop_keys_if_unused(conn, old_plates - new_plates)
     return len(wanted)
 
 

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.domain import EventKind, JournalEvent, StayKind
 from gate_agent.store._presence import PresenceChange, apply_presence
 from gate_agent.store._rows import EVENT_COLUMNS, event_from_row, event_row, to_text
 
@@ -36,7 +36,7 @@ PlateHasher = Callable[[str], str]
 
 _INSERT_EVENT = f"""
 INSERT INTO events ({EVENT_COLUMNS.removesuffix(", sent_at, confirmed_at")})
-VALUES ({", ".join("?" * 17)})
+VALUES ({", ".join("?" * 18)})
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -47,11 +47,13 @@ def insert_event(
     presence: PresenceChange,
     now: datetime,
     hasher: PlateHasher,
+    stay_kind: StayKind = StayKind.BOOKING,
 ) -> bool:
     """Journal ``event`` and apply its presence change; False if the event_id was already there.
 
     Presence keeps the real plate (it is matched against reads); the journal keeps
     ``hasher(plate)``. A repeated event_id changes nothing, so a retried write is harmless.
+    An entry records the stay's ``stay_kind`` (what the exit will price it as).
     """
     stored = replace(
         event,
@@ -61,7 +63,7 @@ def insert_event(
     if conn.execute(_INSERT_EVENT, event_row(stored, now)).rowcount == 0:
         return False
     if presence != "none":
-        apply_presence(conn, event, presence, now)
+        apply_presence(conn, event, presence, now, stay_kind)
     return True
 
 

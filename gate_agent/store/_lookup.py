@@ -4,8 +4,8 @@ Fixed SQL on the raw ``sqlite3`` cursor (prepared once per connection by its sta
 in up to three indexed statements, using :mod:`gate_agent.plates` for keys and matching:
 
 1. The read's lookalike key (one ``plate_keys`` seek) joined to those plates' reservations, list
-   entries and presence. An exact match there is final (most reads at a gate are exact, so most
-   lookups end here).
+   entries, presence and the payments of the stay they are on. An exact match there is final
+   (most reads at a gate are exact, so most lookups end here).
 2. Otherwise the remaining neighbourhood keys (one deletion each), plates only; ``plates.match``
    over both sets, weighing the read's per-character confidences, gives the answer: a fuzzy match
    must be the only plate the read explains, so it is never decided on the first set alone.
@@ -24,41 +24,53 @@ from typing import Any
 
 from gate_agent import plates
 from gate_agent.domain import CandidateFacts, CharOdds, Match, MatchKind
-from gate_agent.store._rows import list_entry_from_row, presence_from_row, reservation_from_row
+from gate_agent.store._rows import (
+    list_entry_from_row,
+    presence_from_row,
+    reservation_from_row,
+    stay_payment_from_row,
+)
 
 __all__ = ["facts_from_rows", "lookup"]
 
 Fetch = Callable[[str, Sequence[object]], list[Any]]
 
-_FACT_COLUMNS = (  # (alias, table, columns): rows are (plate, alias, *columns), padded to 8
+_FACT_COLUMNS = (  # (alias, source, columns): rows are (plate, alias, *columns), padded to 8
     (
         "r",
-        "reservations",
+        "reservations AS r",
         "r.id, r.plate, r.starts_at, r.ends_at, r.status, "
         "r.amount_owed_cents, r.currency, r.space_label",
     ),
     (
         "l",
-        "list_entries",
+        "list_entries AS l",
         "l.plate, l.kind, l.valid_from, l.valid_until, l.note, l.entry_id, l.category, l.lanes",
     ),
     (
         "p",
-        "presence",
-        "p.plate, p.visit_id, p.entered_at, p.reservation_id, NULL, NULL, NULL, NULL",
+        "presence AS p",
+        "p.plate, p.visit_id, p.entered_at, p.reservation_id, p.kind, NULL, NULL, NULL",
+    ),
+    (  # the payments of the stay the plate is on (rows only for a car inside that paid)
+        "s",
+        "presence AS s_p",
+        "s.stay_id, s.paid_cents, s.paid_through, s.currency, s.payment_id, NULL, NULL, NULL",
     ),
 )
 
 
 def _facts_sql(*, by_key: bool) -> str:
     selects = []
-    for alias, table, columns in _FACT_COLUMNS:
-        source = (
-            f"plate_keys AS k JOIN {table} AS {alias} ON {alias}.plate = k.plate WHERE k.key = ?1"
+    for alias, source, columns in _FACT_COLUMNS:
+        plate = "s_p.plate" if alias == "s" else f"{alias}.plate"
+        paid = " JOIN stay_payments AS s ON s.stay_id = s_p.visit_id" if alias == "s" else ""
+        where = (
+            f"plate_keys AS k JOIN {source} ON {plate} = k.plate{paid} WHERE k.key = ?1"
             if by_key
-            else f"{table} AS {alias} WHERE {alias}.plate = ?1"
+            else f"{source}{paid} WHERE {plate} = ?1"
         )
-        selects.append(f"SELECT {alias}.plate, '{alias}', {columns} FROM {source}")
+        selects.append(f"SELECT {plate}, '{alias}', {columns} FROM {where}")
     return "\nUNION ALL\n".join(selects)
 
 
@@ -126,7 +138,8 @@ def facts_from_rows(
     reservations.sort(key=lambda r: r.starts_at)
     entries = [list_entry_from_row(row[2:10]) for row in mine if row[1] == "l"]
     entries.sort(key=lambda e: (e.kind, e.entry_id or ""))
-    presence = [presence_from_row(row[2:6]) for row in mine if row[1] == "p"]
+    presence = [presence_from_row(row[2:7]) for row in mine if row[1] == "p"]
+    paid = [stay_payment_from_row(row[2:7]) for row in mine if row[1] == "s"]
     return CandidateFacts(
         read_text=read,
         confidence=confidence,
@@ -134,4 +147,5 @@ def facts_from_rows(
         reservations=tuple(reservations),
         list_entries=tuple(entries),
         presence=presence[0] if presence else None,
+        stay_payment=paid[0] if paid else None,
     )

@@ -21,6 +21,8 @@ from gate_agent.domain import (
     Presence,
     Reservation,
     ReservationStatus,
+    StayKind,
+    StayPayment,
 )
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "LIST_COLUMNS",
     "PRESENCE_COLUMNS",
     "RESERVATION_COLUMNS",
+    "STAY_PAYMENT_COLUMNS",
     "audit_from_row",
     "event_from_row",
     "event_row",
@@ -40,6 +43,7 @@ __all__ = [
     "presence_from_row",
     "reservation_from_row",
     "reservation_row",
+    "stay_payment_from_row",
     "to_text",
 ]
 
@@ -66,11 +70,12 @@ RESERVATION_COLUMNS = (
     "id, plate, starts_at, ends_at, status, amount_owed_cents, currency, space_label"
 )
 LIST_COLUMNS = "plate, kind, valid_from, valid_until, note, entry_id, category, lanes"
-PRESENCE_COLUMNS = "plate, visit_id, entered_at, reservation_id"
+PRESENCE_COLUMNS = "plate, visit_id, entered_at, reservation_id, kind"
+STAY_PAYMENT_COLUMNS = "stay_id, paid_cents, paid_through, currency, payment_id"
 EVENT_COLUMNS = (
     "event_id, lot_id, kind, lane_id, direction, visit_id, plate, read_text, confidence, reason, "
-    "reservation_id, fuzzy, amount_owed_cents, currency, occurred_at, image_path, detail, sent_at, "
-    "confirmed_at"
+    "reservation_id, fuzzy, amount_owed_cents, currency, occurred_at, image_path, detail, stay_id, "
+    "sent_at, confirmed_at"
 )
 
 
@@ -144,8 +149,16 @@ def list_entry_from_row(row: tuple[Any, ...]) -> ListEntry:
 
 
 def presence_from_row(row: tuple[Any, ...]) -> Presence:
-    plate, visit_id, entered_at, reservation_id = row
-    return Presence(plate, visit_id, datetime.fromisoformat(entered_at), reservation_id)
+    plate, visit_id, entered_at, reservation_id, kind = row
+    entered = datetime.fromisoformat(entered_at)
+    return Presence(plate, visit_id, entered, reservation_id, StayKind(kind))
+
+
+def stay_payment_from_row(row: tuple[Any, ...]) -> StayPayment:
+    stay_id, paid_cents, paid_through, currency, payment_id = row
+    return StayPayment(
+        stay_id, int(paid_cents), datetime.fromisoformat(paid_through), currency, payment_id
+    )
 
 
 def event_row(e: JournalEvent, occurred_at: datetime) -> tuple[object, ...]:
@@ -167,6 +180,7 @@ def event_row(e: JournalEvent, occurred_at: datetime) -> tuple[object, ...]:
         to_text(e.occurred_at or occurred_at),
         e.image_path,
         json.dumps(e.detail, sort_keys=True),
+        e.stay_id,
     )
 
 
@@ -189,6 +203,7 @@ def event_from_row(row: tuple[Any, ...]) -> JournalEvent:
         occurred_at,
         image_path,
         detail,
+        stay_id,
         sent_at,
         confirmed_at,
     ) = row
@@ -212,6 +227,7 @@ def event_from_row(row: tuple[Any, ...]) -> JournalEvent:
         event_id=event_id,
         sent_at=opt_time(sent_at),
         confirmed_at=opt_time(confirmed_at),
+        stay_id=stay_id,
     )
 
 

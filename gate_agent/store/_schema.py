@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from sqlite_utils import Database, Migrations
 
+from gate_agent import plates
+
 __all__ = ["MIGRATIONS", "apply_migrations"]
 
 MIGRATIONS = Migrations("gate_agent.store")
@@ -181,6 +183,39 @@ _OPERATOR_SESSIONS = (
         PRIMARY KEY (username, address)
     ) WITHOUT ROWID""",
     "CREATE INDEX login_attempts_window ON login_attempts(window_start)",
+)
+
+
+@MIGRATIONS(name="0006_stays")
+def _stays(db: Database) -> None:
+    """Stays: presence records the kind of stay a car inside is on (``booking``, ``drive_up``,
+    ``permit``; a car recorded without a reservation was let in by a list or by hand, so it
+    becomes ``permit``); ``stay_payments`` keeps what the cloud says each stay has paid, by the
+    stay's id (the entry pass's visit id); events carry their ``stay_id``. A plate inside is
+    indexed like a cached one (a drive-up visitor has no reservation to be found by)."""
+    for sql in _STAYS:
+        db.execute(sql)
+    inside = [row[0] for row in db.execute("SELECT plate FROM presence")]
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO plate_keys (key, plate) VALUES (?, ?)",
+        sorted({(key, plate) for plate in inside for key in plates.index_keys(plate)}),
+    )
+
+
+_STAYS = (
+    "ALTER TABLE presence ADD COLUMN kind TEXT NOT NULL DEFAULT 'booking'"
+    " CHECK (kind IN ('booking', 'drive_up', 'permit'))",
+    "UPDATE presence SET kind = 'permit' WHERE reservation_id IS NULL",
+    """CREATE TABLE stay_payments (
+        stay_id TEXT PRIMARY KEY,
+        plate TEXT NOT NULL,
+        paid_cents INTEGER NOT NULL CHECK (paid_cents >= 0),
+        paid_through TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        payment_id TEXT,
+        updated_at TEXT NOT NULL
+    )""",
+    "ALTER TABLE events ADD COLUMN stay_id TEXT",
 )
 
 

@@ -58,6 +58,8 @@ from gate_agent.domain import (
     ListKind,
     Presence,
     Reservation,
+    StayKind,
+    StayPayment,
 )
 from gate_agent.store import _audit as audit_sql
 from gate_agent.store import _cache as cache
@@ -66,6 +68,7 @@ from gate_agent.store import _lookup as lookup_sql
 from gate_agent.store import _operators as operators_sql
 from gate_agent.store import _policy as policy_sql
 from gate_agent.store import _presence as presence_sql
+from gate_agent.store import _stays as stays_sql
 from gate_agent.store._connections import Connections
 from gate_agent.store._filter import KeyFilter
 from gate_agent.store._policy import PolicyInForce, RejectedPolicy
@@ -288,6 +291,12 @@ class Store:
         with self._db.read() as conn:
             return presence_sql.inside(conn)
 
+    def inside_counts(self) -> tuple[int, int]:
+        """(cars inside, of them drive-up visitors): the drive-up spaces taken, counted from the
+        journaled entries and exits, so the count survives a restart."""
+        with self._db.read() as conn:
+            return presence_sql.inside_counts(conn)
+
     def presence_of(self, plate: str) -> Presence | None:
         with self._db.read() as conn:
             return presence_sql.presence_of(conn, plates.normalise(plate))
@@ -296,7 +305,7 @@ class Store:
         """Forget that ``plate`` is inside (anti-passback reset); audited in the same commit."""
         plate = plates.normalise(plate)
         with self._db.write() as conn:
-            was_inside = presence_sql.clear_presence(conn, plate)
+            was_inside = presence_sql.clear_presence(conn, plate)  # and its stay's payments
             detail = {"plate": self._hash(plate), "was_inside": was_inside}
             audit_sql.audit(conn, self._clock(), actor, "presence_reset", reason, None, detail)
         log.info("presence reset by %s (was inside: %s)", actor, was_inside)
@@ -308,15 +317,42 @@ class Store:
         """Journal an event with no presence change; returns its event_id."""
         return self.record_pass(event, presence="none")
 
-    def record_pass(self, event: JournalEvent, *, presence: PresenceChange = "none") -> str:
+    def record_pass(
+        self,
+        event: JournalEvent,
+        *,
+        presence: PresenceChange = "none",
+        stay_kind: StayKind = StayKind.BOOKING,
+    ) -> str:
         """Journal ``event`` and apply its presence change in one fsync'd commit.
 
-        ``presence="enter"`` records ``event.plate`` inside (visit id, entry time, reservation);
-        ``"leave"`` clears it. Returns the event_id; journaling the same event_id twice is a no-op.
+        ``presence="enter"`` records ``event.plate`` inside (visit id, entry time, reservation,
+        the kind of stay); ``"leave"`` clears it (and the stay's payments). Returns the event_id;
+        journaling the same event_id twice is a no-op.
         """
+        if presence == "enter" and event.plate:
+            self._keys.add_all(_keys_of([event.plate]))  # a plate inside is looked up too
         with self._db.write() as conn:
-            journal_sql.insert_event(conn, event, presence, self._clock(), self._hash)
+            journal_sql.insert_event(conn, event, presence, self._clock(), self._hash, stay_kind)
         return event.event_id
+
+    # -- stay payments --------------------------------------------------------------------------
+
+    def apply_stay_payment(self, payment: StayPayment, plate: str) -> bool:
+        """Keep what the cloud says the stay ``payment.stay_id`` has paid; False (nothing kept)
+        when no car inside is on that stay (it left: the cloud bills what is left)."""
+        with self._db.write() as conn:
+            on_stay = conn.execute(
+                "SELECT 1 FROM presence WHERE visit_id = ?", (payment.stay_id,)
+            ).fetchone()
+            if on_stay is None:
+                return False
+            stays_sql.put_stay_payment(conn, payment, plates.normalise(plate), self._stamp())
+        return True
+
+    def stay_payment(self, stay_id: str) -> StayPayment | None:
+        with self._db.read() as conn:
+            return stays_sql.stay_payment(conn, stay_id)
 
     def unsent_events(self, limit: int = 100) -> list[JournalEvent]:
         """The outbox, oldest first (journal order)."""

@@ -17,8 +17,11 @@ Wire contract: :mod:`parkgate_protocol` (and ``docs/protocol.md``). Three thread
   (:meth:`SyncClient.notify`, a lane listener; a PUBACK; a connect) and sends the heartbeat.
 
 The retained ``status`` topic says ``online`` on connect and every heartbeat (with
-:func:`gate_agent.lane_health.lane_health` when the app hands it in), ``offline`` as the last will
-and on a clean stop.
+:func:`gate_agent.lane_health.lane_health` when the app hands it in, the cars inside and the
+drive-up visitors among them, and the lot's clock offset measured from the cloud's acks by
+:mod:`~gate_agent.sync._clock`, journaled as a ``clock_offset`` health event when it moves),
+``offline`` as the last will and on a clean stop. :attr:`SyncClient.connected` is how the lanes
+know the lot is partitioned from the cloud (``offline_exit``).
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from gate_agent.config import SyncConfig
-from gate_agent.domain import JournalEvent
+from gate_agent.domain import EventKind, JournalEvent
 from gate_agent.store import Store
 from gate_agent.sync import _session as session
+from gate_agent.sync._clock import ClockOffset
 from gate_agent.sync._commands import RemoteLane, first_delivery, remote_open
 from gate_agent.sync._dead_letters import DEAD_LETTERS_FILE, DeadLetters
 from gate_agent.sync._feed import CatchUpError, ReservationFeed
@@ -65,6 +69,7 @@ __all__ = ["SyncClient", "SyncStatus"]
 log = logging.getLogger(__name__)
 
 CATCH_UP_BACKOFF_S = (1.0, 60.0)
+CLOCK_OFFSET = "clock_offset"  # the health event's reason when the clock offset moves
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,7 @@ class SyncStatus:
     last_heartbeat_at: datetime | None = None
     last_error: str | None = None
     dead_letters: int = 0
+    clock_offset_s: float | None = None  # the lot's clock minus the cloud's (from acks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,7 @@ class SyncClient:
         lane_health: Callable[[], list[LaneHealth]] | None = None,
         transport: httpx.BaseTransport | None = None,
         keepalive_s: int = 30,
+        on_stay_paid: Callable[[str], object] | None = None,
     ) -> None:
         self.config = config
         self.lot_id = lot_id
@@ -120,7 +127,9 @@ class SyncClient:
             cloud_url=config.cloud_url,
             device_token=config.device_token,
             transport=transport,
+            on_stay_paid=on_stay_paid,
         )
+        self.clock = ClockOffset()
         self.topics = session.lot_topics(lot_id)
         self._client = self._make_client()
         self.outbox = OutboxPublisher(
@@ -196,7 +205,13 @@ class SyncClient:
             inflight=self.outbox.inflight,
             last_catch_up_at=self.feed.last_catch_up_at,
             dead_letters=self.dead_letters.count,
+            clock_offset_s=self.clock.offset_s,
         )
+
+    @property
+    def connected(self) -> bool:
+        """The lot's session with the broker is up (False: partitioned from the cloud)."""
+        return self._connected
 
     # -- MQTT callbacks (network thread: hand work on, never block) -----------------------------
 
@@ -242,11 +257,25 @@ class SyncClient:
                 if ack.lot_id != self.lot_id:
                     raise ProtocolError("wrong_lot", "ack payload lot_id differs from the topic's")
                 self.outbox.confirmed(ack.event_ids)
+                self._measure_clock(ack.acked_at)
                 self._wake.set()
             else:
                 raise ProtocolError("bad_topic", f"lots do not consume {channel}")
         except ProtocolError as exc:
             self.dead_letters.add(f"mqtt:{message.topic}", str(exc), bytes(message.payload))
+
+    def _measure_clock(self, cloud_at: datetime) -> None:
+        offset = self.clock.observe(datetime.now(UTC), cloud_at)
+        if offset is None:
+            return
+        log.warning("lot %s: clock is %.1f s off the cloud's", self.lot_id, offset)
+        event = JournalEvent(
+            lot_id=self.lot_id,
+            kind=EventKind.HEALTH,
+            reason=CLOCK_OFFSET,
+            detail={"clock_offset_s": round(offset, 3)},
+        )
+        self.store.journal(event)
 
     # -- the inbox thread -----------------------------------------------------------------------
 
@@ -358,6 +387,7 @@ class SyncClient:
 
     def _online(self) -> Status:
         lanes = self._lane_health() if self._lane_health is not None else []
+        cars, drive_ups = self.store.inside_counts()
         return Status(
             lot_id=self.lot_id,
             state="online",
@@ -366,6 +396,9 @@ class SyncClient:
             last_applied_seq=self.feed.last_seq,
             policy_version=None if self.store.policy is None else self.store.policy.version,
             policy_problem=self.store.policy_problem(),
+            clock_offset_s=self.clock.offset_s,
+            cars_inside=cars,
+            drive_up_inside=drive_ups,
             lanes=lanes,
         )
 

@@ -14,6 +14,11 @@ event with reason ``policy_rejected``, and still advances the seq. A ``lists_rep
 (the cloud replaced many list entries at once) is answered with a full snapshot over HTTP; the
 store remembers that one is owed until it is applied, so a restart in between still fetches it.
 
+A ``stay_paid`` change is kept by the store for the stay's car inside (a payment for a stay whose
+car has left is not kept: the cloud bills what is left) and then told to ``on_stay_paid`` (the
+composition root hands the exit lanes' :meth:`~gate_agent.lane.Lane.stay_paid`), so that a car
+held at an exit for it is let out without a new read.
+
 Messages that break the contract go to the dead letters (:mod:`gate_agent.sync._dead_letters`).
 """
 
@@ -41,6 +46,7 @@ from parkgate_protocol import (
     parse_changes_page,
     parse_policy,
 )
+from parkgate_protocol import StayPayment as StayPaymentSnapshot
 
 __all__ = [
     "LISTS_PENDING_KEY",
@@ -82,8 +88,10 @@ class ReservationFeed:
         device_token: str | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = 10.0,
+        on_stay_paid: Callable[[str], object] | None = None,
     ) -> None:
         self.store = store
+        self._on_stay_paid = on_stay_paid
         self.lot_id = lot_id
         self.dead_letters = dead_letters
         self.last_seq = int(store.get_state(SEQ_STATE_KEY, 0))
@@ -263,6 +271,17 @@ class ReservationFeed:
         elif kind is ChangeKind.UPSERT and change.reservation is not None:
             reservation = wire.reservation(change.reservation)
             self._guarded("reservation", self.store.upsert_reservation, reservation)
+        elif kind is ChangeKind.STAY_PAID and change.stay_payment is not None:
+            self._apply_stay_paid(change.stay_payment)
+
+    def _apply_stay_paid(self, snapshot: StayPaymentSnapshot) -> None:
+        kept = self.store.apply_stay_payment(wire.stay_payment(snapshot), snapshot.plate)
+        if not kept:
+            log.info("stay %s paid, but its car is not inside", snapshot.stay_id)
+            return
+        log.info("stay %s paid through %s", snapshot.stay_id, snapshot.paid_through.isoformat())
+        if self._on_stay_paid is not None:
+            self._on_stay_paid(snapshot.stay_id)
 
     def _apply_snapshot(
         self,

@@ -30,6 +30,7 @@ from gate_agent.web import (
     pages_login,
     pages_lookup,
     pages_policy,
+    pages_stays,
 )
 from gate_agent.web.auth import LoginRequired, OperatorBook, bearer_refusal
 from gate_agent.web.context import AgentParts, SyncStatus, SyncStatusSource, WebContext
@@ -74,7 +75,15 @@ def create_web_app(
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (pages_login, pages_lanes, pages_events, pages_lookup, pages_policy, api):
+    for module in (
+        pages_login,
+        pages_lanes,
+        pages_events,
+        pages_lookup,
+        pages_policy,
+        pages_stays,
+        api,
+    ):
         app.include_router(module.router)
     metrics = getattr(agent, "metrics", None)  # the Agent's AgentMetrics (gate_agent.metrics)
     if metrics is not None:

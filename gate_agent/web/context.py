@@ -24,7 +24,12 @@ __all__ = ["AgentParts", "SyncStatus", "WebContext", "sync_snapshot"]
 # ``Store.get_state`` key where the sync client keeps the last applied sequence
 # (``gate_agent.sync.SEQ_STATE_KEY``); read when no live sync object is given.
 SEQ_STATE_KEY = "sync.last_applied_seq"
-EXTRA_FIELDS = ("inflight", "last_error", "dead_letters")  # shown when the object has them
+EXTRA_FIELDS = (
+    "inflight",
+    "last_error",
+    "dead_letters",
+    "clock_offset_s",
+)  # shown when the object has them
 
 
 @runtime_checkable

@@ -35,12 +35,17 @@ SYNC_EXTRAS = (
     ("inflight", "Unacknowledged publishes"),
     ("dead_letters", "Dead letters"),
     ("last_error", "Last error"),
+    ("clock_offset_s", "Clock offset (lot minus cloud, s)"),
 )
 RULE_TEXT: dict[Reason, str] = {
     Reason.RESERVATION_VALID: "a confirmed reservation covers now (with the grace): it opens",
     Reason.ALLOWLISTED: "an allow-list entry is valid now: it opens",
     Reason.EXIT_PAID: "nothing is owed for the visit: the exit opens",
-    Reason.BILL_LATER: "money is owed but the lot bills later (pay before exit off): it opens",
+    Reason.BILL_LATER: "money is owed but the lot bills later (pay before exit off, or offline "
+    "with open_and_bill_later): it opens",
+    Reason.DRIVE_UP: "no booking, but the lot admits drive-ups and a drive-up space is free",
+    Reason.LOT_FULL: "no booking, and every drive-up space is taken",
+    Reason.PAID: "the stay is paid through now (plus the time to leave): the exit opens",
     Reason.SOFT_PASSBACK: "recorded inside already; soft anti-passback opens and flags it",
     Reason.NO_RESERVATION: "no cached reservation or allow-list entry for this plate",
     Reason.NOT_PAID: "the reservation is still pending payment",
@@ -102,7 +107,8 @@ def why_html(ctx: WebContext, plate: str) -> str:
         lane = _lane_for(ctx, direction)
         if lane is None:
             continue
-        d = decide(direction, [facts], now, lane.current_rules(), lane.lane_id)
+        rules = lane.current_rules()
+        d = decide(direction, [facts], now, rules, lane.lane_id, lane.lot_state(rules))
         verdicts.append(
             f'<li class="{"open" if d.open else "denied"}"><strong>{esc(direction.value)}: '
             f'{"opens" if d.open else "stays shut"}</strong> — <code class="reason">'

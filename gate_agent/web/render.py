@@ -18,6 +18,7 @@ NAV = (
     ("/events", "Events"),
     ("/why", "Why denied?"),
     ("/occupancy", "Occupancy"),
+    ("/stays", "Stays"),
     ("/sync", "Sync"),
     ("/policy", "Policy"),
     ("/audit", "Audit"),

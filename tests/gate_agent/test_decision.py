@@ -280,6 +280,8 @@ def test_priority_lists_every_denial_reason_once() -> None:
         Reason.BILL_LATER,
         Reason.MANUAL_OPEN,
         Reason.SOFT_PASSBACK,
+        Reason.DRIVE_UP,
+        Reason.PAID,
     }
     assert len(set(DENIAL_PRIORITY)) == len(DENIAL_PRIORITY)
     assert set(DENIAL_PRIORITY) | openings == set(Reason)

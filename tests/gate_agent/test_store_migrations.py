@@ -15,6 +15,7 @@ MIGRATIONS = [
     "0003_policy_and_access_lists",
     "0004_one_outbox_index",
     "0005_operator_sessions",
+    "0006_stays",
 ]
 # A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
 # what an upgrading lot has on disk.

@@ -76,9 +76,11 @@ def test_gate_event_from_journal_round_trip() -> None:
         occurred_at=T0,
         image_path="/var/lib/parkgate/x.jpg",
         detail={"flags": []},
+        stay_id="v1",
     )
     event = wire.gate_event(journaled)
     assert event.event_id == journaled.event_id
+    assert event.stay_id == "v1"
     encoded = p.encode(event)
     assert b"image_path" not in encoded
     assert p.parse_gate_event(encoded) == event

@@ -94,6 +94,10 @@ class FakeCloud:
         self.policy = policy
         return self._change(p.ChangeKind.POLICY, policy=policy)
 
+    def stay_paid(self, payment: p.StayPayment) -> p.ReservationChange:
+        """A payment captured for a stay (pay by plate, an overstay): the lot is told."""
+        return self._change(p.ChangeKind.STAY_PAID, cause="paid", stay_payment=payment)
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("cloud unreachable", request=request)
