@@ -24,6 +24,7 @@ from gate_agent.config import WebConfig
 from gate_agent.metrics import CONTENT_TYPE, AgentMetrics
 from gate_agent.web import (
     api,
+    pages_display,
     pages_events,
     pages_lanes,
     pages_login,
@@ -71,6 +72,7 @@ def create_web_app(
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (pages_login, pages_lanes, pages_events, pages_lookup, pages_policy, api):
         app.include_router(module.router)
+    app.include_router(pages_display.router)  # the drivers' lane display: no login
     metrics = getattr(agent, "metrics", None)  # the Agent's AgentMetrics (gate_agent.metrics)
     if metrics is not None:
         _mount_metrics(app, metrics)

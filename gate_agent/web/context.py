@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from gate_agent.config import AgentConfig, WebConfig
+from gate_agent.display import DisplayHub
+from gate_agent.help_desk import HelpDesk
 from gate_agent.lane import Lane
 from gate_agent.store import Store
 
@@ -75,6 +77,8 @@ class WebContext:
     sync: SyncStatus | SyncStatusSource | None = None
     wallclock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     monotonic: Callable[[], float] = time.monotonic
+    display: DisplayHub | None = None  # the drivers' lane screens (None: not served)
+    help_desk: HelpDesk | None = None  # drivers' help requests (alarms on the lanes page)
 
     @classmethod
     def from_agent(
@@ -91,6 +95,8 @@ class WebContext:
             keep_images=config.privacy.keep_images,
             image_dir=config.privacy.image_dir or data_dir,
             sync=sync,
+            display=getattr(agent, "display", None) if config.display.enabled else None,
+            help_desk=getattr(agent, "help_desk", None),
         )
 
 
