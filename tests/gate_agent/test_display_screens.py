@@ -188,5 +188,5 @@ def test_the_pay_link_comes_from_the_config_in_one_place() -> None:
     "template", ["https://pay.example/{lot}", "ftp://pay.example/{plate}", "https://x/{0}"]
 )
 def test_a_pay_link_template_with_unknown_fields_is_refused(template: str) -> None:
-    with pytest.raises(ConfigError, match="display.pay_url_template"):
+    with pytest.raises(ConfigError, match=r"display\.pay_url_template"):
         config(display={"pay_url_template": template})
