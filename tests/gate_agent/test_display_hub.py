@@ -19,7 +19,14 @@ from devservices import wait_for
 from gate_agent.app import Agent, build_agent
 from gate_agent.config import parse_config
 from gate_agent.display import DisplayHub, ScreenState, TooManyWatchers
-from gate_agent.domain import Decision, EventKind, Reason, Reservation, ReservationStatus
+from gate_agent.domain import (
+    Decision,
+    EventKind,
+    PlateRead,
+    Reason,
+    Reservation,
+    ReservationStatus,
+)
 from gate_agent.lane import LaneOutcome
 from gate_agent.lane_health import lane_health
 from gate_agent.recognition import Recognizer
@@ -246,3 +253,15 @@ def test_display_routes_need_no_login_and_know_only_real_lanes(agent: Agent) -> 
                 watcher.close()
         finally:
             loop.close()
+
+
+def test_reading_while_a_pass_is_undecided(hub: DisplayHub, agent: Agent) -> None:
+    tracker = agent.lanes[LANE].tracker
+    tracker.observe([PlateRead(BOOKED_PLATE, 0.5, (0, 0, 10, 10))], 1.0)
+    hub.refresh()
+    screen = hub.boards[LANE].current()[0]
+    assert screen.state is ScreenState.READING and BOOKED_PLATE not in screen.headline
+    assert tracker.current is not None
+    tracker.decide(tracker.current.visit_id)
+    hub.refresh()
+    assert hub.boards[LANE].current()[0].state is ScreenState.IDLE
