@@ -21,12 +21,16 @@ from gate_agent.config import (
     CameraConfig,
     DryRunBarrierConfig,
     GpioBarrierConfig,
+    HelpButtonConfig,
     LaneConfig,
+    LaneLightConfig,
     OpenCVCameraConfig,
     PresenceConfig,
     SerialBarrierConfig,
 )
+from gate_agent.display import DisplayHub
 from gate_agent.domain import Direction
+from gate_agent.help_desk import HelpDesk
 from gate_agent.lane import Lane
 from gate_agent.lane_health import lane_health
 from gate_agent.metrics import AgentMetrics
@@ -44,6 +48,7 @@ from gate_agent.watchdog import Watchdog
 from gate_agent.web.server import WebServer, start_web_server
 from hardware.barrier import Barrier, DryRunBarrier, GpioBarrier, SerialRelayBarrier
 from hardware.camera import FrameSource, OpenCVCamera, ReplaySource
+from hardware.lane_signals import HelpButton, LaneLight
 from hardware.presence import HoldOpen, PresenceSensor
 
 __all__ = ["Agent", "build_agent", "run_agent", "supervise"]
@@ -95,6 +100,16 @@ def _reading(sensor: PresenceSensor) -> Callable[[], bool]:
     return lambda: sensor.is_present
 
 
+def make_help_button(config: HelpButtonConfig, pin_factory: object | None = None) -> HelpButton:
+    factory = pin_factory if pin_factory is not None else (_mock_factory() if config.mock else None)
+    return HelpButton(config.pin, pull_up=config.pull_up, pin_factory=factory)
+
+
+def make_light(config: LaneLightConfig, pin_factory: object | None = None) -> LaneLight:
+    factory = pin_factory if pin_factory is not None else (_mock_factory() if config.mock else None)
+    return LaneLight(red=config.red, green=config.green, amber=config.amber, pin_factory=factory)
+
+
 class Agent:
     """Every lane of one lot, running in threads until :meth:`stop`."""
 
@@ -105,6 +120,9 @@ class Agent:
         lanes: list[Lane],
         resources: ExitStack,
         metrics: AgentMetrics | None = None,
+        *,
+        display: DisplayHub | None = None,
+        help_desk: HelpDesk | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -117,8 +135,20 @@ class Agent:
         self._threads: list[threading.Thread] = []
         self.web: WebServer | None = None  # the operator UI, while running
         self.sync: SyncClient | None = None  # the cloud link, while running (sync.enabled)
+        self.display = display  # the drivers' lane screens and lights (gate_agent.display)
+        self.help_desk = help_desk  # drivers' help button presses until answered
+        if display is not None:
+            display.online = self.cloud_reachable
+
+    def cloud_reachable(self) -> bool | None:
+        """None for a lot that does not sync; else whether the cloud link is up."""
+        if not self.config.sync.enabled:
+            return None
+        return self.sync is not None and self.sync.status.connected
 
     def start(self) -> Agent:
+        if self.display is not None:
+            self.display.start()
         for lane in self.lanes.values():
             thread = threading.Thread(
                 target=self._run_lane, args=(lane,), name=f"lane-{lane.lane_id}", daemon=True
@@ -163,7 +193,7 @@ class Agent:
             store=self.store,
             data_dir=Path(self.config.lot.data_dir),
             lanes=self.lanes,
-            lane_health=lambda: lane_health(lanes),
+            lane_health=lambda: lane_health(lanes, help_desk=self.help_desk),
             on_stay_paid=stay_paid,
         )
         for lane in lanes:
@@ -203,6 +233,8 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.display is not None:  # first: ends the live display streams the web serves
+            self.display.stop()
         if self.web is not None:
             self.web.stop()
             self.web = None
@@ -253,6 +285,8 @@ def build_agent(
         metrics = AgentMetrics()
         admissions = threading.Lock()  # the entry lanes', around each drive-up count
         lanes = []
+        lights: dict[str, LaneLight] = {}
+        buttons: dict[str, HelpButton] = {}
         for lane_config in config.lanes:
             source = make_camera(lane_config.camera, lane_config.id)
             resources.callback(source.close)
@@ -287,12 +321,41 @@ def build_agent(
                 hold = HoldOpen(sensor, barrier, pulse_seconds=lane_config.barrier.pulse_seconds)
                 resources.callback(hold.close)
                 sensor.subscribe(arrived=lane.presence_arrived)
+            if lane_config.help_button is not None:
+                buttons[lane.lane_id] = make_help_button(lane_config.help_button, pin_factory)
+                resources.callback(buttons[lane.lane_id].close)
+            if lane_config.light is not None:
+                lights[lane.lane_id] = make_light(lane_config.light, pin_factory)
+                resources.callback(lights[lane.lane_id].close)
             lane.add_listener(metrics.record_outcome)
             lanes.append(lane)
-        return Agent(config, store, lanes, resources, metrics)
+        display, help_desk = _driver_side(config, store, lanes, lights, buttons)
+        return Agent(config, store, lanes, resources, metrics, display=display, help_desk=help_desk)
     except BaseException:
         resources.close()
         raise
+
+
+def _driver_side(
+    config: AgentConfig,
+    store: Store,
+    lanes: list[Lane],
+    lights: dict[str, LaneLight],
+    buttons: dict[str, HelpButton],
+) -> tuple[DisplayHub, HelpDesk]:
+    """What drivers see and press: the lane displays and lights, the help buttons."""
+    by_id = {lane.lane_id: lane for lane in lanes}
+    display = DisplayHub(config, by_id, store, lights=lights)
+    help_desk = HelpDesk(
+        store, lot_id=config.lot.id, directions={i: lane.direction for i, lane in by_id.items()}
+    )
+    help_desk.add_listener(display.help_requested)
+    for lane in lanes:
+        lane.add_listener(display.notify)  # only enqueues: the lane thread never waits for it
+        lane.add_listener(help_desk.answered)
+    for lane_id, button in buttons.items():
+        button.subscribe(lambda lane_id=lane_id: help_desk.request(lane_id))  # type: ignore[misc]
+    return display, help_desk
 
 
 def run_agent(config: AgentConfig) -> int:

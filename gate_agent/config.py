@@ -167,12 +167,31 @@ class PresenceConfig(_Model):
     mock: bool = Field(False, description="Use gpiozero's MockFactory (demo/tests).")
 
 
+class HelpButtonConfig(_Model):
+    pin: int | str = Field(..., description="GPIO input of the driver's help button.")
+    pull_up: bool = Field(True, description="True: a contact to ground (pressed pulls low).")
+    mock: bool = Field(False, description="Use gpiozero's MockFactory (demo/tests).")
+
+
+class LaneLightConfig(_Model):
+    red: int | str = Field(..., description="GPIO output of the red lamp (lit on a denial).")
+    green: int | str = Field(..., description="GPIO output of the green lamp (lit while open).")
+    amber: int | str | None = Field(None, description="Optional amber lamp (lit while reading).")
+    mock: bool = Field(False, description="Use gpiozero's MockFactory (demo/tests).")
+
+
 class LaneConfig(_Model):
     id: str = Field(..., pattern=r"^[A-Za-z0-9_-]+$", description="Lane id, unique in the lot.")
     direction: Direction = Field(..., description="entry or exit.")
     camera: CameraConfig = Field(..., description="Where frames come from.")
     barrier: BarrierConfig = Field(..., description="What opens the barrier.")
     presence: PresenceConfig | None = Field(None, description="Optional vehicle presence sensor.")
+    help_button: HelpButtonConfig | None = Field(
+        None, description="Optional help button: a press alarms the operator's status page."
+    )
+    light: LaneLightConfig | None = Field(
+        None, description="Optional lane light mirroring the decision (green open, red denied)."
+    )
 
 
 class PrivacyConfig(_Model):
@@ -305,6 +324,41 @@ class SyncConfig(_Model):
     )
 
 
+class DisplayConfig(_Model):
+    """The drivers' lane display (``GET /display/{lane_id}`` on the web server, no login)."""
+
+    enabled: bool = Field(True, description="Serve the lane display pages (with the web UI).")
+    language: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2}$",
+        description="Display language (en, de, fr, nl, ...); default: the lot policy's language.",
+    )
+    pay_url_template: str | None = Field(
+        None,
+        description="Pay-by-plate link shown as a QR code when a car owes money, with {lot_id} "
+        "and {plate}; default {sync.cloud_url}/lots/{lot_id}/pay?plate={plate} when sync has a "
+        "cloud_url; none: drivers are sent to the pay station.",
+    )
+    hold_seconds: float = Field(
+        8, gt=0, le=120, description="A decision stays on screen this long, then back to idle."
+    )
+    max_screens_per_lane: int = Field(
+        4, ge=1, le=64, description="Live display connections allowed per lane (more get 429)."
+    )
+
+    @field_validator("pay_url_template")
+    @classmethod
+    def _template_fields(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                value.format(lot_id="lot", plate="AB123")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"only {{lot_id}} and {{plate}} may be used ({exc})") from None
+            if not value.startswith(("https://", "http://")):
+                raise ValueError("must be an http(s) URL")
+        return value
+
+
 class AgentConfig(_Model):
     lot: LotConfig = Field(..., description="This lot.")
     recognition: RecognitionConfig = Field(default_factory=RecognitionConfig)
@@ -312,6 +366,9 @@ class AgentConfig(_Model):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    display: DisplayConfig = Field(
+        default_factory=DisplayConfig, description="The drivers' lane display screens."
+    )
     lanes: list[LaneConfig] = Field(..., min_length=1, description="One entry per lane.")
 
     @model_validator(mode="after")

@@ -61,6 +61,7 @@ class GateEventKind(StrEnum):
     MANUAL_OPEN = "manual_open"
     HEALTH = "health"
     BARRIER_FAULT = "barrier_fault"
+    HELP_REQUESTED = "help_requested"  # a driver pressed the lane's help button
 
 
 class CommandKind(StrEnum):

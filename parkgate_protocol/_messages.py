@@ -218,6 +218,9 @@ class LaneHealth(_Model):
     frames: int = Field(0, ge=0, description="Frames processed since the agent started.")
     last_frame_age_s: float | None = Field(None, ge=0)
     last_error: str | None = Field(None, max_length=500)
+    help_requested_at: AwareDatetime | None = Field(
+        None, description="A driver pressed the lane's help button and no operator has answered."
+    )
 
 
 class Status(Message):

@@ -25,6 +25,7 @@ from gate_agent.config import WebConfig
 from gate_agent.metrics import CONTENT_TYPE, AgentMetrics
 from gate_agent.web import (
     api,
+    pages_display,
     pages_events,
     pages_lanes,
     pages_login,
@@ -85,6 +86,7 @@ def create_web_app(
         api,
     ):
         app.include_router(module.router)
+    app.include_router(pages_display.router)  # the drivers' lane display: no login
     metrics = getattr(agent, "metrics", None)  # the Agent's AgentMetrics (gate_agent.metrics)
     if metrics is not None:
         _mount_metrics(app, metrics, ctx.web.metrics_token)

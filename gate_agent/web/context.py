@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from gate_agent.config import AgentConfig, WebConfig
+from gate_agent.display import DisplayHub
+from gate_agent.help_desk import HelpDesk
 from gate_agent.lane import Lane
 from gate_agent.retention import EVIDENCE_SUBDIR
 from gate_agent.store import Store
@@ -82,6 +84,8 @@ class WebContext:
     wallclock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     monotonic: Callable[[], float] = time.monotonic
     save_manual_open_frames: bool = False  # privacy.keep_images or privacy.manual_open_frames
+    display: DisplayHub | None = None  # the drivers' lane screens (None: not served)
+    help_desk: HelpDesk | None = None  # drivers' help requests (alarms on the lanes page)
 
     @classmethod
     def from_agent(
@@ -99,6 +103,8 @@ class WebContext:
             image_dir=config.privacy.image_dir or data_dir,
             sync=sync,
             save_manual_open_frames=config.privacy.keep_images or config.privacy.manual_open_frames,
+            display=getattr(agent, "display", None) if config.display.enabled else None,
+            help_desk=getattr(agent, "help_desk", None),
         )
 
 

@@ -67,7 +67,10 @@ def panel_html(snapshot: dict[str, Any]) -> str:
             f"{'connected' if camera['connected'] else 'DISCONNECTED'} · {camera['fps']:g} fps · "
             f"frame {'—' if age is None else f'{age:.1f} s'} old"
         )
-    alarms = "".join(f"<li>{esc(a)}</li>" for a in snapshot["alarms"])
+    alarms = "".join(
+        f"<li{' class=help' if a.startswith('HELP ') else ''}>{esc(a)}</li>"
+        for a in snapshot["alarms"]
+    )
     alarm_html = f'<ul class="alarms" role="alert">{alarms}</ul>' if alarms else ""
     return f"""{alarm_html}<dl class="facts">
 <dt>Last read</dt><dd class="last-read">{plates or "—"} · {ago(read["age_s"])}</dd>

@@ -79,6 +79,9 @@ def lane_alarms(ctx: WebContext, lane: Lane, started_at: float) -> list[str]:
     """Why an operator should look at this lane now (empty when all is well)."""
     alarms = []
     now = ctx.monotonic()
+    waiting = None if ctx.help_desk is None else ctx.help_desk.pending(lane.lane_id)
+    if waiting is not None:
+        alarms.append(f"HELP requested by a driver at {waiting:%H:%M:%S} UTC (answer: manual open)")
     if lane.source is not None:
         health = lane.source.health()
         if not health.connected:

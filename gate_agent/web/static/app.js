@@ -27,3 +27,25 @@
     });
   });
 })();
+// A driver pressed a lane's help button: the alarm on the lanes page also beeps (once the page has
+// been clicked: browsers only let a page make sound after a user gesture).
+(function () {
+  "use strict";
+  var audio = null, last = 0;
+  function beep() {
+    if (!audio || Date.now() - last < 5000) { return; }
+    last = Date.now();
+    var osc = audio.createOscillator(), gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.value = 0.2;
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.4);
+  }
+  document.addEventListener("click", function () {
+    if (!audio && window.AudioContext) { audio = new AudioContext(); }
+  });
+  setInterval(function () {
+    if (document.querySelector(".alarms .help")) { beep(); }
+  }, 1000);
+})();
