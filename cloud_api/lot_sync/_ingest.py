@@ -1,6 +1,6 @@
 """Lot → cloud ingest: gate events and lot status from the broker into the database.
 
-One persistent MQTT 5 session (client id ``{prefix}-ingest``) subscribed to
+One persistent MQTT 5 session (login and client id ``cloud-ingest``) subscribed to
 ``parkgate/v1/lots/+/events`` and ``.../+/status``; the broker queues for this session while the
 worker restarts, and keeps the subscription across its own restarts. With ``group`` set, the
 filters are shared subscriptions (``$share/{group}/…``) so several workers split the load —

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from cloud_api.auth import issue_token
 from cloud_api.models import ApiToken, Lot, LotMember, Role, User
+from cloud_api.settings import INGEST_USER, RELAY_USER
 from parkgate_protocol import is_lot_id
 
 __all__ = ["RESERVED_USERNAMES", "ProvisionError", "Provisioned", "provision_lot", "sync_section"]
 
 log = logging.getLogger(__name__)
 
-RESERVED_USERNAMES = frozenset({"cloud"})
+RESERVED_USERNAMES = frozenset({"cloud", RELAY_USER, INGEST_USER})
 
 
 class ProvisionError(ValueError):
