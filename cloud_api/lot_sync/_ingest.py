@@ -121,7 +121,8 @@ def _store(
             return "status", None
         return _store_event(session, lot_id, message, now), (lot_text, message.event_id)
     except DataError as exc:  # valid to the protocol, not to the database (a NUL in a string)
-        refused = ProtocolError("unstorable", f"the database refused a value ({type(exc.orig).__name__})")
+        why = f"the database refused a value ({type(exc.orig).__name__})"
+        refused = ProtocolError("unstorable", why)
         _dead_letter(session, topic, refused, payload, now)
         return "dead:unstorable", None
 
