@@ -1,4 +1,4 @@
-"""``cloud-api`` command line: serve, worker, sync, migrate, demo-data, provision-lot.
+"""``cloud-api`` command line: serve, worker, sync, migrate, demo-data, provision-lot, broker-tls.
 
 Every command builds the settings once, here, from its flags and the environment
 (:func:`cloud_api.settings.load_settings`); a value that cannot work is printed per field and the
@@ -21,6 +21,7 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger(__name__)
 
 DB_HELP = "SQLAlchemy URL (default $PARKGATE_DATABASE_URL)"
+AGENT_CA_PATH = "/etc/parkgate/broker-ca.crt"  # where scripts/install-pi.sh --broker-ca puts it
 
 
 def _settings(args: argparse.Namespace, **defaults: object) -> Settings:
@@ -65,6 +66,10 @@ def _provision(args: argparse.Namespace) -> int:
     from cloud_api.lot_sync import ProvisionError, provision_lot, sync_section
     from cloud_api.migrate import upgrade
 
+    ca = Path(args.tls_ca_file) if args.tls_ca_file else None
+    if ca is not None and not ca.is_file():
+        print(f"cloud-api provision-lot: no CA certificate at {ca}", file=sys.stderr)
+        return 2
     settings = _settings(args)
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -78,10 +83,29 @@ def _provision(args: argparse.Namespace) -> int:
         return 2
     finally:
         engine.dispose()
+    port = args.broker_port or (8883 if ca else 1883)
     section = sync_section(
-        done, broker_host=args.broker_host, broker_port=args.broker_port, cloud_url=args.cloud_url
+        done,
+        broker_host=args.broker_host,
+        broker_port=port,
+        cloud_url=args.cloud_url,
+        tls_ca=(ca, args.agent_ca_path) if ca else None,
     )
     print(section)
+    return 0
+
+
+def _broker_tls(args: argparse.Namespace) -> int:
+    from cloud_api.lot_sync import BrokerTlsError, make_broker_tls
+
+    try:
+        tls = make_broker_tls(Path(args.dir), args.hostname)
+    except BrokerTlsError as exc:
+        print(f"cloud-api broker-tls: {exc}", file=sys.stderr)
+        return 2
+    print(f"CA certificate (hand it to every lot: provision-lot --tls-ca-file): {tls.ca_cert}")
+    print(f"server certificate and key (mosquitto.conf): {tls.server_cert} {tls.server_key}")
+    print("let the broker read them (chown mosquitto), then: systemctl restart mosquitto")
     return 0
 
 
@@ -151,9 +175,25 @@ def _add_sync_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     prov.add_argument("--database-url", help=DB_HELP)
     prov.add_argument("--passwd-file", help="Mosquitto password file to add the lot to")
     prov.add_argument("--broker-host", default="127.0.0.1", help="as the agent reaches it")
-    prov.add_argument("--broker-port", type=int, default=1883)
+    prov.add_argument("--broker-port", type=int, help="default 8883 with --tls-ca-file, else 1883")
     prov.add_argument("--cloud-url", default="http://127.0.0.1:8000", help="API base URL")
+    prov.add_argument("--tls-ca-file", help="the broker's CA certificate (cloud-api broker-tls)")
+    prov.add_argument(
+        "--agent-ca-path",
+        default=AGENT_CA_PATH,
+        help=f"where the lot keeps that CA certificate (default {AGENT_CA_PATH})",
+    )
     prov.set_defaults(func=_provision)
+
+    tls = sub.add_parser("broker-tls", help="the broker's CA and server certificate (openssl)")
+    tls.add_argument("--dir", required=True, help="e.g. /etc/mosquitto/parkgate/tls")
+    tls.add_argument(
+        "--hostname",
+        action="append",
+        required=True,
+        help="a name or address lots dial as broker_host (repeat for more)",
+    )
+    tls.set_defaults(func=_broker_tls)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,6 @@ Everything after start-up takes a :class:`Settings` (or a part of it) as an argu
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -26,7 +25,8 @@ __all__ = [
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///parkgate-cloud.db"
-CLOUD_USER = "cloud"
+RELAY_USER = "cloud-relay"
+INGEST_USER = "cloud-ingest"
 
 
 class _Section(BaseModel):
@@ -38,14 +38,22 @@ class BrokerSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Broker host name or address.")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 for TLS).")
-    username: str = Field(CLOUD_USER, min_length=1, description="The cloud's broker user.")
-    password: SecretStr | None = Field(None, description="The cloud user's broker password.")
-    tls_ca_file: str | None = Field(None, description="CA bundle file; set: connect with TLS.")
-    client_prefix: str = Field(
-        default_factory=lambda: f"cloud-{socket.gethostname()}",
+    relay_username: str = Field(
+        RELAY_USER,
         min_length=1,
-        description="Client id prefix; each connection adds its role (relay, ingest).",
+        description="The relay's broker login, also its client id (the broker makes every "
+        "client id its login); the shipped ACL grants it writing reservations and commands.",
     )
+    ingest_username: str = Field(
+        INGEST_USER,
+        min_length=1,
+        description="The ingest's broker login, also its client id and persistent session; "
+        "the shipped ACL grants it reading events and status and writing acks. One per worker.",
+    )
+    password: SecretStr | None = Field(
+        None, description="The broker password of both the relay's and the ingest's login."
+    )
+    tls_ca_file: str | None = Field(None, description="CA bundle file; set: connect with TLS.")
     session_expiry_s: int = Field(
         24 * 3600,
         ge=0,
@@ -166,10 +174,10 @@ ENVIRONMENT: dict[tuple[str, ...], str] = {
     ("local_autopay_seconds",): "PARKGATE_LOCAL_AUTOPAY_SECONDS",
     ("broker", "host"): "PARKGATE_MQTT_HOST",
     ("broker", "port"): "PARKGATE_MQTT_PORT",
-    ("broker", "username"): "PARKGATE_MQTT_USER",
+    ("broker", "relay_username"): "PARKGATE_MQTT_RELAY_USER",
+    ("broker", "ingest_username"): "PARKGATE_MQTT_INGEST_USER",
     ("broker", "password"): "PARKGATE_MQTT_PASSWORD",
     ("broker", "tls_ca_file"): "PARKGATE_MQTT_TLS_CA",
-    ("broker", "client_prefix"): "PARKGATE_MQTT_CLIENT_PREFIX",
     ("broker", "ingest_group"): "PARKGATE_MQTT_INGEST_GROUP",
     ("smtp", "host"): "PARKGATE_SMTP_HOST",
     ("smtp", "port"): "PARKGATE_SMTP_PORT",
@@ -179,6 +187,14 @@ ENVIRONMENT: dict[tuple[str, ...], str] = {
     ("smtp", "starttls"): "PARKGATE_SMTP_STARTTLS",
 }
 """Field path → environment variable. An empty variable counts as unset."""
+
+RETIRED = {
+    "PARKGATE_MQTT_USER": "the relay and the ingest log in as PARKGATE_MQTT_RELAY_USER and "
+    "PARKGATE_MQTT_INGEST_USER (default cloud-relay, cloud-ingest)",
+    "PARKGATE_MQTT_CLIENT_PREFIX": "the broker makes every client id its login "
+    "(PARKGATE_MQTT_RELAY_USER, PARKGATE_MQTT_INGEST_USER)",
+}
+"""Variables that no longer mean anything → what replaced them (set: a problem, not ignored)."""
 
 
 class SettingsError(ValueError):
@@ -199,6 +215,9 @@ def load_settings(
     field name → value, None for not given) over ``env`` (default: this process's environment)
     over ``defaults`` (field name → value) over the model's own defaults."""
     env = os.environ if env is None else env
+    retired = [f"{var} is retired: {why}" for var, why in RETIRED.items() if env.get(var, "")]
+    if retired:
+        raise SettingsError(retired)
     values: dict[str, Any] = {}
     sources: dict[tuple[str, ...], str] = {}
     for name, value in (defaults or {}).items():

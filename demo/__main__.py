@@ -195,7 +195,6 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
         "PARKGATE_LOCAL_AUTOPAY_SECONDS": "1",
         "PARKGATE_MQTT_HOST": settings.host,
         "PARKGATE_MQTT_PORT": str(settings.mqtt_port),
-        "PARKGATE_MQTT_USER": "cloud",
         "PARKGATE_MQTT_PASSWORD": cloud_password,
     }
     cloud = sup.start(

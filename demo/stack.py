@@ -19,6 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloud_api.settings import INGEST_USER, RELAY_USER
 from devservices import REPO_ROOT, MissingBinary, MosquittoInstance, secured_broker
 
 ROOT = REPO_ROOT
@@ -191,7 +192,9 @@ def secured_demo_broker(settings: DemoSettings) -> tuple[MosquittoInstance, str]
     cloud_password = secrets.token_urlsafe(18)
     try:
         broker = secured_broker(
-            settings.state_dir / "mqtt", {"cloud": cloud_password}, port=settings.mqtt_port
+            settings.state_dir / "mqtt",
+            {RELAY_USER: cloud_password, INGEST_USER: cloud_password},
+            port=settings.mqtt_port,
         )
     except MissingBinary as exc:
         raise DemoError(

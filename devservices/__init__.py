@@ -6,7 +6,8 @@ whole in-process cloud, and waiting with a deadline instead of sleeping.
 
 - ``free_port``, ``wait_for``, ``wait_for_port``: ports and polling.
 - ``MosquittoInstance``; ``secured_broker`` is the one way to a broker secured like production
-  (no anonymous clients, the shipped ``config/mosquitto/acl``, a password file for given users).
+  (the shipped ``config/mosquitto/mosquitto.conf`` and ``acl`` made local by ``shipped_config``,
+  a password file for given users, optionally its TLS listener).
 - ``PostgresInstance``, ``RedisInstance``, ``LocalInbox`` (SMTP).
 - ``seed_world``/``World``, ``serve_process``/``running_server``: ``cloud-api serve``, free port.
 - ``CloudStack``: API, relay, ingest and a secured broker in this process, with provisioned lots.
@@ -15,11 +16,13 @@ A binary that is not installed raises ``MissingBinary`` (a ``RuntimeError``) nam
 """
 
 from devservices._cloud_server import World, running_server, seed_world, serve_process
-from devservices._cloud_stack import CLOUD_PASSWORD, CloudStack
+from devservices._cloud_stack import CLOUD_PASSWORD, CLOUD_USERS, CloudStack
 from devservices._mosquitto import (
     SHIPPED_ACL,
+    SHIPPED_CONF,
     MosquittoInstance,
     secured_broker,
+    shipped_config,
     write_password_file,
 )
 from devservices._postgres import PostgresInstance
@@ -30,8 +33,10 @@ from devservices._wait import free_port, wait_for, wait_for_port
 
 __all__ = [
     "CLOUD_PASSWORD",
+    "CLOUD_USERS",
     "REPO_ROOT",
     "SHIPPED_ACL",
+    "SHIPPED_CONF",
     "CloudStack",
     "LocalInbox",
     "MissingBinary",
@@ -44,6 +49,7 @@ __all__ = [
     "secured_broker",
     "seed_world",
     "serve_process",
+    "shipped_config",
     "wait_for",
     "wait_for_port",
     "write_password_file",

@@ -28,13 +28,15 @@ from cloud_api.lot_sync import (
 from cloud_api.migrate import upgrade
 from cloud_api.models import Booking, Role
 from cloud_api.seed import add_lot, add_user
-from cloud_api.settings import BrokerSettings, Settings
+from cloud_api.settings import INGEST_USER, RELAY_USER, BrokerSettings, Settings
 from devservices._mosquitto import MosquittoInstance, secured_broker, write_password_file
 from devservices._wait import free_port, wait_for
 
-__all__ = ["CLOUD_PASSWORD", "CloudStack"]
+__all__ = ["CLOUD_PASSWORD", "CLOUD_USERS", "CloudStack"]
 
 CLOUD_PASSWORD = "cloud-secret"
+# the relay's and the ingest's logins, and the tool account test peers use as "the cloud"
+CLOUD_USERS = {name: CLOUD_PASSWORD for name in (RELAY_USER, INGEST_USER, "cloud")}
 FREE = {"car": (0, 0)}  # free bookings are confirmed at once (no payment round trip)
 
 
@@ -58,7 +60,7 @@ class CloudStack:
         self.url = self.database_url or f"sqlite:///{self.workdir / 'cloud.db'}"
         upgrade(self.url)
         self.broker = secured_broker(
-            self.workdir / "mqtt", {"cloud": CLOUD_PASSWORD}, extra_config=self.broker_config
+            self.workdir / "mqtt", CLOUD_USERS, extra_config=self.broker_config
         )
         passwd = self.broker.password_file
         assert passwd is not None  # secured_broker always writes one
@@ -78,13 +80,10 @@ class CloudStack:
         engine.dispose()
         if self.lots > 5:
             lots = {str(i): d.mqtt_password for i, d in self.devices.items()}
-            write_password_file(passwd, {"cloud": CLOUD_PASSWORD, **lots})
+            write_password_file(passwd, {**CLOUD_USERS, **lots})
         self.broker.start()
         self.mqtt = BrokerSettings(
-            host=self.broker.host,
-            port=self.broker.port,
-            password=CLOUD_PASSWORD,
-            client_prefix=f"cloud-{id(self)}",
+            host=self.broker.host, port=self.broker.port, password=CLOUD_PASSWORD
         )
         app = create_app(Settings(database_url=self.url, hold_sweep_seconds=0))
         self.sessions = app.state.sessions

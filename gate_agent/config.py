@@ -306,7 +306,12 @@ class SyncConfig(_Model):
     broker_port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 TLS).")
     username: str | None = Field(None, description="MQTT user (the lot id, as provisioned).")
     password: str | None = Field(None, description="MQTT password (use env:NAME).")
-    tls_ca_file: Path | None = Field(None, description="CA bundle; enables TLS when set.")
+    tls_ca_file: Path | None = Field(
+        None,
+        description="The broker's CA certificate (from cloud-api broker-tls, handed over with "
+        "the lot's credentials); set: TLS, checking the certificate names broker_host. "
+        "Required unless the broker is on this machine.",
+    )
     cloud_url: str | None = Field(
         None, description="Cloud API base URL for catch-up (GET /lots/{id}/changes)."
     )
@@ -322,6 +327,23 @@ class SyncConfig(_Model):
         description="Publish an event again when the broker accepted it (PUBACK) but the cloud"
         " has not confirmed storing it (EventAck on the acks topic) within this many seconds.",
     )
+
+    @model_validator(mode="after")
+    def _tls_beyond_this_machine(self) -> SyncConfig:
+        if self.enabled and self.tls_ca_file is None and not _is_loopback(self.broker_host):
+            raise ValueError(
+                f"broker_host {self.broker_host!r} is not this machine: set tls_ca_file (the "
+                "broker's CA certificate) so the password crosses the network encrypted and "
+                "only to the real broker"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class DisplayConfig(_Model):

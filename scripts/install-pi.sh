@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the ParkGate gate agent on Raspberry Pi OS (64-bit, bookworm) as a systemd service.
 #
-#   sudo scripts/install-pi.sh [--models DIR] [--no-enable]
+#   sudo scripts/install-pi.sh [--models DIR] [--broker-ca FILE] [--no-enable]
 #
 # Run from a checkout of the repository. What it does (idempotent; safe to run again to upgrade):
 #   1. apt: python3-venv, libgl/libglib for OpenCV, v4l-utils, the gpio group's udev rules
@@ -10,7 +10,9 @@
 #      (aarch64 wheels from PyPI; none of the cloud's packages)
 #   4. models copied to /opt/parkgate/models when --models is given (else fast-alpr downloads them)
 #   5. /etc/parkgate/agent.toml from config/agent.example.toml (never overwritten) and an empty,
-#      root-only /etc/parkgate/secrets.env for env:NAME secrets (loaded as a systemd credential)
+#      root-only /etc/parkgate/secrets.env for env:NAME secrets (loaded as a systemd credential);
+#      --broker-ca: the broker's CA certificate (handed over with `cloud-api provision-lot`'s
+#      output) as /etc/parkgate/broker-ca.crt, the agent's [sync] tls_ca_file
 #   6. a self-signed HTTPS certificate for the status page, /etc/parkgate/web-cert.pem and
 #      web-key.pem (key readable by parkgate only; never overwritten), its SHA-256 printed
 #   7. systemd/gate-agent.service into /etc/systemd/system, enabled (started once the config is
@@ -20,13 +22,15 @@ set -euo pipefail
 PREFIX=/opt/parkgate
 CONF=/etc/parkgate
 MODELS=""
+BROKER_CA=""
 ENABLE=1
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --models) MODELS="$2"; shift 2 ;;
+    --broker-ca) BROKER_CA="$2"; shift 2 ;;
     --no-enable) ENABLE=0; shift ;;
     -h|--help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage 2 ;;
@@ -77,6 +81,12 @@ fi
 if [ ! -e "$CONF/secrets.env" ]; then
   install -m 0600 -o root -g root /dev/null "$CONF/secrets.env"
   echo "# KEY=value lines; referenced from agent.toml as \"env:KEY\"" >"$CONF/secrets.env"
+fi
+if [ -n "$BROKER_CA" ]; then
+  grep -q -- "-----BEGIN CERTIFICATE-----" "$BROKER_CA" 2>/dev/null \
+    || { echo "--broker-ca $BROKER_CA is not a PEM certificate" >&2; exit 2; }
+  install -m 0644 -o root -g root "$BROKER_CA" "$CONF/broker-ca.crt"
+  echo "   wrote $CONF/broker-ca.crt (the agent's [sync] tls_ca_file)"
 fi
 
 echo "== HTTPS certificate for the status page"

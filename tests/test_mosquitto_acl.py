@@ -7,7 +7,6 @@ reservations/commands/acks; lot B's topics are refused by the broker (MQTT 5 rea
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -15,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from cloud_api.lot_sync import make_broker_tls
 from devservices import (
-    SHIPPED_ACL,
     MosquittoInstance,
     free_port,
     secured_broker,
+    shipped_config,
     wait_for,
     wait_for_port,
     write_password_file,
@@ -98,27 +98,27 @@ def test_anonymous_and_wrong_password_are_refused(broker: MosquittoInstance) -> 
         peer.client.loop_stop()
 
 
-def test_shipped_mosquitto_conf_starts(tmp_path: Path) -> None:
-    """config/mosquitto/mosquitto.conf parses with Mosquitto (paths and port made local)."""
-    port = free_port()
+def test_shipped_mosquitto_conf_starts_with_exactly_its_two_listeners(tmp_path: Path) -> None:
+    """config/mosquitto/mosquitto.conf parses with Mosquitto (paths and ports made local, TLS
+    files from ``cloud-api broker-tls``) and opens the plain and the TLS listener, nothing else:
+    no default listener on 0.0.0.0:1883, which an option written before the first ``listener``
+    line makes Mosquitto 2.0 open."""
+    tls = make_broker_tls(tmp_path / "tls", ["localhost"])
     passwd = write_password_file(tmp_path / "passwd", {"cloud": "pw"})
-    text = (SHIPPED_ACL.parent / "mosquitto.conf").read_text()
-    text = text.replace("/etc/mosquitto/parkgate/passwd", str(passwd))
-    text = text.replace("/etc/mosquitto/parkgate/acl", str(SHIPPED_ACL))
-    text = text.replace("/var/lib/mosquitto/", f"{tmp_path}/")
-    text = re.sub(r"^listener 1883 127.0.0.1$", f"listener {port} 127.0.0.1", text, flags=re.M)
-    text = text.replace("log_dest syslog", f"log_dest file {tmp_path / 'log'}")
-    if os.geteuid() == 0:
-        text = "user root\n" + text  # as root Mosquitto drops to "mosquitto", who cannot read tmp
+    port, tls_port = free_port(), free_port()
+    lines = shipped_config(tmp_path, port, passwd, tls_dir=tls.directory, tls_port=tls_port)
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text(text)
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
+    conf.write_text("\n".join(line for line in lines if not line.startswith("log_dest")) + "\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf), "-v"], stderr=subprocess.PIPE)
     try:
         wait_for_port(port)
+        wait_for_port(tls_port)
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert b"Error" not in err
+    opened = re.findall(rb"Opening ipv[46] listen socket on port (\d+)", err)
+    assert sorted(set(opened)) == sorted({str(port).encode(), str(tls_port).encode()})
 
 
 def test_lot_reads_only_its_own_acks_and_cannot_forge_them(peers: dict[str, Peer]) -> None:

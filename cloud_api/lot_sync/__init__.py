@@ -1,12 +1,13 @@
 """The cloud's side of lot sync: the relay (reservation changes and commands, cloud → lots over
 MQTT), the gate-event ingest (lots → cloud), the lots' catch-up page, remote commands, and lot
-provisioning (device token and broker account).
+provisioning (device token and broker account, the broker's TLS files).
 
 The wire contract (topics, messages) is the protocol package's; the broker settings are
 :class:`cloud_api.settings.BrokerSettings`. Run by ``cloud-api sync``
 (:func:`cloud_api.daemons.run_sync`).
 """
 
+from cloud_api.lot_sync._broker_tls import BrokerTls, BrokerTlsError, make_broker_tls
 from cloud_api.lot_sync._commands import DEFAULT_OPEN_TTL, issue_open, issue_resync
 from cloud_api.lot_sync._feed import changes_page
 from cloud_api.lot_sync._ingest import Ingest, IngestStats, store_message, subscription_filters
@@ -25,6 +26,8 @@ from cloud_api.lot_sync._service import SyncService
 __all__ = [
     "DEFAULT_OPEN_TTL",
     "RESERVED_USERNAMES",
+    "BrokerTls",
+    "BrokerTlsError",
     "GateEventRecord",
     "Ingest",
     "IngestDeadLetter",
@@ -40,6 +43,7 @@ __all__ = [
     "connect",
     "issue_open",
     "issue_resync",
+    "make_broker_tls",
     "make_client",
     "provision_lot",
     "store_message",

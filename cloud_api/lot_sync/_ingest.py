@@ -1,6 +1,6 @@
 """Lot → cloud ingest: gate events and lot status from the broker into the database.
 
-One persistent MQTT 5 session (client id ``{prefix}-ingest``) subscribed to
+One persistent MQTT 5 session (login and client id ``cloud-ingest``) subscribed to
 ``parkgate/v1/lots/+/events`` and ``.../+/status``; the broker queues for this session while the
 worker restarts, and keeps the subscription across its own restarts. With ``group`` set, the
 filters are shared subscriptions (``$share/{group}/…``) so several workers split the load —
@@ -21,7 +21,9 @@ An event whose topic lot differs from its payload's ``lot_id`` is dead-lettered 
 a lot cannot post events for another lot even if the broker's ACL were misconfigured. Entry and
 exit events are recorded on the booking (``visits.record_arrival`` / ``record_exit``: early-exit
 credit, overstay charge, payment and notification through the outbox). Anything unparseable goes
-to ``ingest_dead_letters`` with its reason; the consumer carries on.
+to ``ingest_dead_letters`` with its reason, and so does a message the protocol accepts but the
+database refuses (``unstorable``: a NUL in a string, which PostgreSQL text and JSON columns
+reject); the consumer carries on.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.errors import Conflict
@@ -111,27 +113,40 @@ def _store(
     except ProtocolError as exc:
         _dead_letter(session, topic, exc, payload, now)
         return f"dead:{exc.reason}", None
-    if channel == "status":
-        _store_status(session, lot_id, message, now)
-        return "status", None
-    return _store_event(session, lot_id, message, now), (lot_text, message.event_id)
+    try:
+        if channel == "status":
+            with session.begin_nested():
+                _store_status(session, lot_id, message, now)
+                session.flush()
+            return "status", None
+        return _store_event(session, lot_id, message, now), (lot_text, message.event_id)
+    except DataError as exc:  # valid to the protocol, not to the database (a NUL in a string)
+        why = f"the database refused a value ({type(exc.orig).__name__})"
+        refused = ProtocolError("unstorable", why)
+        _dead_letter(session, topic, refused, payload, now)
+        return "dead:unstorable", None
 
 
 def _dead_letter(
     session: Session, topic: str, exc: ProtocolError, payload: bytes, now: datetime
 ) -> None:
-    text = payload.decode("utf-8", "replace")
+    text = _storable(payload.decode("utf-8", "replace"))
     session.add(
         IngestDeadLetter(
             topic=topic[:255],
             reason=exc.reason,
-            detail=str(exc)[:2000],
+            detail=_storable(str(exc))[:2000],
             payload=text[:KEEP_PAYLOAD_CHARS],
             truncated=len(text) > KEEP_PAYLOAD_CHARS,
             received_at=now,
         )
     )
     log.warning("ingest: dead-lettered a message (%s): %s", exc.reason, exc.detail)
+
+
+def _storable(text: str) -> str:
+    """``text`` with NUL characters replaced: PostgreSQL text columns refuse them."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _store_status(session: Session, lot_id: int, status: Any, now: datetime) -> None:

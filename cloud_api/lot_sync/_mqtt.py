@@ -4,6 +4,7 @@ the broker settings (:class:`cloud_api.settings.BrokerSettings`)."""
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -16,16 +17,19 @@ __all__ = ["connect", "make_client"]
 
 log = logging.getLogger(__name__)
 
+Role = Literal["relay", "ingest"]
 
-def make_client(settings: BrokerSettings, role: str) -> mqtt.Client:
-    """An MQTT 5 client ``{prefix}-{role}``; paho reconnects by itself (1 s to 10 s backoff)."""
+
+def make_client(settings: BrokerSettings, role: Role) -> mqtt.Client:
+    """An MQTT 5 client logging in as the ``role``'s own username, which is also its client id
+    (the broker enforces that: ``use_username_as_clientid``); paho reconnects by itself (1 s to
+    10 s backoff)."""
+    username = settings.relay_username if role == "relay" else settings.ingest_username
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{settings.client_prefix}-{role}"[:64],
-        protocol=MQTTProtocolVersion.MQTTv5,
+        CallbackAPIVersion.VERSION2, client_id=username, protocol=MQTTProtocolVersion.MQTTv5
     )
     password = settings.password.get_secret_value() if settings.password else None
-    client.username_pw_set(settings.username, password)
+    client.username_pw_set(username, password)
     if settings.tls_ca_file:
         client.tls_set(ca_certs=settings.tls_ca_file)
     client.reconnect_delay_set(min_delay=1, max_delay=10)

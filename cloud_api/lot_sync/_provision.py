@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from cloud_api.auth import issue_token
 from cloud_api.models import ApiToken, Lot, LotMember, Role, User
+from cloud_api.settings import INGEST_USER, RELAY_USER
 from parkgate_protocol import is_lot_id
 
 __all__ = ["RESERVED_USERNAMES", "ProvisionError", "Provisioned", "provision_lot", "sync_section"]
 
 log = logging.getLogger(__name__)
 
-RESERVED_USERNAMES = frozenset({"cloud"})
+RESERVED_USERNAMES = frozenset({"cloud", RELAY_USER, INGEST_USER})
 
 
 class ProvisionError(ValueError):
@@ -96,19 +97,30 @@ def provision_lot(
     return Provisioned(str(lot_id), email, token, str(lot_id), password)
 
 
-def sync_section(p: Provisioned, *, broker_host: str, broker_port: int, cloud_url: str) -> str:
-    """The agent config's ``[sync]`` section (and the lot id it must use)."""
-    return "\n".join(
-        [
-            f'# [lot] id must be "{p.lot_id}"',
-            "[sync]",
-            "enabled = true",
-            f'broker_host = "{broker_host}"',
-            f"broker_port = {broker_port}",
-            f'username = "{p.mqtt_username}"',
-            f'password = "{p.mqtt_password}"',
-            f'cloud_url = "{cloud_url}"',
-            f'device_token = "{p.device_token}"',
-            "",
-        ]
-    )
+def sync_section(
+    p: Provisioned,
+    *,
+    broker_host: str,
+    broker_port: int,
+    cloud_url: str,
+    tls_ca: tuple[Path, str] | None = None,
+) -> str:
+    """The agent config's ``[sync]`` section (and the lot id it must use). ``tls_ca`` is the
+    broker's CA certificate here and the path the lot keeps its copy at: the section then
+    connects with TLS and says which file to copy."""
+    lines = [
+        f'# [lot] id must be "{p.lot_id}"',
+        "[sync]",
+        "enabled = true",
+        f'broker_host = "{broker_host}"',
+        f"broker_port = {broker_port}",
+        f'username = "{p.mqtt_username}"',
+        f'password = "{p.mqtt_password}"',
+        f'cloud_url = "{cloud_url}"',
+        f'device_token = "{p.device_token}"',
+    ]
+    if tls_ca is not None:
+        here, on_lot = tls_ca
+        lines.insert(1, f"# copy {here} to the lot as {on_lot} (install-pi.sh --broker-ca FILE)")
+        lines.append(f'tls_ca_file = "{on_lot}"')
+    return "\n".join([*lines, ""])

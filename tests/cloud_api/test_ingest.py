@@ -15,7 +15,14 @@ from sqlalchemy import select
 import parkgate_protocol as p
 from cloud_api.lot_sync import GateEventRecord, Ingest, IngestDeadLetter, LotStatus
 from cloud_api.settings import BrokerSettings
-from devservices import CLOUD_PASSWORD, MosquittoInstance, World, secured_broker, wait_for
+from devservices import (
+    CLOUD_PASSWORD,
+    CLOUD_USERS,
+    MosquittoInstance,
+    World,
+    secured_broker,
+    wait_for,
+)
 from tests.support.mqtt import Peer
 
 pytestmark = pytest.mark.integration
@@ -23,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def broker(tmp_path: Path, world: World) -> Iterator[tuple[MosquittoInstance, Path]]:
-    users = {"cloud": CLOUD_PASSWORD, str(world.lot_id): "pw", str(world.other_lot_id): "pw"}
+    users = {**CLOUD_USERS, str(world.lot_id): "pw", str(world.other_lot_id): "pw"}
     with secured_broker(tmp_path / "mqtt", users) as instance:
         yield instance, tmp_path / "mqtt" / "passwd"
 
@@ -44,9 +51,7 @@ def test_malformed_are_dead_lettered_and_the_consumer_keeps_going(
     broker: tuple[MosquittoInstance, Path], session_factory: object, world: World
 ) -> None:
     mqtt_broker, _ = broker
-    settings = BrokerSettings(
-        host=mqtt_broker.host, port=mqtt_broker.port, password=CLOUD_PASSWORD, client_prefix="t"
-    )
+    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port, password=CLOUD_PASSWORD)
     ingest = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
     lot = Peer(mqtt_broker, str(world.lot_id), "pw")
     cloud = Peer(mqtt_broker, "cloud", CLOUD_PASSWORD)
@@ -96,12 +101,7 @@ def test_the_ingest_subscription_survives_a_broker_restart_while_the_ingest_is_a
     """The default (unshared) subscription is restored by Mosquitto after a restart, so events
     published before the ingest is back are queued for it, not dropped with PUBACK 0x10."""
     mqtt_broker, _ = broker
-    settings = BrokerSettings(
-        host=mqtt_broker.host,
-        port=mqtt_broker.port,
-        password=CLOUD_PASSWORD,
-        client_prefix="durable",
-    )
+    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port, password=CLOUD_PASSWORD)
     first = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
     wait_for(first.connected.is_set, what="ingest connected")
     first.stop()  # the persistent session (and its subscription) stays at the broker
@@ -128,9 +128,7 @@ def test_stored_and_duplicate_events_are_confirmed_to_their_lot_after_the_commit
     """``EventAck`` on the lot's ``acks`` topic (readable with the lot's own credentials) lists
     what the cloud stored or already had; dead-lettered events are never confirmed."""
     mqtt_broker, _ = broker
-    settings = BrokerSettings(
-        host=mqtt_broker.host, port=mqtt_broker.port, password=CLOUD_PASSWORD, client_prefix="acks"
-    )
+    settings = BrokerSettings(host=mqtt_broker.host, port=mqtt_broker.port, password=CLOUD_PASSWORD)
     ingest = Ingest(session_factory, settings).start()  # type: ignore[arg-type]
     lot = Peer(mqtt_broker, str(world.lot_id), "pw")
     acks_topic = p.topic(str(world.lot_id), "acks")

@@ -105,3 +105,15 @@ def test_the_cli_reports_bad_settings_with_exit_2_and_no_traceback(sqlite_url: s
     assert done.returncode == 2
     assert b"PARKGATE_HOLD_SWEEP_SECONDS='soon'" in done.stderr
     assert b"Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("retired", ["PARKGATE_MQTT_USER", "PARKGATE_MQTT_CLIENT_PREFIX"])
+def test_a_retired_broker_variable_is_an_error_naming_its_replacement(retired: str) -> None:
+    """The relay and the ingest log in under their own names now (issue 14); a deployment still
+    setting the one shared login must hear so rather than have it ignored."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings({retired: "cloud"})
+    assert caught.value.problems[0].startswith(f"{retired} is retired")
+    assert "PARKGATE_MQTT_INGEST_USER" in caught.value.problems[0]
+    broker = load_settings({"PARKGATE_MQTT_INGEST_USER": "cloud-ingest-2"}).broker
+    assert (broker.relay_username, broker.ingest_username) == ("cloud-relay", "cloud-ingest-2")

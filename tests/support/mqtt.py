@@ -4,9 +4,12 @@ codes) and what it delivers."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from devservices import MosquittoInstance, wait_for
@@ -19,25 +22,50 @@ NOT_AUTHORIZED = 0x87  # MQTT 5 reason code "not authorized"
 class Peer:
     """A test MQTT 5 client recording acks and messages."""
 
-    def __init__(self, broker: MosquittoInstance, user: str, password: str) -> None:
+    def __init__(
+        self,
+        broker: MosquittoInstance,
+        user: str,
+        password: str,
+        *,
+        client_id: str | None = None,
+        session_expiry: int = 0,
+    ) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"test-{user}",
+            client_id=f"test-{user}" if client_id is None else client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
         self.client.username_pw_set(user, password)
         self.connect_rc: ReasonCode | None = None
+        self.session_present: bool | None = None
+        self.disconnects: list[ReasonCode] = []
         self.pubacks: dict[int, ReasonCode] = {}
         self.subacks: dict[int, list[ReasonCode]] = {}
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
-        self.client.on_connect = lambda c, u, f, rc, p: setattr(self, "connect_rc", rc)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = session_expiry
+        self.client.connect(
+            broker.host, broker.port, clean_start=session_expiry == 0, properties=props
+        )
         self.client.loop_start()
         wait_for(lambda: self.connect_rc is not None, what=f"{user} CONNACK")
+
+    def _on_connect(self, _c: object, _u: object, flags: Any, rc: ReasonCode, _p: object) -> None:
+        self.session_present = bool(flags.session_present)
+        self.connect_rc = rc
+
+    def _on_disconnect(
+        self, _c: object, _u: object, _f: object, rc: ReasonCode, _p: object
+    ) -> None:
+        with self._lock:
+            self.disconnects.append(rc)
 
     def _on_publish(self, _c: object, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
         with self._lock:
