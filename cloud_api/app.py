@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import webhooks
 from cloud_api.auth import TokenCache
+from cloud_api.body_limit import BodyLimit, BodyLimits
 from cloud_api.booking_pg import PgBooker
 from cloud_api.bookings import expire_holds
 from cloud_api.cache import AvailabilityCache, NearCache, NoCache, RedisCache, bump_on_commit
@@ -65,6 +66,14 @@ class HoldSweeper:
                     log.info("expired %d unpaid holds", len(expired))
             except Exception:  # keep sweeping; the next round retries
                 log.exception("hold sweep failed")
+
+
+def _body_limits(settings: Settings) -> BodyLimits:
+    return BodyLimits(
+        json=settings.max_json_body_kb * 1024,
+        csv_import=settings.max_import_body_kb * 1024,
+        webhook=webhooks.MAX_BODY,
+    )
 
 
 def create_app(
@@ -132,6 +141,7 @@ def create_app(
     app.state.payment_provider = payment_provider
     install_error_handlers(app)
     app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
+    app.add_middleware(BodyLimit, limits=_body_limits(settings))  # inside RequestMetrics
     install_metrics(app, sessions)  # GET /metrics (Prometheus)
     for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies):
         app.include_router(module.router)
