@@ -31,7 +31,16 @@ from cloud_api.metrics import install_metrics
 from cloud_api.models import utcnow
 from cloud_api.payments.configured import build_provider, resolve_webhook_secret
 from cloud_api.payments.provider import PaymentProvider
-from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots, policies
+from cloud_api.routes import (
+    access,
+    admin,
+    analytics,
+    bookings,
+    lot_sync,
+    lots,
+    policies,
+    tokens,
+)
 from cloud_api.settings import Settings
 
 __all__ = ["create_app"]
@@ -145,4 +154,5 @@ def create_app(
     install_metrics(app, sessions)  # GET /metrics (Prometheus)
     for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies):
         app.include_router(module.router)
+    app.include_router(tokens.router)
     return app

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimits", "BodyLimit"]
+__all__ = ["BodyLimit", "BodyLimits"]
 
 log = logging.getLogger(__name__)
 

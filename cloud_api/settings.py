@@ -122,12 +122,16 @@ class Settings(_Section):
         "seconds (demo); unset: never.",
     )
     token_lifetime_days: float = Field(
-        30.0, gt=0, description="Bearer tokens of people (customers, operators, admins) issued "
-        "by the API expire after this many days."
+        30.0,
+        gt=0,
+        description="Bearer tokens of people (customers, operators, admins) issued "
+        "by the API expire after this many days.",
     )
     device_token_lifetime_days: float = Field(
-        365.0, gt=0, description="A lot's device token (provisioned or rotated) expires after "
-        "this many days; rotate it before (POST /admin/lots/{id}/device-token)."
+        365.0,
+        gt=0,
+        description="A lot's device token (provisioned or rotated) expires after "
+        "this many days; rotate it before (POST /admin/lots/{id}/device-token).",
     )
     metrics_token: SecretStr | None = Field(
         None,
@@ -141,12 +145,17 @@ class Settings(_Section):
         5120, ge=1, le=102400, description="Largest access-list CSV import body (KiB)."
     )
     retention_sweep_seconds: float = Field(
-        3600.0, ge=0, description="Run the retention job (plates, change feed, dead letters) "
-        "this often (seconds); 0 disables."
+        3600.0,
+        ge=0,
+        description="Run the retention job (plates, change feed, dead letters) "
+        "this often (seconds); 0 disables.",
     )
     plate_retention_days: int = Field(
-        30, ge=1, le=3650, description="Plates in gate events are blanked this many days after "
-        "the event, and in bookings this many days after the stay ended."
+        30,
+        ge=1,
+        le=3650,
+        description="Plates in gate events are blanked this many days after "
+        "the event, and in bookings this many days after the stay ended.",
     )
     dead_letter_retention_days: int = Field(
         30, ge=1, le=3650, description="Dead letters (outbox and ingest) are deleted after."

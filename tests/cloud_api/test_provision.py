@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 import parkgate_protocol as p
 from devservices import REPO_ROOT as ROOT
 from devservices import MosquittoInstance, World
-from tests.support.cloud import TestClient
+from tests.support.cloud import Clock, TestClient
 from tests.support.mqtt import NOT_AUTHORIZED, Peer
 
 pytestmark = pytest.mark.integration
@@ -48,8 +49,9 @@ def provision(sqlite_url: str, lot: str, passwd: Path) -> subprocess.CompletedPr
 
 
 def test_provision_lot_gives_a_working_token_broker_login_and_agent_section(
-    tmp_path: Path, sqlite_url: str, world: World, client: TestClient
+    tmp_path: Path, sqlite_url: str, world: World, client: TestClient, clock: Clock
 ) -> None:
+    clock.now = datetime.now(UTC)  # the command issues the token on the real clock (it expires)
     passwd = tmp_path / "passwd"
     done = provision(sqlite_url, str(world.lot_id), passwd)
     assert done.returncode == 0, done.stderr
