@@ -151,7 +151,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
     app.add_middleware(BodyLimit, limits=_body_limits(settings))  # inside RequestMetrics
-    install_metrics(app, sessions)  # GET /metrics (Prometheus)
+    install_metrics(app, sessions, token=settings.secret("metrics_token"))  # GET /metrics
     for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies):
         app.include_router(module.router)
     app.include_router(tokens.router)
