@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import webhooks
 from cloud_api.auth import TokenCache
+from cloud_api.body_limit import BodyLimit, BodyLimits
 from cloud_api.booking_pg import PgBooker
 from cloud_api.bookings import expire_holds
 from cloud_api.cache import AvailabilityCache, NearCache, NoCache, RedisCache, bump_on_commit
@@ -31,7 +31,21 @@ from cloud_api.models import utcnow
 from cloud_api.payments.checkout import PayLinks
 from cloud_api.payments.configured import build_provider, resolve_webhook_secret
 from cloud_api.payments.provider import PaymentProvider
-from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots, pay, policies
+from cloud_api.periodic import PeriodicJob
+from cloud_api.retention import RetentionRules, run_retention
+from cloud_api.routes import (
+    access,
+    admin,
+    analytics,
+    bookings,
+    health,
+    lot_sync,
+    lots,
+    me,
+    pay,
+    policies,
+    tokens,
+)
 from cloud_api.settings import Settings
 
 __all__ = ["create_app"]
@@ -39,33 +53,45 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-class HoldSweeper:
-    """Expires unpaid holds every ``interval`` seconds in a daemon thread."""
+def _sweep_holds(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+    with sessions() as session:
+        expired = expire_holds(session, clock())
+        session.commit()
+    if expired:
+        log.info("expired %d unpaid holds", len(expired))
 
-    def __init__(
-        self, sessions: sessionmaker[Session], interval: float, clock: Callable[[], datetime]
-    ) -> None:
-        self._sessions, self._interval, self._clock = sessions, interval, clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hold-sweeper", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+def periodic_jobs(
+    settings: Settings, sessions: sessionmaker[Session], clock: Callable[[], datetime]
+) -> list[PeriodicJob]:
+    """The API process's periodic jobs (a zero interval leaves one out); not started."""
+    rules = RetentionRules(
+        plates=timedelta(days=settings.plate_retention_days),
+        dead_letters=timedelta(days=settings.dead_letter_retention_days),
+    )
+    jobs = [
+        PeriodicJob(
+            "hold-sweep",
+            settings.hold_sweep_seconds,
+            lambda: _sweep_holds(sessions, clock),
+            clock=clock,
+        ),
+        PeriodicJob(
+            "retention",
+            settings.retention_sweep_seconds,
+            lambda: run_retention(sessions, rules, clock()),
+            clock=clock,
+        ),
+    ]
+    return [job for job in jobs if job.interval > 0]
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                with self._sessions() as session:
-                    expired = expire_holds(session, self._clock())
-                    session.commit()
-                if expired:
-                    log.info("expired %d unpaid holds", len(expired))
-            except Exception:  # keep sweeping; the next round retries
-                log.exception("hold sweep failed")
+def _body_limits(settings: Settings) -> BodyLimits:
+    return BodyLimits(
+        json=settings.max_json_body_kb * 1024,
+        csv_import=settings.max_import_body_kb * 1024,
+        webhook=webhooks.MAX_BODY,
+    )
 
 
 def create_app(
@@ -93,22 +119,22 @@ def create_app(
             hooks_do_io=isinstance(cache, RedisCache),
         )
 
+    jobs = periodic_jobs(settings, sessions, clock)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if booker is not None:
             await booker.open()
-        sweeper = None
-        if settings.hold_sweep_seconds > 0:
-            sweeper = HoldSweeper(sessions, settings.hold_sweep_seconds, clock)
-            sweeper.start()
+        for job in jobs:
+            job.start()
         subscription = asyncio.create_task(near_cache.keep_subscribed())
         yield
         subscription.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await subscription
         near_cache.close()
-        if sweeper:
-            sweeper.stop()
+        for job in jobs:
+            job.stop()
         if booker is not None:
             await booker.close()
         engine.dispose()
@@ -127,6 +153,7 @@ def create_app(
     app.state.cache = cache
     app.state.booker = booker  # POST /bookings on the event loop (PostgreSQL)
     app.state.near_cache = near_cache
+    app.state.jobs = jobs  # GET /health reports them
     app.state.tokens = TokenCache(settings.token_cache_seconds)
     if payment_provider is None:  # tests and the ASGI entry: the provider the settings name
         payment_provider = build_provider(settings, resolve_webhook_secret(settings))
@@ -134,7 +161,10 @@ def create_app(
     app.state.pay_links = PayLinks(settings.public_url)  # pay pages in answers and checkouts
     install_error_handlers(app)
     app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
-    install_metrics(app, sessions)  # GET /metrics (Prometheus)
+    app.add_middleware(BodyLimit, limits=_body_limits(settings))  # inside RequestMetrics
+    install_metrics(app, sessions, token=settings.secret("metrics_token"))  # GET /metrics
     for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies, pay):
         app.include_router(module.router)
+    for extra in (tokens, me, health):
+        app.include_router(extra.router)
     return app

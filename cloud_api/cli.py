@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from cloud_api.settings import Settings, SettingsError, load_settings
@@ -65,6 +66,7 @@ def _provision(args: argparse.Namespace) -> int:
     from cloud_api.db import make_engine, make_sessionmaker
     from cloud_api.lot_sync import ProvisionError, provision_lot, sync_section
     from cloud_api.migrate import upgrade
+    from cloud_api.models import utcnow
 
     ca = Path(args.tls_ca_file) if args.tls_ca_file else None
     if ca is not None and not ca.is_file():
@@ -76,7 +78,8 @@ def _provision(args: argparse.Namespace) -> int:
     try:
         with make_sessionmaker(engine)() as session:
             passwd = Path(args.passwd_file) if args.passwd_file else None
-            done = provision_lot(session, args.lot_id, passwd_file=passwd)
+            expires = utcnow() + timedelta(days=settings.device_token_lifetime_days)
+            done = provision_lot(session, args.lot_id, passwd_file=passwd, token_expires_at=expires)
             session.commit()
     except ProvisionError as exc:
         print(f"cloud-api provision-lot: {exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from cloud_api.auth import TokenCache, user_for_token
 from cloud_api.models import Role, User
 
-__all__ = ["ApiError", "Caller", "Db", "LotId", "Now", "require_role"]
+__all__ = ["ApiError", "BearerToken", "Caller", "Db", "LotId", "Now", "require_role"]
 
 LotId = Annotated[int, Path(ge=1, le=2**31 - 1, description="parking lot id")]
 
@@ -45,14 +45,16 @@ async def _now(request: Request) -> datetime:
     return clock()
 
 
-def _lookup_user(sessions: sessionmaker[Session], token: str) -> User | None:
-    """The token's user, detached, from a session of its own (closed at once: on SQLite a
-    session that has read holds the write lock)."""
+def _lookup_user(
+    sessions: sessionmaker[Session], token: str, now: datetime
+) -> tuple[User, datetime | None] | None:
+    """The token's user, detached, and the token's expiry, from a session of its own (closed at
+    once: on SQLite a session that has read holds the write lock)."""
     with sessions() as db:
-        user = user_for_token(db, token)
-        if user is not None:
-            db.expunge(user)
-        return user
+        found = user_for_token(db, token, now)
+        if found is not None:
+            db.expunge(found[0])
+        return found
 
 
 async def _caller(
@@ -66,18 +68,28 @@ async def _caller(
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthenticated", "send Authorization: Bearer <token>")
     tokens: TokenCache = request.app.state.tokens
-    user = tokens.get(token)
+    now = request.app.state.clock()
+    user = tokens.get(token, now)
     if user is None:
-        user = await run_in_threadpool(_lookup_user, request.app.state.sessions, token)
-        if user is None:
-            raise ApiError(401, "unauthenticated", "unknown or revoked token")
-        tokens.put(token, user)
+        found = await run_in_threadpool(_lookup_user, request.app.state.sessions, token, now)
+        if found is None:
+            raise ApiError(401, "unauthenticated", "unknown, revoked or expired token")
+        user, expires_at = found
+        tokens.put(token, user, expires_at)
     return user
+
+
+async def _bearer(
+    authorization: Annotated[str | None, Header(description="Bearer <token>")] = None,
+) -> str:
+    """The caller's token itself (after :data:`Caller` has checked it), for revoking it."""
+    return (authorization or "").partition(" ")[2].strip()
 
 
 Db = Annotated[Session, Depends(_session)]
 Now = Annotated[datetime, Depends(_now)]
 Caller = Annotated[User, Depends(_caller)]
+BearerToken = Annotated[str, Depends(_bearer)]
 
 
 def require_role(user: User, *roles: Role) -> None:

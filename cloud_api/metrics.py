@@ -15,16 +15,22 @@ Each app has its own :class:`~prometheus_client.CollectorRegistry` (tests build 
 
 With ``cloud-api serve --workers N`` each process keeps its own counters: scrape one process per
 container, or run one worker per replica behind the load balancer.
+
+Access: with ``PARKGATE_METRICS_TOKEN`` set, a scrape must send ``Authorization: Bearer <token>``
+(401 otherwise); unset, only clients on this host (127.0.0.1, ::1) are answered (403 otherwise).
+A reverse proxy on the same host makes every client look local: set the token there.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -40,6 +46,7 @@ __all__ = ["CONTENT_TYPE", "CloudMetrics", "install_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WEBHOOK_PATH = "/payments/webhook"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "::1"})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -176,14 +183,39 @@ def _refusal(status: int, body: bytes) -> str:
     return result if isinstance(result, str) and result else f"http_{status}"
 
 
-def install_metrics(app: FastAPI, sessions: sessionmaker[Session]) -> CloudMetrics:
-    """Add the middleware, the ORM counters, the outbox gauges and ``GET /metrics`` to ``app``."""
+def scrape_refusal(request: Request, token: str | None) -> JSONResponse | None:
+    """Why this request may not scrape (see the module docstring), or None."""
+    if token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token):
+            return None
+        return JSONResponse(
+            {"reason": "unauthenticated", "detail": "send Authorization: Bearer <metrics token>"},
+            status_code=401,
+        )
+    host = request.client.host if request.client else ""
+    if host in LOCAL_HOSTS:
+        return None
+    return JSONResponse(
+        {"reason": "metrics_local_only", "detail": "set PARKGATE_METRICS_TOKEN to scrape remotely"},
+        status_code=403,
+    )
+
+
+def install_metrics(
+    app: FastAPI, sessions: sessionmaker[Session], *, token: str | None = None
+) -> CloudMetrics:
+    """Add the middleware, the ORM counters, the outbox gauges and ``GET /metrics`` to ``app``;
+    ``token``: the scrapers' bearer token (None: local scrapers only)."""
     metrics = CloudMetrics()
     metrics.count_bookings(sessions)
     metrics.registry.register(OutboxCollector(sessions))
     app.add_middleware(RequestMetrics, metrics=metrics)
 
-    async def scrape(_request: Request) -> Response:
+    async def scrape(request: Request) -> Response:
+        refusal = scrape_refusal(request, token)
+        if refusal is not None:
+            return refusal
         body = await run_in_threadpool(metrics.render)  # the outbox gauges query the database
         return Response(body, media_type=CONTENT_TYPE)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import select
@@ -44,14 +44,20 @@ class SeededUser:
 
 
 def add_user(
-    session: Session, email: str, role: Role = Role.CUSTOMER, *, name: str = "", lots: tuple = ()
+    session: Session,
+    email: str,
+    role: Role = Role.CUSTOMER,
+    *,
+    name: str = "",
+    lots: tuple = (),
+    token_expires_at: datetime | None = None,
 ) -> SeededUser:
     user = User(name=name or email.split("@")[0], email=email, role=role.value)
     session.add(user)
     session.flush()
     for lot_id in lots:
         session.add(LotMember(lot_id=lot_id, user_id=user.id))
-    return SeededUser(user, issue_token(session, user))
+    return SeededUser(user, issue_token(session, user, expires_at=token_expires_at))
 
 
 def add_lot(

@@ -129,6 +129,45 @@ class Settings(_Section):
         description="Local provider only: the customer 'pays' by itself after this many "
         "seconds (demo); unset: never.",
     )
+    token_lifetime_days: float = Field(
+        30.0,
+        gt=0,
+        description="Bearer tokens of people (customers, operators, admins) issued "
+        "by the API expire after this many days.",
+    )
+    device_token_lifetime_days: float = Field(
+        365.0,
+        gt=0,
+        description="A lot's device token (provisioned or rotated) expires after "
+        "this many days; rotate it before (POST /admin/lots/{id}/device-token).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="GET /metrics needs Authorization: Bearer <this>; unset: /metrics answers "
+        "only clients on this host (127.0.0.1 / ::1).",
+    )
+    max_json_body_kb: int = Field(
+        64, ge=1, le=1024, description="Largest request body (KiB) of the JSON routes."
+    )
+    max_import_body_kb: int = Field(
+        5120, ge=1, le=102400, description="Largest access-list CSV import body (KiB)."
+    )
+    retention_sweep_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="Run the retention job (plates, change feed, dead letters) "
+        "this often (seconds); 0 disables.",
+    )
+    plate_retention_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Plates in gate events are blanked this many days after "
+        "the event, and in bookings this many days after the stay ended.",
+    )
+    dead_letter_retention_days: int = Field(
+        30, ge=1, le=3650, description="Dead letters (outbox and ingest) are deleted after."
+    )
     broker: BrokerSettings = Field(
         default_factory=BrokerSettings, description="MQTT broker of cloud-api sync."
     )
@@ -153,7 +192,9 @@ class Settings(_Section):
                 )
         return self
 
-    def secret(self, name: Literal["webhook_secret", "stripe_api_key"]) -> str | None:
+    def secret(
+        self, name: Literal["webhook_secret", "stripe_api_key", "metrics_token"]
+    ) -> str | None:
         """A secret's plain value, or None when unset."""
         value: SecretStr | None = getattr(self, name)
         return value.get_secret_value() if value is not None else None
@@ -172,6 +213,14 @@ ENVIRONMENT: dict[tuple[str, ...], str] = {
     ("stripe_api_key",): "PARKGATE_STRIPE_API_KEY",
     ("webhook_secret",): "PARKGATE_WEBHOOK_SECRET",
     ("local_autopay_seconds",): "PARKGATE_LOCAL_AUTOPAY_SECONDS",
+    ("token_lifetime_days",): "PARKGATE_TOKEN_LIFETIME_DAYS",
+    ("device_token_lifetime_days",): "PARKGATE_DEVICE_TOKEN_LIFETIME_DAYS",
+    ("metrics_token",): "PARKGATE_METRICS_TOKEN",
+    ("max_json_body_kb",): "PARKGATE_MAX_JSON_BODY_KB",
+    ("max_import_body_kb",): "PARKGATE_MAX_IMPORT_BODY_KB",
+    ("retention_sweep_seconds",): "PARKGATE_RETENTION_SWEEP_SECONDS",
+    ("plate_retention_days",): "PARKGATE_PLATE_RETENTION_DAYS",
+    ("dead_letter_retention_days",): "PARKGATE_DEAD_LETTER_RETENTION_DAYS",
     ("broker", "host"): "PARKGATE_MQTT_HOST",
     ("broker", "port"): "PARKGATE_MQTT_PORT",
     ("broker", "relay_username"): "PARKGATE_MQTT_RELAY_USER",
@@ -255,6 +304,6 @@ def _problem(error: Any, sources: Mapping[tuple[str, ...], str]) -> str:
         model = annotation
     field = model.model_fields.get(path[-1])
     expected = f" Expected: {field.description}" if field and field.description else ""
-    hidden = any(word in path[-1] for word in ("password", "secret", "key"))
+    hidden = any(word in path[-1] for word in ("password", "secret", "key", "token"))
     shown = "(hidden)" if hidden else repr(error["input"])
     return f"{source}={shown}: {error['msg']}.{expected}"

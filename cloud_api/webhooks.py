@@ -74,7 +74,7 @@ async def payment_webhook(request: Request) -> JSONResponse:
     except WebhookSignatureError as exc:
         log.warning("webhook refused: %s", exc)
         return _answer(400, "bad_signature")
-    except ValueError:  # signed, but not a JSON object (json.JSONDecodeError is a ValueError)
+    except (ValueError, RecursionError):  # signed, but not a JSON object (or nested too deep)
         return _answer(400, "malformed_event")
     event_id, kind = event.get("id"), event.get("type")
     if not isinstance(event_id, str) or not isinstance(kind, str) or not event_id:

@@ -9,7 +9,7 @@ The wire contract (topics, messages) is the protocol package's; the broker setti
 
 from cloud_api.lot_sync._broker_tls import BrokerTls, BrokerTlsError, make_broker_tls
 from cloud_api.lot_sync._commands import DEFAULT_OPEN_TTL, issue_open, issue_resync
-from cloud_api.lot_sync._feed import changes_page
+from cloud_api.lot_sync._feed import CATCH_UP_HORIZON, changes_page
 from cloud_api.lot_sync._ingest import Ingest, IngestStats, store_message, subscription_filters
 from cloud_api.lot_sync._models import GateEventRecord, IngestDeadLetter, LotCommand, LotStatus
 from cloud_api.lot_sync._mqtt import connect, make_client
@@ -24,6 +24,7 @@ from cloud_api.lot_sync._relay import Relay, RelayStats, wake_on_commit
 from cloud_api.lot_sync._service import SyncService
 
 __all__ = [
+    "CATCH_UP_HORIZON",
     "DEFAULT_OPEN_TTL",
     "RESERVED_USERNAMES",
     "BrokerTls",

@@ -12,7 +12,11 @@ from cloud_api.models import Booking, Lot, Space
 from cloud_api.policies import current_policy, entry_snapshot, find_entries
 from parkgate_protocol import ChangesPage, ReservationSnapshot
 
-__all__ = ["changes_page"]
+__all__ = ["CATCH_UP_HORIZON", "changes_page"]
+
+CATCH_UP_HORIZON = 1000
+"""The largest page a gate may ask for: a gate further behind than this gets a snapshot, so
+older rows are never served (the retention job trims them once every gate has applied them)."""
 
 
 def changes_page(

@@ -12,6 +12,7 @@ import logging
 import secrets
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -74,6 +75,7 @@ def provision_lot(
     *,
     passwd_file: Path | None,
     mosquitto_passwd: str = "mosquitto_passwd",
+    token_expires_at: datetime | None = None,
 ) -> Provisioned:
     """Create (or renew) the lot's credentials; the caller commits after this returns."""
     lot_id = _lot_id(lot_text)
@@ -88,7 +90,7 @@ def provision_lot(
         session.add(LotMember(lot_id=lot_id, user_id=user.id))
     else:
         session.execute(update(ApiToken).where(ApiToken.user_id == user.id).values(revoked=True))
-    token = issue_token(session, user)
+    token = issue_token(session, user, expires_at=token_expires_at)
     password = secrets.token_urlsafe(24)
     if passwd_file is not None:
         set_broker_password(passwd_file, str(lot_id), password, binary=mosquitto_passwd)

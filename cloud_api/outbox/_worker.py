@@ -93,6 +93,7 @@ class OutboxWorker:
         self.policy = policy or RetryPolicy()
         self._clock = clock
         self._periodic = periodic
+        self.failed_rounds = 0
 
     def _claim(self, now: datetime) -> OutboxItem | None:
         with self._sessions.begin() as session:
@@ -187,9 +188,19 @@ class OutboxWorker:
         )
 
     def run_forever(self, stop: threading.Event, *, idle_seconds: float = 1.0) -> None:
-        """Loop until ``stop`` is set, waiting ``idle_seconds`` (on the event) when idle."""
+        """Loop until ``stop`` is set, waiting ``idle_seconds`` (on the event) when idle.
+
+        A round that raises (the database gone, a reminder query failing) is logged with its
+        traceback and counted in ``failed_rounds``; the loop waits ``idle_seconds`` and goes on:
+        the messages stay in the outbox for the next round."""
         log.info("outbox worker started for %s", ", ".join(sorted(self._handlers)))
         while not stop.is_set():
-            if self.run_once() == 0:
+            try:
+                handled = self.run_once()
+            except Exception:  # any failure: the worker must outlive it
+                self.failed_rounds += 1
+                log.exception("outbox round failed (%d so far); retrying", self.failed_rounds)
+                handled = 0
+            if handled == 0:
                 stop.wait(idle_seconds)
         log.info("outbox worker stopped")

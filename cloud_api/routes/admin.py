@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.auth import can_manage_lot, member_lot_ids
+from cloud_api.auth import can_manage_lot, member_lot_ids, token_expiry
 from cloud_api.bookings import expire_holds
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now, require_role
 from cloud_api.lots import search_lots
@@ -176,14 +176,22 @@ def put_space(lot_id: LotId, body: SpaceIn, db: Db, user: Caller) -> dict[str, A
 
 
 @router.post("/users", response_model=UserCreated, status_code=201, responses=ERRORS)
-def create_user(body: UserIn, db: Db, user: Caller) -> UserCreated:
+def create_user(body: UserIn, db: Db, user: Caller, now: Now, request: Request) -> UserCreated:
     require_role(user, Role.ADMIN)
     if db.scalar(select(User.id).where(User.email == body.email)) is not None:
         raise ApiError(409, "email_taken", "a user with that email exists")
     missing = set(body.lot_ids) - set(db.scalars(select(Lot.id).where(Lot.id.in_(body.lot_ids))))
     if missing:
         raise ApiError(422, "unknown_lot", f"lots {sorted(missing)} do not exist")
-    seeded = add_user(db, body.email, Role(body.role), name=body.name, lots=tuple(body.lot_ids))
+    expires = token_expiry(request.app.state.settings, Role(body.role), now)
+    seeded = add_user(
+        db,
+        body.email,
+        Role(body.role),
+        name=body.name,
+        lots=tuple(body.lot_ids),
+        token_expires_at=expires,
+    )
     db.commit()
     return UserCreated(
         id=seeded.user.id, email=seeded.user.email, role=seeded.user.role, token=seeded.token

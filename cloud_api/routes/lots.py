@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cloud_api.auth import can_manage_lot
 from cloud_api.cache import AvailabilityCache, NearCache
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now
-from cloud_api.lot_sync import changes_page
+from cloud_api.lot_sync import CATCH_UP_HORIZON, changes_page
 from cloud_api.lots import availability, search_lots
 from cloud_api.models import Role
 from cloud_api.schemas import AvailabilityOut, LotOut, Problem, Timestamp, VehicleTypeName
@@ -155,7 +155,7 @@ def lot_changes(
     user: Caller,
     since: Annotated[int, Query(ge=0, le=2**62)] = 0,
     snapshot: bool = False,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    limit: Annotated[int, Query(ge=1, le=CATCH_UP_HORIZON)] = 500,
 ) -> Response:
     """Only the lot's own device account may read its feed (anyone else: 404)."""
     if user.role != Role.DEVICE.value or not can_manage_lot(db, user, lot_id):

@@ -1,8 +1,13 @@
-"""Attacks on the agent's web UI: the whole agent running, its web server on a free port.
+"""Shared fixtures of the attack suite.
+
+Agent: attacks on the agent's web UI, the whole agent running, its web server on a free port.
 
 The lane thread runs on an empty scene (a grey frame), so the barrier only moves when an attack
 gets through. Operators, API token and the booked plate are those of
 ``tests/gate_agent/test_web_api.py``.
+
+Cloud: a seeded world (two lots, two customers, an operator and a device token per lot, an
+admin) and a dump of every table to prove a refusal changed nothing.
 """
 
 from __future__ import annotations
@@ -18,8 +23,14 @@ import httpx
 import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
-from devservices import free_port, wait_for_port
+from cloud_api.app import create_app
+from cloud_api.db import make_engine, make_sessionmaker
+from cloud_api.migrate import upgrade
+from cloud_api.settings import Settings
+from devservices import World, free_port, seed_world, wait_for_port
 from gate_agent.app import Agent, build_agent
 from gate_agent.config import parse_config
 from gate_agent.recognition import Recognizer
@@ -33,8 +44,11 @@ from tests.gate_agent.test_web_api import (
     booking,
     web_agent_config,
 )
+from tests.support.cloud import Clock, TestClient
 
-__all__ = ["API_TOKEN", "LANE", "OPERATOR", "PASSWORD"]
+__all__ = ["API_TOKEN", "LANE", "OPERATOR", "PASSWORD", "SECRET"]
+
+SECRET = "whsec_attack_tests"
 
 
 @pytest.fixture(scope="session")
@@ -110,3 +124,54 @@ def raw_request(port: int, head: str, body: bytes = b"", timeout: float = 5.0) -
         except TimeoutError:
             return ""
     return received.decode("latin-1")
+
+
+# -- cloud ---------------------------------------------------------------------------------
+
+
+Dump = dict[str, list[tuple[object, ...]]]
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def world(database_url: str) -> World:
+    return seed_world(database_url)
+
+
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(database_url: str, world: World, clock: Clock) -> Iterator[TestClient]:
+    settings = Settings(database_url=database_url, hold_sweep_seconds=0, webhook_secret=SECRET)
+    with TestClient(create_app(settings, clock=clock)) as c:
+        yield c
+
+
+def dump(sessions: sessionmaker[Session]) -> Dump:
+    """Every row of every table (SQLite), to compare before and after an attack."""
+    with sessions() as s:
+        tables = s.execute(
+            text("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ).scalars()
+        return {
+            name: sorted(
+                (tuple(row) for row in s.execute(text(f'SELECT * FROM "{name}"'))), key=repr
+            )
+            for name in list(tables)
+        }

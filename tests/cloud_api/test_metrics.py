@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from cloud_api.app import create_app
+from cloud_api.settings import Settings
 from devservices import World
 from tests.cloud_api.test_api import H, body
 from tests.support.cloud import Clock, TestClient
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@pytest.fixture
+def client(database_url: str, world: World, clock: Clock) -> Iterator[TestClient]:
+    """The app as a scraper on this host sees it (/metrics answers local clients only)."""
+    app = create_app(Settings(database_url=database_url, hold_sweep_seconds=0), clock=clock)
+    with TestClient(app, client=("127.0.0.1", 50000)) as c:
+        yield c
 
 
 def scrape(client: TestClient) -> Series:
@@ -116,3 +129,17 @@ def test_outbox_depth_counts_waiting_messages(
 def test_metrics_are_per_app_not_global(client: TestClient) -> None:
     scrape(client)
     assert REGISTRY.get_sample_value("parkgate_bookings_created_total") is None
+
+
+def test_remote_scrapers_need_the_metrics_token(database_url: str, world: World) -> None:
+    local_only = create_app(Settings(database_url=database_url, hold_sweep_seconds=0))
+    with TestClient(local_only, client=("203.0.113.9", 50000)) as remote:
+        r = remote.get("/metrics")
+        assert (r.status_code, r.json()["reason"]) == (403, "metrics_local_only")
+    settings = Settings(database_url=database_url, hold_sweep_seconds=0, metrics_token="s3cret")
+    with TestClient(create_app(settings), client=("203.0.113.9", 50000)) as remote:
+        assert remote.get("/metrics").status_code == 401
+        wrong = remote.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = remote.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert right.status_code == 200 and "parkgate_http_request_seconds" in right.text

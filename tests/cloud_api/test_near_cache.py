@@ -249,7 +249,7 @@ def test_near_hits_are_the_computed_answer_and_bad_input_is_still_refused(
     app = create_app(settings, clock=Clock(T0))
     path = f"/parkingLots/{world.lot_id}/availability"
     params = {"start": "2030-06-01T11:00:00+02:00", "end": "2030-06-01T12:30:00Z"}
-    with TestClient(app) as client:
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # a local scraper
         computed = client.get(path, params=params)
         assert computed.status_code == 200 and computed.headers["x-cache"] == "db"
         assert computed.json()["start_time"] == "2030-06-01T09:00:00Z"

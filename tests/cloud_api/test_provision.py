@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from devservices import REPO_ROOT as ROOT
 from devservices import MosquittoInstance, World, wait_for
 from gate_agent.config import SyncConfig
 from gate_agent.sync._session import new_client
-from tests.support.cloud import TestClient
+from tests.support.cloud import Clock, TestClient
 from tests.support.mqtt import Peer
 
 pytestmark = pytest.mark.integration
@@ -60,8 +61,9 @@ def check_config(tmp_path: Path, lot_id: int, sync: str) -> subprocess.Completed
 
 
 def test_provision_lot_gives_a_working_token_broker_login_and_agent_section(
-    tmp_path: Path, sqlite_url: str, world: World, client: TestClient
+    tmp_path: Path, sqlite_url: str, world: World, client: TestClient, clock: Clock
 ) -> None:
+    clock.now = datetime.now(UTC)  # the command issues the token on the real clock (it expires)
     passwd = tmp_path / "passwd"
     made = cloud_api("broker-tls", "--dir", str(tmp_path / "tls"), "--hostname", "localhost")
     assert made.returncode == 0, made.stderr
