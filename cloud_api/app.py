@@ -30,7 +30,7 @@ from cloud_api.metrics import install_metrics
 from cloud_api.models import utcnow
 from cloud_api.payments.configured import build_provider, resolve_webhook_secret
 from cloud_api.payments.provider import PaymentProvider
-from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots, policies
+from cloud_api.routes import access, admin, analytics, bookings, lot_sync, lots, policies, stays
 from cloud_api.settings import Settings
 
 __all__ = ["create_app"]
@@ -133,6 +133,6 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
     install_metrics(app, sessions)  # GET /metrics (Prometheus)
-    for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies):
+    for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies, stays):
         app.include_router(module.router)
     return app

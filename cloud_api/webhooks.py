@@ -37,6 +37,7 @@ from cloud_api.errors import Conflict, NotFound
 from cloud_api.models import BookingStatus, Payment, PaymentKind, UTCDateTime, utcnow
 from cloud_api.payments.provider import PaymentProvider
 from cloud_api.payments.signature import SIGNATURE_HEADER, StaleSignature, WebhookSignatureError
+from cloud_api.stays import record_stay_payment
 from cloud_api.visits import record_payment_received
 
 __all__ = ["WebhookEvent", "apply_event", "router"]
@@ -150,6 +151,8 @@ def _is_initial(payment: Payment | None, obj: dict[str, Any]) -> bool:
 
 def _succeeded(session: Session, obj: dict[str, Any], now: datetime) -> str:
     payment = _payment_for(session, obj)
+    if payment is not None and payment.kind == PaymentKind.STAY.value:
+        return record_stay_payment(session, payment, now)  # pay by plate (cloud_api.stays)
     booking_id = _booking_id(obj, payment)
     if booking_id is None:
         return "ignored_unknown_payment"

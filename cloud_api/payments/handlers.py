@@ -51,7 +51,7 @@ def _load(session: Session, item: OutboxItem) -> _PaymentView:
         raise LookupError(f"payment {item.payload['payment_id']} not found")
     return _PaymentView(
         payment.id,
-        payment.booking_id,
+        payment.booking_id or "",  # "" for a stay's payment (kind "stay", no booking)
         payment.amount_cents,
         payment.currency,
         payment.kind,
@@ -102,11 +102,23 @@ def _charge_to_refund(session: Session, booking_id: str, amount: int) -> str:
     raise RetryLater(f"booking {booking_id} has no succeeded charge to refund yet")
 
 
+def _charge_of(session: Session, item: OutboxItem, booking_id: str, amount: int) -> str:
+    """The capture to refund: the one the message names (``charge_payment_id``: a stay paid
+    twice), else the booking's succeeded charge."""
+    charge_id = item.payload.get("charge_payment_id")
+    if charge_id is None:
+        return _charge_to_refund(session, booking_id, amount)
+    charge = session.get(Payment, charge_id)
+    if charge is None or charge.provider_ref is None:
+        raise RetryLater(f"payment {charge_id} has no provider reference yet")
+    return charge.provider_ref
+
+
 def _refund(provider: PaymentProvider, sessions: sessionmaker[Session], item: OutboxItem) -> None:
     with sessions() as session:
         view = _load(session, item)
         charge_ref = (
-            None if view.provider_ref else _charge_to_refund(session, view.booking_id, view.amount)
+            None if view.provider_ref else _charge_of(session, item, view.booking_id, view.amount)
         )
     if charge_ref is None:
         return
