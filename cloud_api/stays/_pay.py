@@ -31,6 +31,7 @@ __all__ = [
     "OwingStay",
     "get_stay",
     "owing_stays",
+    "paid_stays_inside",
     "push_stay_paid",
     "record_stay_payment",
     "start_stay_payment",
@@ -189,20 +190,49 @@ def _apply(
     push_stay_paid(session, stay, payment, now)
 
 
-def push_stay_paid(session: Session, stay: Stay, payment: Payment, now: datetime) -> None:
-    """The ``stay_paid`` change on the lot's feed (the relay pushes it; a lot that was offline
-    gets it from ``GET /lots/{lot_id}/changes``)."""
+def stay_payment(stay: Stay, payment_id: int | None) -> StayPayment:
+    """The stay's payment state as the lot sees it (``stay_paid``)."""
     assert stay.paid_through is not None
-    change = StayPayment(
+    return StayPayment(
         stay_id=stay.gate_stay_id,
         plate=stay.plate[:32],
         paid_cents=stay.paid_cents,
         currency=stay.currency,
         paid_through=stay.paid_through,
-        payment_id=str(payment.id),
+        payment_id=str(payment_id) if payment_id is not None else None,
     )
+
+
+def push_stay_paid(session: Session, stay: Stay, payment: Payment, now: datetime) -> None:
+    """The ``stay_paid`` change on the lot's feed (the relay pushes it; a lot that was offline
+    gets it from ``GET /lots/{lot_id}/changes``, or in a snapshot's ``stay_payments``)."""
+    change = stay_payment(stay, payment.id)
     payload = {"cause": "paid", "stay_payment": change.model_dump(mode="json")}
     append_change(session, stay.lot_id, ChangeKind.STAY_PAID.value, payload, now)
+
+
+def paid_stays_inside(session: Session, lot_id: int) -> list[StayPayment]:
+    """For a snapshot: every open stay of the lot that something was paid for."""
+    stays = session.scalars(
+        select(Stay)
+        .where(
+            Stay.lot_id == lot_id,
+            Stay.status == StayStatus.OPEN.value,
+            Stay.paid_through.is_not(None),
+        )
+        .order_by(Stay.id)
+    ).all()
+    return [stay_payment(stay, _last_paid(session, stay)) for stay in stays]
+
+
+def _last_paid(session: Session, stay: Stay) -> int | None:
+    return session.scalar(
+        select(func.max(Payment.id)).where(
+            Payment.stay_id == stay.id,
+            Payment.kind == PaymentKind.STAY.value,
+            Payment.status == "succeeded",
+        )
+    )
 
 
 def _refund_excess(

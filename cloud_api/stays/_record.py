@@ -44,7 +44,7 @@ BILL_LATER = "bill_later"
 class GatePass:
     """What the stays need of a gate event."""
 
-    event_id: str
+    event_id: str | None  # None: reported over HTTP (PUT /parkingAccess)
     gate_stay_id: str | None
     plate: str | None
     reason: str | None
@@ -80,7 +80,7 @@ def open_stay(
     key = _stay_key(gate_pass, booking)
     if key is None or not gate_pass.plate:
         return None
-    known = find_stay(session, lot_id, key)
+    known = find_stay(session, lot_id, key) or _open_stay_of(session, booking)
     if known is not None:
         return known
     entered = bound_reported_time(gate_pass.occurred_at, not_before=None, now=now, skew=skew)
@@ -110,6 +110,14 @@ def open_stay(
         return find_stay(session, lot_id, key)
     log_event(session, "stay.opened", now, lot_id=lot_id, stay=stay.session_id, stay_kind=stay.kind)
     return stay
+
+
+def _open_stay_of(session: Session, booking: Booking | None) -> Stay | None:
+    if booking is None:
+        return None
+    return session.scalars(
+        select(Stay).where(Stay.booking_id == booking.id, Stay.status == StayStatus.OPEN.value)
+    ).first()
 
 
 def stay_for_exit(
