@@ -190,6 +190,9 @@ def _refund_late_payment(
 
 def _failed(session: Session, obj: dict[str, Any], now: datetime) -> str:
     payment = _payment_for(session, obj)
+    if payment is not None and payment.kind == PaymentKind.STAY.value:
+        payment.status, payment.updated_at = "failed", now  # the stay still owes; pay again
+        return "stay_payment_failed"
     booking_id = _booking_id(obj, payment)
     if booking_id is None:
         return "ignored_unknown_payment"

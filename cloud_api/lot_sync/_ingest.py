@@ -220,11 +220,9 @@ def _apply_visit(
     )
     if held:
         stay = stay_for_exit(session, lot_id, gate_pass, booking)
-        return (
-            f"payment_due:{note_payment_due(session, stay, gate_pass, now=now)}"
-            if stay
-            else ("payment_due:no_stay")
-        )
+        if stay is None:
+            return "payment_due:no_stay"
+        return f"payment_due:{note_payment_due(session, stay, gate_pass, now=now)}"
     try:
         if event.kind is GateEventKind.ENTRY:
             return _entry(session, lot_id, gate_pass, booking, now, skew)
@@ -277,16 +275,20 @@ def _exit(
         # the entry never reached the cloud (or came from an older gate): a stay from here
         stay = open_stay(session, lot_id, gate_pass, None, now=now, skew=skew)
     overstay = credit = 0
+    refused = None
     if booking is not None:
-        outcome = record_exit(
-            session,
-            booking,
-            at=gate_pass.occurred_at,
-            now=now,
-            skew=skew,
-            stay_paid=paid_so_far(stay),
-        )
-        overstay, credit = outcome.overstay_cents, outcome.credit_cents
+        try:
+            outcome = record_exit(
+                session,
+                booking,
+                at=gate_pass.occurred_at,
+                now=now,
+                skew=skew,
+                stay_paid=paid_so_far(stay),
+            )
+            overstay, credit = outcome.overstay_cents, outcome.credit_cents
+        except Conflict as exc:  # the booking is not confirmed: its stay still ends here
+            refused = f"refused:{exc.reason}"
     if stay is not None:
         owed = close_stay(
             session, stay, gate_pass, now=now, skew=skew, booking_overstay_cents=overstay
@@ -295,6 +297,8 @@ def _exit(
             return f"stay_closed:owes:{owed}" if owed else "stay_closed"
     if booking is None:
         return "no_booking"
+    if refused:
+        return refused[:64]
     if overstay:
         return "exited:overstay"
     return "exited:credit" if credit else "exited"

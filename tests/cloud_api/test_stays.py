@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from cloud_api import bookings as svc
 from cloud_api.app import create_app
 from cloud_api.lot_sync import LotStatus, store_message
 from cloud_api.lots import availability, free_now
+from cloud_api.migrate import upgrade
 from cloud_api.models import Booking, LotChange, OutboxMessage, Payment, User
 from cloud_api.outbox import OutboxWorker
 from cloud_api.payments import InProcessTransport, LocalProvider
@@ -64,6 +66,18 @@ def test_a_reported_time_is_kept_between_the_entry_and_now_plus_skew(
 
 
 # -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.integration)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every database test here on a migrated SQLite file and on PostgreSQL (locks, the unique
+    stay per lot, the migration's nullable booking id)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    else:
+        url = request.getfixturevalue("postgres_db")
+    upgrade(url)
+    return url
 
 
 @dataclass
@@ -581,3 +595,85 @@ def test_the_heartbeat_stores_what_the_lot_counts_inside(cloud: Cloud) -> None:
     with cloud.sessions() as s:
         row = s.get_one(LotStatus, cloud.world.lot_id)
         assert (row.cars_inside, row.drive_up_inside, row.clock_offset_s) == (9, 4, -1.5)
+
+
+# -- PUT /parkingAccess: the same bounds, the booking's stay ---------------------------------------
+
+
+def test_a_device_reporting_times_out_of_bounds_gets_no_credit(cloud: Cloud) -> None:
+    lot = cloud.world.lot_id
+    booking_id = _arrived_booking(cloud, arrive=False)
+    device = cloud.world.auth("device")
+    cloud.clock.now = T0 + timedelta(hours=1)
+    body = {"parking_lot_id": lot, "plate": PLATE, "booking_id": booking_id}
+    future = (cloud.clock.now + timedelta(days=2)).isoformat()
+    arrived = cloud.client.put(
+        "/parkingAccess", json={**body, "arrived_at": future}, headers=device
+    )
+    assert arrived.status_code == 200, arrived.text
+    with cloud.sessions() as s:
+        assert s.get_one(Booking, booking_id).arrived_at == cloud.clock.now  # not in 2 days
+        [stay] = s.scalars(select(Stay)).all()
+        assert (stay.kind, stay.booking_id, stay.status) == ("booking", booking_id, "open")
+    before = cloud.money_rows()
+    years_ago = (T0 - timedelta(days=5 * 365)).isoformat()
+    left = cloud.client.put("/parkingAccess", json={**body, "exited_at": years_ago}, headers=device)
+    assert left.status_code == 200, left.text
+    assert (left.json()["credit_cents"], left.json()["overstay_cents"]) == (0, 0)
+    with cloud.sessions() as s:
+        booking = s.get_one(Booking, booking_id)
+        assert (booking.exited_at, booking.refunded_cents) == (cloud.clock.now, 0)
+        assert s.get_one(Stay, stay.id).status == "closed"
+    payments, _, _, paid = cloud.money_rows()
+    assert (payments, paid) == (before[0], before[3])  # no refund, no charge
+
+
+def test_an_exit_past_end_and_grace_leaves_the_booking_stay_owing(cloud: Cloud) -> None:
+    lot = cloud.world.lot_id
+    booking_id = _arrived_booking(cloud, hours=2)
+    cloud.event(
+        lot,
+        GateEventKind.ENTRY,
+        reason="reservation_valid",
+        reservation_id=booking_id,
+        stay_id="v_late",
+        plate=PLATE,
+    )
+    with cloud.sessions() as s:
+        end = s.get_one(Booking, booking_id).end_time
+    cloud.clock.now = end + timedelta(hours=2)
+    outcome = cloud.event(
+        lot,
+        GateEventKind.EXIT,
+        reason="bill_later",
+        reservation_id=booking_id,
+        stay_id="v_late",
+        plate=PLATE,
+    )
+    assert outcome == "stored:exited:overstay"
+    with cloud.sessions() as s:
+        owed = s.get_one(Booking, booking_id).amount_owed_cents
+        emails = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "notify.email")).all()
+    assert owed > 0 and [m.payload["template"] for m in emails].count("overstay") == 1
+    assert cloud.stay("v_late").status == "closed"
+    [row] = cloud.client.get(f"/lots/{lot}/sessions", params={"plate": PLATE}).json()
+    assert row["amount_due_cents"] == owed
+    paid = cloud.pay(row["session_id"])
+    assert cloud.provider.complete(cloud.provider_ref(paid["payment_id"])).json()["result"] == (
+        "stay_paid"
+    )
+    with cloud.sessions() as s:
+        assert s.get_one(Booking, booking_id).amount_owed_cents == 0
+    assert cloud.client.get(f"/lots/{lot}/sessions", params={"plate": PLATE}).json() == []
+
+
+def test_a_declined_stay_payment_applies_nothing(cloud: Cloud) -> None:
+    _drive_up(cloud, cloud.world.lot_id)
+    cloud.clock.advance(timedelta(hours=1))
+    paid = cloud.pay(cloud.stay("v_1").session_id)
+    before = cloud.money_rows()
+    cloud.provider.decline_next()
+    result = cloud.provider.complete(cloud.provider_ref(paid["payment_id"]))
+    assert result.json()["result"] == "stay_payment_failed"
+    assert cloud.money_rows() == before and cloud.stay("v_1").paid_through is None
+    assert cloud.client.post(f"/sessions/{cloud.stay('v_1').session_id}/pay").status_code == 201
