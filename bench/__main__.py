@@ -9,7 +9,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["recognition", "lane", "lookup", "cloud_api", "access_list", "sync"]
+BENCHMARKS = ["recognition", "lane", "lookup", "cloud_api", "access_list", "sync", "stay_paid"]
 
 
 def main(argv: list[str]) -> int:
