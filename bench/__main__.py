@@ -17,6 +17,7 @@ BENCHMARKS = [
     "access_list",
     "sync",
     "disk_writes",
+    "stay_paid",
 ]
 
 

@@ -44,6 +44,7 @@ from cloud_api.routes import (
     me,
     pay,
     policies,
+    stays,
     tokens,
 )
 from cloud_api.settings import Settings
@@ -163,7 +164,18 @@ def create_app(
     app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
     app.add_middleware(BodyLimit, limits=_body_limits(settings))  # inside RequestMetrics
     install_metrics(app, sessions, token=settings.secret("metrics_token"))  # GET /metrics
-    for module in (lots, bookings, access, analytics, admin, webhooks, lot_sync, policies, pay):
+    for module in (
+        lots,
+        bookings,
+        access,
+        analytics,
+        admin,
+        webhooks,
+        lot_sync,
+        policies,
+        pay,
+        stays,
+    ):
         app.include_router(module.router)
     for extra in (tokens, me, health):
         app.include_router(extra.router)

@@ -154,7 +154,12 @@ def run_sync(settings: Settings, *, poll_interval: float) -> int:
     upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     broker = settings.broker
-    service = SyncService(make_sessionmaker(engine), broker, poll_interval=poll_interval)
+    service = SyncService(
+        make_sessionmaker(engine),
+        broker,
+        poll_interval=poll_interval,
+        clock_skew=timedelta(seconds=settings.stay_clock_skew_seconds),
+    )
     stop = _stop_on_signals()
     service.start()
     log.info("sync running against %s:%d", broker.host, broker.port)

@@ -1,20 +1,36 @@
-"""Lot queries: search by area, free spaces now, availability of a window (pure of HTTP)."""
+"""Lot queries: search by area, free spaces now, availability of a window (pure of HTTP).
+
+Drive-up cars inside (no booking, as the lot last counted them in its status heartbeat) take
+spaces too: a lot with N of them offers N fewer spaces now, and N fewer car spaces for a window
+starting within :data:`DRIVE_UP_HORIZON` (never below zero).
+"""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud_api.availability import FreeSpace, blocking, free_space_rows, space_free_until
+from cloud_api.lot_sync import LotStatus
 from cloud_api.models import Booking, Lot, LotPrice, Space
 from cloud_api.policies import current_policy
 from parkgate_protocol import price_stay
 
-__all__ = ["availability", "free_now", "haversine_km", "lot_view", "search_lots"]
+__all__ = [
+    "DRIVE_UP_HORIZON",
+    "availability",
+    "drive_ups_inside",
+    "free_now",
+    "haversine_km",
+    "lot_view",
+    "search_lots",
+]
+
+DRIVE_UP_HORIZON = timedelta(hours=24)  # drive-up stays are priced by the day; most end sooner
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -47,7 +63,21 @@ def free_now(session: Session, lot_ids: list[int], now: datetime) -> dict[int, i
             .group_by(Booking.lot_id)
         ).all()
     )
-    return {lid: int(totals.get(lid, 0)) - int(busy.get(lid, 0)) for lid in lot_ids}
+    inside = drive_ups_inside(session, lot_ids)
+    return {
+        lid: max(0, int(totals.get(lid, 0)) - int(busy.get(lid, 0)) - inside.get(lid, 0))
+        for lid in lot_ids
+    }
+
+
+def drive_ups_inside(session: Session, lot_ids: list[int]) -> dict[int, int]:
+    """Drive-up cars inside per lot, as each lot last reported (lots that never did: absent)."""
+    rows = session.execute(
+        select(LotStatus.lot_id, LotStatus.drive_up_inside).where(
+            LotStatus.lot_id.in_(lot_ids), LotStatus.drive_up_inside.is_not(None)
+        )
+    ).all()
+    return {lot_id: count or 0 for lot_id, count in rows}
 
 
 def _prices(session: Session, lot_ids: list[int]) -> dict[int, list[LotPrice]]:
@@ -158,13 +188,16 @@ def availability(
     for space in spaces:
         first.setdefault(space.vehicle_type, space)
         counts[space.vehicle_type] = counts.get(space.vehicle_type, 0) + 1
+    if vehicle_type in (None, "car") and start < now + DRIVE_UP_HORIZON and "car" in counts:
+        taken = drive_ups_inside(session, [lot_id]).get(lot_id, 0)
+        counts["car"] = max(0, counts["car"] - taken)
     until = {
         f.space_id: f.free_until
         for f in space_free_until(session, [s.id for s in first.values()], end, now)
     }
     out = []
     for vtype in types:
-        head = first.get(vtype)
+        head = first.get(vtype) if counts[vtype] else None  # all taken by drive-ups
         free_until = until.get(head.id) if head else None
         out.append(
             {

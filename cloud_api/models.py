@@ -125,6 +125,7 @@ class PaymentKind(StrEnum):
     CHARGE = "charge"  # a booking's price (tag "initial" confirms it)
     REFUND = "refund"
     OVERSTAY = "overstay"
+    STAY = "stay"  # a parking session's payment (pay by plate): ``stay_id`` set, no booking
     EXTENSION = "extension"  # the extra time of an extended booking (owed until paid)
 
 
@@ -248,7 +249,11 @@ class Payment(Base):
     __tablename__ = "payments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    booking_id: Mapped[str] = mapped_column(ForeignKey("bookings.id"), index=True)
+    booking_id: Mapped[str | None] = mapped_column(ForeignKey("bookings.id"), index=True)
+    # a stay's payment (kind "stay"): stays.id (the st01 migration's foreign key; no ORM-level
+    # one, so this module need not import cloud_api.stays) and the moment it was priced through
+    stay_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
+    paid_through: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     amount_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(24), default="pending")

@@ -168,6 +168,19 @@ class Settings(_Section):
     dead_letter_retention_days: int = Field(
         30, ge=1, le=3650, description="Dead letters (outbox and ingest) are deleted after."
     )
+    stay_clock_skew_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="A lot's reported arrival or exit may be this far after the cloud's now; "
+        "later ones are moved to now and flagged (and earn no early-exit credit).",
+    )
+    pay_by_plate_per_client_per_minute: int = Field(
+        10, ge=1, description="Pay-by-plate look-ups and payments per client address a minute."
+    )
+    pay_by_plate_per_lot_per_minute: int = Field(
+        120, ge=1, description="Pay-by-plate look-ups and payments per lot a minute (all clients)."
+    )
     broker: BrokerSettings = Field(
         default_factory=BrokerSettings, description="MQTT broker of cloud-api sync."
     )
@@ -221,6 +234,9 @@ ENVIRONMENT: dict[tuple[str, ...], str] = {
     ("retention_sweep_seconds",): "PARKGATE_RETENTION_SWEEP_SECONDS",
     ("plate_retention_days",): "PARKGATE_PLATE_RETENTION_DAYS",
     ("dead_letter_retention_days",): "PARKGATE_DEAD_LETTER_RETENTION_DAYS",
+    ("stay_clock_skew_seconds",): "PARKGATE_STAY_CLOCK_SKEW_SECONDS",
+    ("pay_by_plate_per_client_per_minute",): "PARKGATE_PAY_BY_PLATE_PER_CLIENT_PER_MINUTE",
+    ("pay_by_plate_per_lot_per_minute",): "PARKGATE_PAY_BY_PLATE_PER_LOT_PER_MINUTE",
     ("broker", "host"): "PARKGATE_MQTT_HOST",
     ("broker", "port"): "PARKGATE_MQTT_PORT",
     ("broker", "relay_username"): "PARKGATE_MQTT_RELAY_USER",

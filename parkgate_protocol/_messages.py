@@ -298,6 +298,11 @@ class ChangesPage(Message):
     reservations: list[ReservationSnapshot] = Field(default_factory=list)
     list_entries: list[ListEntrySnapshot] | None = None
     policy: dict[str, Any] | None = Field(None, description="Snapshot pages: the lot's policy.")
+    stay_payments: list[StayPayment] | None = Field(
+        None,
+        description="Snapshot pages: the latest payment state of every paid stay still inside "
+        "(what the stay_paid changes the snapshot replaces said).",
+    )
     next_since: int = Field(..., ge=0)
     latest_seq: int = Field(..., ge=0)
 
@@ -306,9 +311,14 @@ class ChangesPage(Message):
         if self.snapshot and self.changes:
             raise ValueError("a snapshot page has no changes")
         if not self.snapshot and (
-            self.reservations or self.list_entries is not None or self.policy is not None
+            self.reservations
+            or self.list_entries is not None
+            or self.policy is not None
+            or self.stay_payments is not None
         ):
-            raise ValueError("a changes page has no reservations, list_entries or policy")
+            raise ValueError(
+                "a changes page has no reservations, list_entries, policy or stay_payments"
+            )
         seqs = [c.seq for c in self.changes]
         if any(b != a + 1 for a, b in pairwise(seqs)):
             raise ValueError("changes must be consecutive seqs in order")

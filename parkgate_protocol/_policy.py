@@ -45,6 +45,11 @@ class LotPolicy(BaseModel):
     fuzzy_min_confidence: float = Field(0.90, ge=0.5, le=1.0, description="For a fuzzy match.")
     tariff: Tariff = Field(default_factory=default_tariff)
     overstay_grace_minutes: int = Field(10, ge=0, le=1440, description="Free after a booking.")
+    credit_unused_booking: bool = Field(
+        False,
+        description="A booking whose car never arrived still earns the early-exit credit for "
+        "its unused time when an exit is reported; off, a never-arrived booking earns none.",
+    )
     pay_before_exit: bool = Field(
         False,
         description="The exit holds a car that owes money; off, it opens and the cloud bills. "

@@ -1,6 +1,7 @@
 """A lot's catch-up page (``GET /lots/{lot_id}/changes``): the changes after a sequence number,
-or a full snapshot (active reservations, every access-list entry, the policy in force) when the
-gate is too far behind or a bulk list import asked it to fetch one (``lists_replaced``)."""
+or a full snapshot (active reservations, every access-list entry, the policy in force, the
+payments of paid stays still inside) when the gate is too far behind or a bulk list import asked
+it to fetch one (``lists_replaced``). ``stay_paid`` changes travel like any other change."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 from cloud_api.changes import change_from_feed, changes_since, reservation_snapshot
 from cloud_api.models import Booking, Lot, Space
 from cloud_api.policies import current_policy, entry_snapshot, find_entries
+from cloud_api.stays import paid_stays_inside
 from parkgate_protocol import ChangesPage, ReservationSnapshot
 
 __all__ = ["CATCH_UP_HORIZON", "changes_page"]
@@ -59,6 +61,7 @@ def _snapshot(session: Session, lot_id: int, latest: int) -> ChangesPage:
         ],
         list_entries=[entry_snapshot(e) for e in find_entries(session, lot_id)],
         policy=current_policy(session, lot_id).to_wire(),
+        stay_payments=paid_stays_inside(session, lot_id),
         next_since=latest,
         latest_seq=latest,
     )

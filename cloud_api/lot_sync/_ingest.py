@@ -20,10 +20,12 @@ confirmation arrives. Dead-lettered events are not confirmed.
 An event whose topic lot differs from its payload's ``lot_id`` is dead-lettered (``wrong_lot``):
 a lot cannot post events for another lot even if the broker's ACL were misconfigured. Entry and
 exit events are recorded on the booking (``visits.record_arrival`` / ``record_exit``: early-exit
-credit, overstay charge, payment and notification through the outbox). Anything unparseable goes
-to ``ingest_dead_letters`` with its reason, and so does a message the protocol accepts but the
-database refuses (``unstorable``: a NUL in a string, which PostgreSQL text and JSON columns
-reject); the consumer carries on.
+credit, overstay charge, payment and notification through the outbox) and on the car's parking
+session (``cloud_api.stays``: the entry opens it by ``stay_id``, the exit closes it, a denied exit
+with ``payment_due`` makes it owe); reported times are bounded (``cloud_api.reported_times``).
+Anything unparseable goes to ``ingest_dead_letters`` with its reason, and so does a message the
+protocol accepts but the database refuses (``unstorable``: a NUL in a string, which PostgreSQL
+text and JSON columns reject); the consumer carries on.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -45,7 +47,16 @@ from cloud_api.errors import Conflict
 from cloud_api.lot_sync._models import GateEventRecord, IngestDeadLetter, LotStatus
 from cloud_api.lot_sync._mqtt import connect, make_client
 from cloud_api.models import Booking, Lot, utcnow
+from cloud_api.reported_times import DEFAULT_CLOCK_SKEW
 from cloud_api.settings import BrokerSettings
+from cloud_api.stays import (
+    GatePass,
+    close_stay,
+    note_payment_due,
+    open_stay,
+    paid_so_far,
+    stay_for_exit,
+)
 from cloud_api.visits import find_for_plate, record_arrival, record_exit
 from parkgate_protocol import (
     MAX_ACK_IDS,
@@ -87,14 +98,22 @@ class _Received:
     qos: int
 
 
-def store_message(session: Session, topic: str, payload: bytes, now: datetime) -> str:
+def store_message(
+    session: Session,
+    topic: str,
+    payload: bytes,
+    now: datetime,
+    *,
+    skew: timedelta = DEFAULT_CLOCK_SKEW,
+) -> str:
     """Store one message in ``session`` (the caller commits); returns what happened:
-    ``stored:{outcome}``, ``duplicate``, ``status`` or ``dead:{reason}``. Never raises on input."""
-    return _store(session, topic, payload, now)[0]
+    ``stored:{outcome}``, ``duplicate``, ``status`` or ``dead:{reason}``. Never raises on input.
+    ``skew``: how far after ``now`` a reported arrival or exit may be (later: moved, flagged)."""
+    return _store(session, topic, payload, now, skew)[0]
 
 
 def _store(
-    session: Session, topic: str, payload: bytes, now: datetime
+    session: Session, topic: str, payload: bytes, now: datetime, skew: timedelta
 ) -> tuple[str, tuple[str, str] | None]:
     """:func:`store_message`'s outcome and, for a stored or duplicate event, (lot, event id)."""
     try:
@@ -119,7 +138,7 @@ def _store(
                 _store_status(session, lot_id, message, now)
                 session.flush()
             return "status", None
-        return _store_event(session, lot_id, message, now), (lot_text, message.event_id)
+        return _store_event(session, lot_id, message, now, skew), (lot_text, message.event_id)
     except DataError as exc:  # valid to the protocol, not to the database (a NUL in a string)
         why = f"the database refused a value ({type(exc.orig).__name__})"
         refused = ProtocolError("unstorable", why)
@@ -158,12 +177,17 @@ def _store_status(session: Session, lot_id: int, status: Any, now: datetime) -> 
     if status.state == "online":  # the last will says nothing about the policy
         row.policy_version = status.policy_version
         row.policy_problem = status.policy_problem
+        row.cars_inside = status.cars_inside
+        row.drive_up_inside = status.drive_up_inside
+        row.clock_offset_s = status.clock_offset_s
     row.lanes = [lane.model_dump(mode="json", exclude_none=True) for lane in status.lanes]
     row.received_at = now
     session.add(row)
 
 
-def _store_event(session: Session, lot_id: int, event: GateEvent, now: datetime) -> str:
+def _store_event(
+    session: Session, lot_id: int, event: GateEvent, now: datetime, skew: timedelta
+) -> str:
     record = GateEventRecord(
         event_id=event.event_id,
         lot_id=lot_id,
@@ -182,7 +206,7 @@ def _store_event(session: Session, lot_id: int, event: GateEvent, now: datetime)
         with session.begin_nested():
             session.add(record)
             session.flush()
-            record.outcome = _apply_visit(session, lot_id, event, now)
+            record.outcome = _apply_visit(session, lot_id, event, now, skew)
             session.flush()
     except IntegrityError:
         log.debug("ingest: event %s already stored", event.event_id)
@@ -190,33 +214,109 @@ def _store_event(session: Session, lot_id: int, event: GateEvent, now: datetime)
     return f"stored:{record.outcome}"
 
 
-def _apply_visit(session: Session, lot_id: int, event: GateEvent, now: datetime) -> str:
-    if event.kind not in (GateEventKind.ENTRY, GateEventKind.EXIT):
+def _apply_visit(
+    session: Session, lot_id: int, event: GateEvent, now: datetime, skew: timedelta
+) -> str:
+    """The event's effect on its booking (``visits``) and its stay (``stays``)."""
+    held = event.kind is GateEventKind.DENIED and event.reason == "payment_due"
+    if event.kind not in (GateEventKind.ENTRY, GateEventKind.EXIT) and not held:
         return "stored"
-    booking = None
-    if event.reservation_id:
-        booking = session.get(Booking, event.reservation_id, with_for_update=True)
-    elif event.plate:
-        booking = find_for_plate(session, lot_id, event.plate, event.occurred_at)
-    if booking is None:
-        return "no_booking"
-    if booking.lot_id != lot_id:
+    booking = _booking_for(session, lot_id, event)
+    if booking is not None and booking.lot_id != lot_id:
         log.warning("ingest: event %s names a booking of another lot", event.event_id)
         return "booking_of_other_lot"
+    gate_pass = GatePass(
+        event_id=event.event_id,
+        gate_stay_id=event.stay_id,
+        plate=event.plate,
+        reason=event.reason,
+        occurred_at=event.occurred_at,
+        amount_owed_cents=event.amount_owed_cents,
+    )
+    if held:
+        stay = stay_for_exit(session, lot_id, gate_pass, booking)
+        if stay is None:
+            return "payment_due:no_stay"
+        return f"payment_due:{note_payment_due(session, stay, gate_pass, now=now)}"
     try:
         if event.kind is GateEventKind.ENTRY:
-            record_arrival(session, booking, at=event.occurred_at, now=now)
-            return "arrived"
-        outcome = record_exit(session, booking, at=event.occurred_at, now=now)
+            return _entry(session, lot_id, gate_pass, booking, now, skew)
+        return _exit(session, lot_id, gate_pass, booking, now, skew)
     except (Conflict, LookupError, ValueError) as exc:  # wrong state, missing price row
         reason = getattr(exc, "reason", type(exc).__name__)
         log.warning(
-            "ingest: event %s left booking %s alone: %s", event.event_id, booking.id, reason
+            "ingest: event %s left booking %s alone: %s",
+            event.event_id,
+            booking.id if booking else None,
+            reason,
         )
         return f"refused:{reason}"[:64]
-    if outcome.overstay_cents:
+
+
+def _booking_for(session: Session, lot_id: int, event: GateEvent) -> Booking | None:
+    if event.reservation_id:
+        return session.get(Booking, event.reservation_id, with_for_update=True)
+    if event.plate and event.reason not in ("drive_up", "allowlisted"):
+        return find_for_plate(session, lot_id, event.plate, event.occurred_at)
+    return None
+
+
+def _entry(
+    session: Session,
+    lot_id: int,
+    gate_pass: GatePass,
+    booking: Booking | None,
+    now: datetime,
+    skew: timedelta,
+) -> str:
+    if booking is not None:
+        record_arrival(session, booking, at=gate_pass.occurred_at, now=now, skew=skew)
+    stay = open_stay(session, lot_id, gate_pass, booking, now=now, skew=skew)
+    if booking is not None:
+        return "arrived"
+    return f"stay_opened:{stay.kind}" if stay else "no_booking"
+
+
+def _exit(
+    session: Session,
+    lot_id: int,
+    gate_pass: GatePass,
+    booking: Booking | None,
+    now: datetime,
+    skew: timedelta,
+) -> str:
+    stay = stay_for_exit(session, lot_id, gate_pass, booking)
+    if stay is None and booking is None and gate_pass.gate_stay_id and gate_pass.plate:
+        # the entry never reached the cloud (or came from an older gate): a stay from here
+        stay = open_stay(session, lot_id, gate_pass, None, now=now, skew=skew)
+    overstay = credit = 0
+    refused = None
+    if booking is not None:
+        try:
+            outcome = record_exit(
+                session,
+                booking,
+                at=gate_pass.occurred_at,
+                now=now,
+                skew=skew,
+                stay_paid=paid_so_far(stay),
+            )
+            overstay, credit = outcome.overstay_cents, outcome.credit_cents
+        except Conflict as exc:  # the booking is not confirmed: its stay still ends here
+            refused = f"refused:{exc.reason}"
+    if stay is not None:
+        owed = close_stay(
+            session, stay, gate_pass, now=now, skew=skew, booking_overstay_cents=overstay
+        )
+        if booking is None:
+            return f"stay_closed:owes:{owed}" if owed else "stay_closed"
+    if booking is None:
+        return "no_booking"
+    if refused:
+        return refused[:64]
+    if overstay:
         return "exited:overstay"
-    return "exited:credit" if outcome.credit_cents else "exited"
+    return "exited:credit" if credit else "exited"
 
 
 def subscription_filters(group: str | None) -> list[str]:
@@ -237,8 +337,10 @@ class Ingest:
         batch: int = 200,
         client: mqtt.Client | None = None,
         group: str | None = None,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         self._sessions = sessions
+        self._skew = clock_skew
         self._broker = broker
         self._batch = batch
         self.filters = subscription_filters(group or broker.ingest_group)
@@ -342,7 +444,7 @@ class Ingest:
     def _commit(self, batch: list[_Received]) -> tuple[list[str], list[tuple[str, str]]]:
         now = utcnow()
         with self._sessions.begin() as session:
-            results = [_store(session, r.topic, r.payload, now) for r in batch]
+            results = [_store(session, r.topic, r.payload, now, self._skew) for r in batch]
         return [outcome for outcome, _ in results], [key for _, key in results if key]
 
     def _confirm(self, stored: list[tuple[str, str]]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloud_api.db import Base
@@ -67,6 +67,9 @@ class LotStatus(Base):
     policy_version: Mapped[int | None] = mapped_column(Integer, default=None)  # in force
     policy_problem: Mapped[str | None] = mapped_column(String(500), default=None)
     lanes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    cars_inside: Mapped[int | None] = mapped_column(Integer, default=None)  # as the lot counts
+    drive_up_inside: Mapped[int | None] = mapped_column(Integer, default=None)  # of those
+    clock_offset_s: Mapped[float | None] = mapped_column(Float, default=None)  # lot minus cloud
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

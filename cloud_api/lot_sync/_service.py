@@ -4,11 +4,13 @@ cloud), sharing one sessionmaker. Run by ``cloud-api sync`` (:func:`cloud_api.da
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.lot_sync._ingest import Ingest
 from cloud_api.lot_sync._relay import Relay
+from cloud_api.reported_times import DEFAULT_CLOCK_SKEW
 from cloud_api.settings import BrokerSettings
 
 __all__ = ["SyncService"]
@@ -23,9 +25,10 @@ class SyncService:
         broker: BrokerSettings,
         *,
         poll_interval: float = 0.05,
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         self.relay = Relay(sessions, broker, poll_interval=poll_interval)
-        self.ingest = Ingest(sessions, broker)
+        self.ingest = Ingest(sessions, broker, clock_skew=clock_skew)
 
     def start(self) -> SyncService:
         self.relay.start()

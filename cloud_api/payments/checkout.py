@@ -47,6 +47,7 @@ _DESCRIPTIONS = {
     PaymentKind.CHARGE.value: "Parking booking",
     PaymentKind.EXTENSION.value: "Booking extension",
     PaymentKind.OVERSTAY.value: "Overstay",
+    PaymentKind.STAY.value: "Parking (pay by plate)",
 }
 
 

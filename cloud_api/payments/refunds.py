@@ -48,6 +48,7 @@ def refund_payment(
         charge.refunded_cents += granted
     refund = Payment(
         booking_id=charge.booking_id,
+        stay_id=charge.stay_id,
         amount_cents=granted,
         currency=charge.currency,
         status="pending",

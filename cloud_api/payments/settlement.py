@@ -30,6 +30,7 @@ from cloud_api.changes import log_event
 from cloud_api.errors import Conflict, NotFound
 from cloud_api.models import Payment, PaymentKind
 from cloud_api.payments.refunds import refund_payment
+from cloud_api.stays import record_stay_payment
 from cloud_api.visits import record_payment_received
 
 __all__ = ["apply_captured", "record_capture", "settle_event"]
@@ -170,10 +171,14 @@ def apply_captured(session: Session, payment: Payment, now: datetime) -> str:
 
     ``charge`` tagged ``initial``: the booking is confirmed (or, released meanwhile, the money
     is refunded); ``extension``, ``overstay`` (and older untagged ``charge`` rows): what the
-    booking owes goes down. Other kinds are logged and left as captured until wired here.
+    booking owes goes down; ``stay``: the parking session is paid through the moment it was
+    priced for and the lot is told (``stay_paid``), a capture beyond what it owed refunded.
+    Other kinds are logged and left as captured until wired here.
     """
     booking_id: str | None = payment.booking_id
     kind = payment.kind
+    if kind == PaymentKind.STAY.value:
+        return record_stay_payment(session, payment, now)  # pay by plate (cloud_api.stays)
     if booking_id and kind == PaymentKind.CHARGE.value and _is_initial(payment):
         return _confirm(session, payment, booking_id, now)
     owed_kinds = (PaymentKind.EXTENSION.value, PaymentKind.OVERSTAY.value, PaymentKind.CHARGE.value)

@@ -1,10 +1,13 @@
-"""``/parkingAccess``: gates that ask online, and report arrival and exit times."""
+"""``/parkingAccess``: gates that ask online, and report arrival and exit times (bounded like the
+gate's events, ``cloud_api.reported_times``; the booking's parking session opens and closes with
+them)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,6 +19,7 @@ from cloud_api.models import Booking, Lot, Space, User
 from cloud_api.plates import normalise_plate
 from cloud_api.policies import current_policy, find_entries
 from cloud_api.schemas import AccessAnswer, AccessUpdate, Problem
+from cloud_api.stays import GatePass, close_stay, open_stay, paid_so_far, stay_for_exit
 from cloud_api.visits import find_for_plate, record_arrival, record_exit
 
 __all__ = ["router"]
@@ -84,7 +88,9 @@ def get_access(
     responses=ERRORS,
     summary="Record arrival and/or exit of a plate (gate report)",
 )
-def put_access(body: AccessUpdate, db: Db, user: Caller, now: Now) -> AccessAnswer:
+def put_access(
+    body: AccessUpdate, request: Request, db: Db, user: Caller, now: Now
+) -> AccessAnswer:
     lot = _lot_for(db, user, body.parking_lot_id)
     norm = _plate(body.plate)
     if body.arrived_at is None and body.exited_at is None:
@@ -94,13 +100,26 @@ def put_access(body: AccessUpdate, db: Db, user: Caller, now: Now) -> AccessAnsw
         booking = find_for_plate(db, lot.id, norm, now)
     if booking is None:
         raise ApiError(404, "no_reservation", f"no reservation for {norm} at lot {lot.id}")
+    skew = timedelta(seconds=request.app.state.settings.stay_clock_skew_seconds)
     credit = overstay = 0
     if body.arrived_at is not None:
-        record_arrival(db, booking, at=body.arrived_at, now=now)
+        record_arrival(db, booking, at=body.arrived_at, now=now, skew=skew)
+        open_stay(db, lot.id, _pass(norm, body.arrived_at), booking, now=now, skew=skew)
     if body.exited_at is not None:
-        outcome = record_exit(db, booking, at=body.exited_at, now=now)
+        gate_pass = _pass(norm, body.exited_at)
+        stay = stay_for_exit(db, lot.id, gate_pass, booking)
+        outcome = record_exit(
+            db, booking, at=body.exited_at, now=now, skew=skew, stay_paid=paid_so_far(stay)
+        )
         credit, overstay = outcome.credit_cents, outcome.overstay_cents
+        if stay is not None:
+            close_stay(db, stay, gate_pass, now=now, skew=skew, booking_overstay_cents=overstay)
     db.commit()
     direction = "exit" if body.exited_at else "entry"
     verdict = decide_access(booking, current_policy(db, lot.id), direction, now)
     return _answer(db, lot, norm, booking, verdict, credit_cents=credit, overstay_cents=overstay)
+
+
+def _pass(plate: str, at: datetime) -> GatePass:
+    """A pass reported over HTTP: no event, no lot stay id (the booking ties the stay)."""
+    return GatePass(event_id=None, gate_stay_id=None, plate=plate, reason=None, occurred_at=at)

@@ -52,13 +52,11 @@ def test_early_exit_refund_through_the_outbox(harness: Harness) -> None:  # noqa
         booking_id = harness.book(hours=4, starts_in=timedelta(minutes=1))
         ref = harness.charge_ref(booking_id)
         harness.provider.complete(ref)
-        now = utcnow()
         with harness.sessions.begin() as session:
             booking = session.get_one(Booking, booking_id)
             booking.arrived_at = booking.start_time
-            outcome = record_exit(
-                session, booking, at=booking.start_time + timedelta(hours=1), now=now
-            )
+            left = booking.start_time + timedelta(hours=1)  # reported when it happened
+            outcome = record_exit(session, booking, at=left, now=left)
             credit = outcome.credit_cents
         assert credit > 0
         # the request path only wrote rows: the provider has not been asked yet
