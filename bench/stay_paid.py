@@ -78,6 +78,7 @@ def _measure(workdir: Path) -> list[float]:
 
     from cloud_api.outbox import OutboxWorker
     from cloud_api.payments import LocalProvider
+    from cloud_api.payments.checkout import PayLinks
     from cloud_api.payments.configured import resolve_webhook_secret
     from cloud_api.payments.handlers import payment_handlers
     from cloud_api.policies import current_policy, set_policy
@@ -94,7 +95,7 @@ def _measure(workdir: Path) -> list[float]:
     provider = LocalProvider(
         webhook_secret=secret, webhook_url=f"{stack.base_url}/payments/webhook"
     )
-    worker = OutboxWorker(stack.sessions, payment_handlers(provider))
+    worker = OutboxWorker(stack.sessions, payment_handlers(provider, PayLinks(stack.base_url)))
     gate = _LotSubscriber(
         stack.broker.host, stack.broker.port, device.mqtt_username, device.mqtt_password, lot
     )

@@ -85,14 +85,17 @@ class CloudStack:
         self.mqtt = BrokerSettings(
             host=self.broker.host, port=self.broker.port, password=CLOUD_PASSWORD
         )
-        app = create_app(Settings(database_url=self.url, hold_sweep_seconds=0))
+        port = free_port()  # the app's public URL: its pay pages and local webhooks point here
+        public_url = f"http://127.0.0.1:{port}"
+        app = create_app(
+            Settings(database_url=self.url, hold_sweep_seconds=0, public_url=public_url)
+        )
         self.sessions = app.state.sessions
         self.relay = Relay(self.sessions, self.mqtt, poll_interval=self.poll_interval)
         wake_on_commit(self.sessions, self.relay)
         self.ingest = Ingest(self.sessions, self.mqtt)
         self.relay.start()
         self.ingest.start()
-        port = free_port()
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", access_log=False
         )

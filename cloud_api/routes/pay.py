@@ -21,6 +21,7 @@ import logging
 import re
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -122,7 +123,11 @@ async def pay_locally(request: Request, public_id: str) -> Response:
     ref = await run_in_threadpool(_provider_ref, request, found.id)
     if state.problem or ref is None or ref not in provider.payments:
         return _page("Payment unavailable", "<p>Try again shortly.</p>", 503)
-    answer = await run_in_threadpool(provider.complete, ref)  # delivers the signed webhook
+    try:
+        answer = await run_in_threadpool(provider.complete, ref)  # delivers the signed webhook
+    except httpx.HTTPError as exc:  # the webhook could not be delivered: nothing was applied
+        log.warning("local payment %s: webhook not delivered: %s", found.id, exc)
+        return _page("Payment unavailable", "<p>Try again shortly.</p>", 503)
     log.info("local payment %s completed: webhook answered %s", found.id, answer.status_code)
     return result
 

@@ -34,6 +34,7 @@ from cloud_api.visits import record_arrival, record_exit
 from devservices import World
 from parkgate_protocol import GateEvent, GateEventKind, encode, price_stay, topic
 from tests.support.cloud import T0, Clock, TestClient
+from tests.support.payments import pay_booking
 
 SECRET = "whsec_stays_test"
 PLATE = "AB123CD"
@@ -142,7 +143,7 @@ def _cloud(database_url: str, world: World, clock: Clock, **settings: Any) -> It
         httpx.Client(transport=InProcessTransport(app), base_url="http://cloud.test") as hooks,
     ):
         provider.use_http_client(hooks)
-        worker = OutboxWorker(sessions, payment_handlers(provider))
+        worker = OutboxWorker(sessions, payment_handlers(provider, app.state.pay_links))
         yield Cloud(client, sessions, provider, worker, clock, world)
 
 
@@ -233,7 +234,7 @@ def _arrived_booking(cloud: Cloud, *, arrive: bool = True, hours: int = 4) -> st
             cloud.world.lot_id, PLATE, "car", T0 + timedelta(minutes=5), T0 + timedelta(hours=hours)
         )
         booking = svc.create_booking(s, user, req, T0)
-        booking.status = "confirmed"  # as if paid
+        pay_booking(s, booking.id, T0)  # captured, as the webhook would: a credit is refundable
         if arrive:
             record_arrival(s, booking, at=booking.start_time, now=booking.start_time)
         return booking.id
@@ -330,7 +331,9 @@ def test_pay_by_plate_captured_through_the_webhook_pushes_stay_paid(cloud: Cloud
     assert row["amount_due_cents"] == owed
     assert row["pay_url"] == f"https://park.example/lots/{lot}/pay?plate={PLATE}"
     paid = cloud.pay(row["session_id"])
-    assert paid["checkout_url"] == f"https://park.example/pay/{paid['payment_id']}"
+    with cloud.sessions() as s:  # the local provider's checkout is our hosted pay page
+        public_id = s.get_one(Payment, paid["payment_id"]).public_id
+    assert paid["checkout_url"] == f"https://park.example/pay/{public_id}"
     assert paid["status"] == "requires_payment"
     result = cloud.provider.complete(cloud.provider_ref(paid["payment_id"]))
     assert result.json()["result"] == "stay_paid"
@@ -674,6 +677,6 @@ def test_a_declined_stay_payment_applies_nothing(cloud: Cloud) -> None:
     before = cloud.money_rows()
     cloud.provider.decline_next()
     result = cloud.provider.complete(cloud.provider_ref(paid["payment_id"]))
-    assert result.json()["result"] == "stay_payment_failed"
+    assert result.json()["result"] == "charge_failed"  # the stay still owes; pay again
     assert cloud.money_rows() == before and cloud.stay("v_1").paid_through is None
     assert cloud.client.post(f"/sessions/{cloud.stay('v_1').session_id}/pay").status_code == 201

@@ -11,12 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from cloud_api.outbox import OutboxWorker
-from cloud_api.payments import LocalProvider
-from cloud_api.payments.configured import resolve_webhook_secret
-from cloud_api.payments.handlers import payment_handlers
+from cloud_api.models import Payment
 from cloud_api.policies import current_policy, set_policy
-from cloud_api.settings import Settings
 from cloud_api.stays import Stay
 from devservices import CloudStack, wait_for
 from parkgate_protocol import (
@@ -47,12 +43,6 @@ def test_a_drive_up_paid_by_plate_reaches_the_lot_as_stay_paid(stack: CloudStack
     lot = str(lot_id)
     device = stack.devices[lot_id]
     gate = Peer(stack.broker, device.mqtt_username, device.mqtt_password)
-    # the stack's app signs with the install's secret (kept next to its SQLite database)
-    secret = resolve_webhook_secret(Settings(database_url=stack.url))
-    provider = LocalProvider(
-        webhook_secret=secret, webhook_url=f"{stack.base_url}/payments/webhook"
-    )
-    worker = OutboxWorker(stack.sessions, payment_handlers(provider))
     with stack.sessions.begin() as s:  # the stack's lots are free; drive-ups pay €2.50 an hour
         fields = {**current_policy(s, lot_id).to_wire(), "tariff": default_tariff().model_dump()}
         set_policy(s, lot_id, fields, actor=None, now=datetime.now(UTC))
@@ -78,11 +68,11 @@ def test_a_drive_up_paid_by_plate_reaches_the_lot_as_stay_paid(stack: CloudStack
         answer = stack.http.post(f"/sessions/{stay['session_id']}/pay")
         assert answer.status_code == 201, answer.text
         payment_id = answer.json()["payment_id"]
-        worker.run_once()  # the provider's payment is created by the outbox, as for bookings
-        [ref] = [
-            r for r, p in provider.payments.items() if p.metadata["payment_id"] == str(payment_id)
-        ]
-        assert provider.complete(ref).json()["result"] == "stay_paid"
+        with stack.sessions() as s:  # the driver presses Pay on the hosted (local) pay page
+            public_id = s.get_one(Payment, payment_id).public_id
+        assert answer.json()["checkout_url"].endswith(f"/pay/{public_id}")
+        pressed = stack.http.post(f"/pay/{public_id}/local")
+        assert pressed.status_code == 303, pressed.text
 
         def pushed() -> list[object]:
             changes = [parse_reservation_change(body) for _, body in list(gate.messages)]

@@ -6,7 +6,7 @@ for a stay instead of a booking: ``payments.stay_id`` (nullable) and ``payments.
 nullable. ``lot_status`` keeps what the lot counts inside and its clock offset.
 
 Revision ID: st01
-Revises: po01
+Revises: ct01
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "st01"
-down_revision: str | None = "po01"
+down_revision: str | None = "ct01"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
