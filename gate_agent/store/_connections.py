@@ -125,6 +125,10 @@ class Connections:
         self._local.conn = conn
         return conn
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise sqlite3.ProgrammingError("store is closed")

@@ -1,11 +1,11 @@
 """The event journal of :mod:`gate_agent.store`, which doubles as the outbox to the cloud.
 
 Functions over an open connection inside a transaction the caller holds. The outbox is the
-journal rows whose ``sent_at`` is NULL, read in ``seq`` order through the partial index of
-unconfirmed events (an unsent event is never confirmed).
-``sent_at`` is the broker's PUBACK; ``confirmed_at`` the cloud's ``EventAck`` (stored for good).
-A sent but unconfirmed event is put back in the outbox (:func:`requeue_unconfirmed`) when the
-confirmation is overdue or after a reconnect.
+journal rows the cloud has not confirmed (``confirmed_at`` NULL), read in ``seq`` order through
+their partial index; which of them are in flight (PUBACKed, or confirmed but not yet written) is
+kept in memory by the store (:mod:`gate_agent.store._deliveries`). On disk, ``confirmed_at`` is
+the cloud's ``EventAck`` and ``sent_at`` the broker's PUBACK before it (both written with the
+confirmation); ``sent_at`` of an unconfirmed row means nothing.
 """
 
 from __future__ import annotations
@@ -17,19 +17,19 @@ from datetime import datetime
 from typing import Any
 
 from gate_agent.domain import EventKind, JournalEvent
+from gate_agent.store._deliveries import Confirmation
 from gate_agent.store._presence import PresenceChange, apply_presence
 from gate_agent.store._rows import EVENT_COLUMNS, event_from_row, event_row, to_text
 
 __all__ = [
     "events",
     "insert_event",
-    "mark_confirmed",
-    "mark_sent",
     "outbox_depth",
     "purge_reads",
-    "requeue_unconfirmed",
     "trim_confirmed",
-    "unsent_events",
+    "unconfirmed_events",
+    "unconfirmed_ids",
+    "write_confirmations",
 ]
 
 PlateHasher = Callable[[str], str]
@@ -65,39 +65,32 @@ def insert_event(
     return True
 
 
-def unsent_events(conn: sqlite3.Connection, limit: int) -> list[JournalEvent]:
-    sql = f"""SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_unconfirmed
-              WHERE confirmed_at IS NULL AND sent_at IS NULL ORDER BY seq LIMIT ?"""
-    return [event_from_row(row) for row in conn.execute(sql, (limit,))]
+def unconfirmed_events(
+    conn: sqlite3.Connection, after_seq: int, limit: int
+) -> list[tuple[int, JournalEvent]]:
+    """Events the cloud has not confirmed with ``seq`` above ``after_seq``, in journal order,
+    each with its ``seq`` (the outbox pages through them, skipping what is in flight)."""
+    sql = f"""SELECT seq, {EVENT_COLUMNS} FROM events INDEXED BY events_unconfirmed
+              WHERE confirmed_at IS NULL AND seq > ? ORDER BY seq LIMIT ?"""
+    return [(row[0], event_from_row(row[1:])) for row in conn.execute(sql, (after_seq, limit))]
 
 
-def mark_sent(conn: sqlite3.Connection, event_ids: Iterable[str], now: datetime) -> int:
-    sql = "UPDATE events SET sent_at = ? WHERE event_id = ? AND sent_at IS NULL"
-    sent_at = to_text(now)
-    return sum(conn.execute(sql, (sent_at, eid)).rowcount for eid in event_ids)
+def unconfirmed_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> list[str]:
+    """Those of ``event_ids`` that are journaled and not confirmed on disk."""
+    sql = "SELECT 1 FROM events WHERE event_id = ? AND confirmed_at IS NULL"
+    return [eid for eid in event_ids if conn.execute(sql, (eid,)).fetchone() is not None]
 
 
-def mark_confirmed(conn: sqlite3.Connection, event_ids: Iterable[str], now: datetime) -> int:
-    """Confirmed by the cloud; also sent (an ack can overtake the PUBACK's bookkeeping)."""
-    sql = """UPDATE events SET confirmed_at = ?1, sent_at = coalesce(sent_at, ?1)
-             WHERE event_id = ?2 AND confirmed_at IS NULL"""
-    stamp = to_text(now)
-    return sum(conn.execute(sql, (stamp, eid)).rowcount for eid in event_ids)
-
-
-def requeue_unconfirmed(conn: sqlite3.Connection, sent_before: datetime) -> int:
-    """Back into the outbox: events the broker accepted before ``sent_before`` that the cloud
-    has not confirmed (the broker may have lost them)."""
-    cursor = conn.execute(
-        """UPDATE events SET sent_at = NULL
-           WHERE confirmed_at IS NULL AND sent_at IS NOT NULL AND sent_at < ?""",
-        (to_text(sent_before),),
-    )
-    return cursor.rowcount
+def write_confirmations(conn: sqlite3.Connection, confirmations: Iterable[Confirmation]) -> int:
+    """Store the cloud's confirmations (and the PUBACK time with each); returns rows changed."""
+    sql = """UPDATE events SET confirmed_at = ?, sent_at = coalesce(sent_at, ?)
+             WHERE event_id = ? AND confirmed_at IS NULL"""
+    rows = [(to_text(c.confirmed_at), to_text(c.sent_at), c.event_id) for c in confirmations]
+    return sum(conn.execute(sql, row).rowcount for row in rows)
 
 
 def outbox_depth(conn: sqlite3.Connection) -> int:
-    """Events the cloud has not confirmed yet (unsent, or sent and unconfirmed)."""
+    """Events not confirmed on disk (the store subtracts confirmations not written yet)."""
     sql = "SELECT count(*) FROM events WHERE confirmed_at IS NULL"
     return int(conn.execute(sql).fetchone()[0])
 

@@ -41,6 +41,8 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -66,6 +68,7 @@ from gate_agent.store import _lookup as lookup_sql
 from gate_agent.store import _policy as policy_sql
 from gate_agent.store import _presence as presence_sql
 from gate_agent.store._connections import Connections
+from gate_agent.store._deliveries import Deliveries
 from gate_agent.store._filter import KeyFilter
 from gate_agent.store._policy import PolicyInForce, RejectedPolicy
 from gate_agent.store._presence import PresenceChange
@@ -80,6 +83,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 BULK_CHUNK = 5000  # reservations per write transaction in upsert_reservations
 TRIM_BATCH = 2000  # confirmed events deleted per write transaction in trim_events
+CONFIRM_FLUSH_AT = 256  # confirmations in memory that get a commit of their own
 
 
 def utc_now() -> datetime:
@@ -122,6 +126,7 @@ class Store:
         self._db = Connections(path)
         self._clock = clock
         self._hash = plate_hasher
+        self._deliveries = Deliveries(flush_at=CONFIRM_FLUSH_AT)
         with self._db.locked() as conn:
             applied = apply_migrations(Database(conn))
             self._keys = _load_filter(conn)
@@ -136,8 +141,24 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close every connection; safe to call twice."""
+        """Write the confirmations still in memory, close every connection; safe to call twice."""
+        if not self._db.closed:
+            try:
+                self.flush_confirmations()
+            except sqlite3.Error:
+                log.exception("confirmations not written at close (they will be sent again)")
         self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (fsync'd on leaving) that also writes the confirmations in
+        memory: they ride along with whatever the store commits next."""
+        with self._db.locked():  # settled before another write can take them again
+            with self._db.write() as conn:
+                confirmations = self._deliveries.take()
+                journal_sql.write_confirmations(conn, confirmations)
+                yield conn
+            self._deliveries.settle(confirmations)
 
     def _rebuild_filter(self) -> None:
         with self._db.locked() as conn:  # no write can add keys while the new filter is built
@@ -156,7 +177,7 @@ class Store:
         long load never holds the writer lock against the lanes' journal commits)."""
         count = 0
         for chunk in _chunks(reservations, BULK_CHUNK):
-            with self._db.write() as conn:
+            with self._write() as conn:
                 self._keys.add_all(_keys_of(r.plate for r in chunk))  # before the rows commit
                 count += cache.upsert_reservations(conn, chunk, self._stamp())
         if count > BULK_CHUNK:
@@ -174,7 +195,7 @@ class Store:
                 keys.add_all(_keys_of([r.plate]))
                 yield r
 
-        with self._db.write() as conn:
+        with self._write() as conn:
             count = cache.replace_reservations(
                 conn, _chunks(noting_keys(reservations), BULK_CHUNK), self._stamp()
             )
@@ -184,7 +205,7 @@ class Store:
         return count
 
     def remove_reservation(self, reservation_id: str) -> bool:
-        with self._db.write() as conn:
+        with self._write() as conn:
             return cache.remove_reservation(conn, reservation_id)
 
     def get_reservation(self, reservation_id: str) -> Reservation | None:
@@ -198,20 +219,20 @@ class Store:
     # -- allow/deny lists -----------------------------------------------------------------------
 
     def put_list_entry(self, entry: ListEntry) -> None:
-        with self._db.write() as conn:
+        with self._write() as conn:
             self._keys.add_all(_keys_of([entry.plate]))
             cache.put_list_entry(conn, entry, self._stamp())
 
     def remove_list_entry(self, plate: str, kind: ListKind, entry_id: str | None = None) -> bool:
         """Remove the entry ``entry_id``; without one, every ``kind`` entry of ``plate``."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             return cache.delete_list_entry(conn, plate, kind, entry_id)
 
     def replace_list_entries(self, entries: Iterable[ListEntry]) -> int:
         """Swap every list entry for a snapshot's, atomically (reservations are kept)."""
         entries = list(entries)
         self._keys.add_all(_keys_of(e.plate for e in entries))  # before the rows commit
-        with self._db.write() as conn:
+        with self._write() as conn:
             count = cache.replace_list_entries(conn, entries, self._stamp())
         if self._keys.overfull:
             self._rebuild_filter()
@@ -236,7 +257,7 @@ class Store:
 
     def apply_policy(self, policy: LotPolicy, raw: Mapping[str, Any]) -> PolicyInForce:
         """Put ``policy`` (parsed from ``raw``, as the cloud sent it) in force."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             applied = policy_sql.save(conn, policy, raw, self._clock())
         self._policy = applied
         log.info("lot policy v%d in force", policy.version)
@@ -244,7 +265,7 @@ class Store:
 
     def reject_policy(self, raw: object, reason: str) -> RejectedPolicy:
         """Keep a policy the gate could not apply, with why (the one in force stays)."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             return policy_sql.refuse(conn, raw, reason, self._clock())
 
     def rejected_policy(self) -> RejectedPolicy | None:
@@ -294,7 +315,7 @@ class Store:
     def reset_presence(self, plate: str, *, actor: str, reason: str) -> bool:
         """Forget that ``plate`` is inside (anti-passback reset); audited in the same commit."""
         plate = plates.normalise(plate)
-        with self._db.write() as conn:
+        with self._write() as conn:
             was_inside = presence_sql.clear_presence(conn, plate)
             detail = {"plate": self._hash(plate), "was_inside": was_inside}
             audit_sql.audit(conn, self._clock(), actor, "presence_reset", reason, None, detail)
@@ -313,35 +334,58 @@ class Store:
         ``presence="enter"`` records ``event.plate`` inside (visit id, entry time, reservation);
         ``"leave"`` clears it. Returns the event_id; journaling the same event_id twice is a no-op.
         """
-        with self._db.write() as conn:
+        with self._write() as conn:
             journal_sql.insert_event(conn, event, presence, self._clock(), self._hash)
         return event.event_id
 
     def unsent_events(self, limit: int = 100) -> list[JournalEvent]:
-        """The outbox, oldest first (journal order)."""
+        """The outbox, oldest first (journal order): unconfirmed events not in flight."""
+        found: list[JournalEvent] = []
+        after = 0
         with self._db.read() as conn:
-            return journal_sql.unsent_events(conn, limit)
+            while len(found) < limit:
+                page = journal_sql.unconfirmed_events(conn, after, limit)
+                found += [e for _, e in page if not self._deliveries.in_flight(e.event_id)]
+                if len(page) < limit:
+                    break
+                after = page[-1][0]
+        return found[:limit]
 
     def mark_sent(self, event_ids: Iterable[str]) -> int:
-        """Mark events acknowledged by the broker; returns how many were newly marked."""
-        with self._db.write() as conn:
-            return journal_sql.mark_sent(conn, event_ids, self._clock())
+        """Mark events acknowledged by the broker (in memory only: after a restart they are
+        published again); returns how many were newly marked."""
+        with self._db.read() as conn:
+            unconfirmed = journal_sql.unconfirmed_ids(conn, event_ids)
+        return self._deliveries.mark_sent(unconfirmed, self._clock())
 
     def mark_confirmed(self, event_ids: Iterable[str]) -> int:
-        """Mark events the cloud confirmed it stored (``EventAck``); returns how many were new."""
-        with self._db.write() as conn:
-            return journal_sql.mark_confirmed(conn, event_ids, self._clock())
+        """Mark events the cloud confirmed it stored (``EventAck``); returns how many were new.
+
+        In effect at once; written with the next write transaction (or on its own once
+        ``CONFIRM_FLUSH_AT`` wait, and on :meth:`close`)."""
+        with self._db.read() as conn:
+            unconfirmed = journal_sql.unconfirmed_ids(conn, event_ids)
+        count = self._deliveries.mark_confirmed(unconfirmed, self._clock())
+        if self._deliveries.due:
+            self.flush_confirmations()
+        return count
+
+    def flush_confirmations(self) -> None:
+        """Write the confirmations still in memory now, in one commit (if there are any)."""
+        if self._deliveries.unwritten:
+            with self._write():
+                pass
 
     def requeue_unconfirmed(self, older_than: timedelta = timedelta(0)) -> int:
         """Put events the broker accepted more than ``older_than`` ago (default: any) but the
         cloud never confirmed back in the outbox, to be published again; returns how many."""
-        with self._db.write() as conn:
-            return journal_sql.requeue_unconfirmed(conn, self._clock() - older_than)
+        return self._deliveries.requeue(self._clock() - older_than)
 
     def outbox_depth(self) -> int:
         """Journaled events the cloud has not confirmed yet (sent or not)."""
         with self._db.read() as conn:
-            return journal_sql.outbox_depth(conn)
+            on_disk = journal_sql.outbox_depth(conn)
+        return max(0, on_disk - self._deliveries.unwritten)
 
     def events(
         self,
@@ -356,9 +400,19 @@ class Store:
         """Journal events newest first, filtered (for the status page); ``until`` is exclusive."""
         wanted = None if plate is None else self._hash(plates.normalise(plate))
         with self._db.read() as conn:
-            return journal_sql.events(
+            found = journal_sql.events(
                 conn, limit, plate=wanted, lane_id=lane_id, kind=kind, since=since, until=until
             )
+        return [self._with_deliveries(event) for event in found]
+
+    def _with_deliveries(self, event: JournalEvent) -> JournalEvent:
+        """``event`` with the sent and confirmed marks that are in memory only."""
+        if event.confirmed_at is not None:
+            return event
+        pending = self._deliveries.confirmation(event.event_id)
+        if pending is not None:
+            return replace(event, sent_at=pending.sent_at, confirmed_at=pending.confirmed_at)
+        return replace(event, sent_at=self._deliveries.sent_at(event.event_id))
 
     def purge_reads(self, older_than: datetime) -> int:
         """Blank plate text and image paths of every event older than ``older_than``, confirmed
@@ -366,7 +420,7 @@ class Store:
 
         An unconfirmed event keeps its place in the outbox and is still sent, without its plate
         (an offline lot must not keep plates past retention)."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             count = journal_sql.purge_reads(conn, older_than)
             audit_sql.forget_plates(conn, older_than)
         if count:
@@ -379,7 +433,7 @@ class Store:
         journal commit never waits behind a long delete."""
         total = 0
         while True:
-            with self._db.write() as conn:
+            with self._write() as conn:
                 deleted = journal_sql.trim_confirmed(conn, older_than, batch)
             total += deleted
             if deleted < batch:
@@ -397,7 +451,7 @@ class Store:
         detail: dict[str, Any] | None = None,
     ) -> int:
         """Record an operator action (manual open, ...); actor and reason are required."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             return audit_sql.audit(conn, self._clock(), actor, action, reason, lane_id, detail)
 
     def audit_log(self, limit: int = 100) -> list[AuditEntry]:
@@ -414,7 +468,7 @@ class Store:
         return default if row is None else json.loads(row[0])
 
     def set_state(self, key: str, value: Any) -> None:
-        with self._db.write() as conn:
+        with self._write() as conn:
             conn.execute(
                 "INSERT INTO state (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
