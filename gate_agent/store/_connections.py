@@ -22,13 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Connections"]
+__all__ = ["PAGE_SIZE", "Connections"]
 
 log = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
 MMAP_BYTES = 1 << 30  # readers map the file: a page read is a memory access, not a syscall
 WRITER_CACHE_KIB = 64 * 1024  # keeps the plate-key index hot during bulk loads
+PAGE_SIZE = 1024  # B; a commit writes whole pages to the WAL (bench disk_writes)
 
 
 class Connections:
@@ -42,6 +43,7 @@ class Connections:
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
         self.writer = self._connect()
+        self.writer.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file; migration 0006 else
         if not self.memory:
             mode = self.writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":

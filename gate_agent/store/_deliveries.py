@@ -70,10 +70,10 @@ class Deliveries:
             return count
 
     def requeue(self, sent_before: datetime) -> int:
-        """Forget the sent mark of events accepted before ``sent_before`` and still unconfirmed
+        """Forget the sent mark of events accepted by ``sent_before`` and still unconfirmed
         (back into the outbox); returns how many."""
         with self._lock:
-            overdue = [eid for eid, at in self._sent.items() if at < sent_before]
+            overdue = [eid for eid, at in self._sent.items() if at <= sent_before]
             for eid in overdue:
                 del self._sent[eid]
             return len(overdue)
