@@ -22,10 +22,12 @@ from gate_agent.store._presence import PresenceChange, apply_presence
 from gate_agent.store._rows import EVENT_COLUMNS, event_from_row, event_row, to_text
 
 __all__ = [
+    "confirmed_before",
     "events",
     "insert_event",
     "outbox_depth",
     "purge_reads",
+    "readable_before",
     "trim_confirmed",
     "unconfirmed_events",
     "unconfirmed_ids",
@@ -126,30 +128,42 @@ def events(
     return [event_from_row(row) for row in conn.execute(sql, (*args, limit))]
 
 
-def purge_reads(conn: sqlite3.Connection, older_than: datetime) -> int:
-    """Blank plate text and image path of every event older than ``older_than``.
-
-    Confirmed or not: an offline lot must not keep plates past retention. An unconfirmed event
-    stays in the outbox with its ``event_id`` and is still sent, plate-less (the cloud links
-    events to bookings by reservation id and deduplicates on ``event_id``).
-    """
-    cursor = conn.execute(
-        """UPDATE events SET plate = NULL, read_text = NULL, image_path = NULL
-           WHERE occurred_at < ?
-             AND (plate IS NOT NULL OR read_text IS NOT NULL OR image_path IS NOT NULL)""",
-        (to_text(older_than),),
-    )
-    return cursor.rowcount
+def readable_before(
+    conn: sqlite3.Connection, older_than: datetime, after_seq: int, limit: int
+) -> list[int]:
+    """The next ``limit`` events (by ``seq``, above ``after_seq``) older than ``older_than`` that
+    still hold a plate, a read or an image path. A scan in journal order (no time index: a
+    journal commit would have to write it): run it on a reader, then blank by ``seq``."""
+    sql = """SELECT seq FROM events
+             WHERE seq > ? AND occurred_at < ?
+               AND (plate IS NOT NULL OR read_text IS NOT NULL OR image_path IS NOT NULL)
+             ORDER BY seq LIMIT ?"""
+    return [row[0] for row in conn.execute(sql, (after_seq, to_text(older_than), limit))]
 
 
-def trim_confirmed(conn: sqlite3.Connection, older_than: datetime, limit: int) -> int:
-    """Delete at most ``limit`` events the cloud confirmed that are older than ``older_than``
-    (oldest first); an unconfirmed event is never deleted, whatever its age."""
-    cursor = conn.execute(
-        """DELETE FROM events WHERE seq IN (
-               SELECT seq FROM events
-               WHERE occurred_at < ? AND confirmed_at IS NOT NULL
-               ORDER BY occurred_at LIMIT ?)""",
-        (to_text(older_than), limit),
-    )
-    return cursor.rowcount
+def purge_reads(conn: sqlite3.Connection, seqs: Iterable[int], older_than: datetime) -> int:
+    """Blank plate text and image path of the events ``seqs`` (if still older than
+    ``older_than``), confirmed or not: an offline lot must not keep plates past retention. An
+    unconfirmed event stays in the outbox with its ``event_id`` and is still sent, plate-less
+    (the cloud links events to bookings by reservation id and deduplicates on ``event_id``)."""
+    sql = """UPDATE events SET plate = NULL, read_text = NULL, image_path = NULL
+             WHERE seq = ? AND occurred_at < ?"""
+    cutoff = to_text(older_than)
+    return sum(conn.execute(sql, (seq, cutoff)).rowcount for seq in seqs)
+
+
+def confirmed_before(
+    conn: sqlite3.Connection, older_than: datetime, after_seq: int, limit: int
+) -> list[int]:
+    """The next ``limit`` events (by ``seq``, above ``after_seq``) the cloud confirmed that are
+    older than ``older_than``; a scan in journal order, as :func:`readable_before`."""
+    sql = """SELECT seq FROM events
+             WHERE seq > ? AND occurred_at < ? AND confirmed_at IS NOT NULL
+             ORDER BY seq LIMIT ?"""
+    return [row[0] for row in conn.execute(sql, (after_seq, to_text(older_than), limit))]
+
+
+def trim_confirmed(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
+    """Delete the events ``seqs``; an unconfirmed event is never deleted, whatever its age."""
+    sql = "DELETE FROM events WHERE seq = ? AND confirmed_at IS NOT NULL"
+    return sum(conn.execute(sql, (seq,)).rowcount for seq in seqs)

@@ -170,6 +170,9 @@ def _lean_journal_commit(db: Database) -> None:
 
     - ``events_plate`` goes: nothing reads it (the plate search also matches ``read_text``, so
       it scans the journal newest first whatever the index; measured with EXPLAIN QUERY PLAN);
+    - ``events_occurred`` goes: retention finds old events with an hourly scan on a reader and
+      blanks or deletes them by ``seq`` in batches (the status page's time filters scanned
+      in ``seq`` order already);
     - ``events`` loses AUTOINCREMENT, so a commit no longer rewrites ``sqlite_sequence``. ``seq``
       is then one above the highest row; trimming only deletes old confirmed events, and a
       reused ``seq`` would harm nothing (the outbox orders by it within one read);
@@ -178,7 +181,7 @@ def _lean_journal_commit(db: Database) -> None:
 
     Both tables are rebuilt from their stored definitions, so columns other migrations added
     are kept, and so are their other indexes."""
-    _rebuild(db, "events", drop_indexes={"events_plate"}, autoincrement=False)
+    _rebuild(db, "events", drop_indexes={"events_plate", "events_occurred"}, autoincrement=False)
     db.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
     _rebuild(db, "presence", without_rowid=True)
 

@@ -414,30 +414,45 @@ class Store:
             return replace(event, sent_at=pending.sent_at, confirmed_at=pending.confirmed_at)
         return replace(event, sent_at=self._deliveries.sent_at(event.event_id))
 
-    def purge_reads(self, older_than: datetime) -> int:
+    def purge_reads(self, older_than: datetime, *, batch: int = TRIM_BATCH) -> int:
         """Blank plate text and image paths of every event older than ``older_than``, confirmed
         or not, and the plates in audit details as old; returns the events blanked.
 
         An unconfirmed event keeps its place in the outbox and is still sent, without its plate
-        (an offline lot must not keep plates past retention)."""
-        with self._write() as conn:
-            count = journal_sql.purge_reads(conn, older_than)
-            audit_sql.forget_plates(conn, older_than)
+        (an offline lot must not keep plates past retention). Found by a scan on this thread's
+        reader, blanked ``batch`` per commit: a lane's journal commit never waits behind it."""
+        count = 0
+        after = 0
+        while True:
+            with self._db.read() as conn:
+                seqs = journal_sql.readable_before(conn, older_than, after, batch)
+            with self._write() as conn:
+                count += journal_sql.purge_reads(conn, seqs, older_than)
+                if len(seqs) < batch:
+                    audit_sql.forget_plates(conn, older_than)
+            if len(seqs) < batch:
+                break
+            after = seqs[-1]
         if count:
             log.info("purged plate text from %d events", count)
         return count
 
     def trim_events(self, older_than: datetime, *, batch: int = TRIM_BATCH) -> int:
         """Delete events the cloud confirmed that are older than ``older_than``; returns how
-        many. Unconfirmed events are kept. Deletes ``batch`` rows per commit, so a lane's
-        journal commit never waits behind a long delete."""
+        many. Unconfirmed events are kept. Found by a scan on this thread's reader, deleted
+        ``batch`` per commit, so a lane's journal commit never waits behind a long delete."""
+        self.flush_confirmations()  # the scan reads the disk
         total = 0
+        after = 0
         while True:
-            with self._write() as conn:
-                deleted = journal_sql.trim_confirmed(conn, older_than, batch)
-            total += deleted
-            if deleted < batch:
+            with self._db.read() as conn:
+                seqs = journal_sql.confirmed_before(conn, older_than, after, batch)
+            if seqs:
+                with self._write() as conn:
+                    total += journal_sql.trim_confirmed(conn, seqs)
+            if len(seqs) < batch:
                 return total
+            after = seqs[-1]
 
     # -- audit ----------------------------------------------------------------------------------
 

@@ -175,3 +175,16 @@ def test_journal_survives_reopen(tmp_path: Path) -> None:
         assert [e.event_id for e in store.events()] == [second, first]
         assert [e.event_id for e in store.unsent_events()] == [second]
         assert store.presence_of("XY999") is not None
+
+
+def test_purge_in_batches_blanks_every_old_read_and_only_those(store: Store, clock: Clock) -> None:
+    """Found by a scan in journal order, blanked a batch per commit: an event journaled late
+    with an old time (a clock step) is blanked too; a recent one between old ones is kept."""
+    old = [store.journal(ev(f"OLD{i}", occurred_at=NOW)) for i in range(3)]
+    recent = store.journal(ev("NEW1", occurred_at=NOW + timedelta(days=40)))
+    old.append(store.journal(ev("OLD9", occurred_at=NOW - timedelta(days=1))))
+    assert store.purge_reads(NOW + timedelta(days=30), batch=2) == 4
+    by_id = {e.event_id: e for e in store.events()}
+    assert all(by_id[eid].plate is None and by_id[eid].read_text is None for eid in old)
+    assert by_id[recent].plate == "NEW1"
+    assert store.purge_reads(NOW + timedelta(days=30), batch=2) == 0
