@@ -13,16 +13,11 @@ clustered on ``(plate, id)`` for the same reason: a plate's reservations are one
 
 from __future__ import annotations
 
-import logging
 import re
 
 from sqlite_utils import Database, Migrations
 
-from gate_agent.store._connections import PAGE_SIZE
-
 __all__ = ["MIGRATIONS", "apply_migrations"]
-
-log = logging.getLogger(__name__)
 
 MIGRATIONS = Migrations("gate_agent.store")
 
@@ -184,26 +179,6 @@ def _lean_journal_commit(db: Database) -> None:
     _rebuild(db, "events", drop_indexes={"events_plate", "events_occurred"}, autoincrement=False)
     db.execute("DELETE FROM sqlite_sequence WHERE name = 'events'")
     _rebuild(db, "presence", without_rowid=True)
-
-
-@MIGRATIONS(name="0006_small_pages", transactional=False)
-def _small_pages(db: Database) -> None:
-    """Rewrite a store made with bigger pages (SQLite's default 4 KB) with ``PAGE_SIZE`` pages:
-    every commit writes whole pages to the WAL, and a journal commit touches about six, so
-    1 KB pages write a quarter of the bytes (``python -m bench disk_writes``; the lookup's
-    targets still pass, ``python -m bench lookup``). The page size of a WAL database cannot
-    change, so: out of WAL, ``VACUUM`` (rewrites the file once: seconds per 100 MB on an SD
-    card; the agent starts after it), back to WAL. New stores are made with ``PAGE_SIZE``
-    already (:class:`~gate_agent.store._connections.Connections`) and skip this."""
-    [(size,)] = db.execute("PRAGMA page_size").fetchall()
-    [(mode,)] = db.execute("PRAGMA journal_mode").fetchall()
-    if size == PAGE_SIZE or mode != "wal":  # in memory, or not ours to convert
-        return
-    log.info("rewriting the store with %d B pages (once; takes a while on a big store)", PAGE_SIZE)
-    db.execute("PRAGMA journal_mode=DELETE")
-    db.execute(f"PRAGMA page_size={PAGE_SIZE}")
-    db.execute("VACUUM")
-    db.execute("PRAGMA journal_mode=WAL")
 
 
 def _rebuild(

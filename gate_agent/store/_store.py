@@ -14,6 +14,12 @@ with no trace and no presence for anti-passback. The cost is one fsync on the fr
 ``make bench`` (``bench/lookup.py``) measures it (``record_pass`` p50/p99: about 0.3 ms / 1-4 ms
 on the development VM's disk).
 
+What follows a pass costs the SD card no commit of its own (``python -m bench disk_writes``):
+the broker's PUBACK is kept in memory only, and the cloud's confirmation is applied in memory at
+once and written with the store's next write transaction, in practice the next car's journal
+commit (:mod:`gate_agent.store._deliveries`). A crash loses at most those marks, so the events
+are published again after the restart, and the cloud deduplicates them on ``event_id``.
+
 Threads: lanes, the web server and the sync client share one ``Store``. Writes are serialised on
 one writer connection under a lock (SQLite has one writer anyway); reads use one connection per
 thread inside a read transaction, so in WAL mode a lookup never waits for another thread's

@@ -15,7 +15,6 @@ MIGRATIONS = [
     "0003_policy_and_access_lists",
     "0004_one_outbox_index",
     "0005_lean_journal_commit",
-    "0006_small_pages",
 ]
 # A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
 # what an upgrading lot has on disk.
@@ -131,8 +130,8 @@ def test_one_outbox_index_keeps_the_outbox_and_writes_one_page_less(tmp_path: Pa
 
 def test_lean_journal_and_small_pages_keep_every_row(tmp_path: Path) -> None:
     """0005 rebuilds ``events`` without AUTOINCREMENT or the unused plate index and ``presence``
-    WITHOUT ROWID (columns another migration added survive); 0006 rewrites a file made with
-    other pages with 1 KB pages. The outbox, its order and who is inside are unchanged."""
+    WITHOUT ROWID (columns another migration added survive); the start-up rewrites a file made
+    with other pages with 1 KB pages. The outbox, its order and who is inside are unchanged."""
     path = tmp_path / "agent.sqlite"
     shutil.copyfile(STORE_0001, path)
     with sqlite3.connect(path) as conn:
@@ -164,3 +163,18 @@ def test_lean_journal_and_small_pages_keep_every_row(tmp_path: Path) -> None:
 def test_a_new_store_is_made_with_small_pages(tmp_path: Path) -> None:
     with Store(tmp_path / "agent.sqlite") as store:
         assert store._db.writer.execute("PRAGMA page_size").fetchone()[0] == 1024
+
+
+def test_a_big_store_keeps_its_pages_and_says_how_to_convert_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rewriting could outlast systemd's start timeout: past the bound the file is left as it
+    is (still correct, just more bytes per commit) and the log says what to do."""
+    path = tmp_path / "agent.sqlite"
+    shutil.copyfile(STORE_0001, path)
+    monkeypatch.setattr("gate_agent.store._connections.REWRITE_MAX_BYTES", 1000)
+    with Store(path) as store:
+        store.journal(JournalEvent(lot_id="lot", kind=EventKind.HEALTH))
+        assert store._db.writer.execute("PRAGMA page_size").fetchone()[0] == 512
+        assert store._db.writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert "too big to rewrite at start-up" in caplog.text
