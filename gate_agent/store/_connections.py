@@ -72,12 +72,12 @@ class Connections:
         stored = sum(p.stat().st_size for p in _files_of(Path(self.path)))
         if stored > REWRITE_MAX_BYTES:
             log.warning(
-                "%s has %d B pages, so every commit writes up to %dx the bytes it needs; at "
-                "%d MB it is too big to rewrite at start-up: stop the agent and convert it "
-                "(docs/operator-guide.md, 'Page size')",
+                "%s has %d B pages, not %d B (with 4 KB pages a commit writes up to 4x the "
+                "bytes); at %d MB it is too big to rewrite at start-up: stop the agent and "
+                "convert it (docs/operator-guide.md, 'Page size')",
                 self.path,
                 size,
-                size // PAGE_SIZE,
+                PAGE_SIZE,
                 stored >> 20,
             )
             return
