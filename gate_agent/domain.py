@@ -10,6 +10,8 @@ too; :mod:`gate_agent.store` keeps them.
 
 from __future__ import annotations
 
+import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -249,7 +251,15 @@ EventKind = GateEventKind  # what the journal records is what crosses the wire
 
 
 def new_event_id() -> str:
-    return uuid.uuid4().hex
+    """A UUIDv7 (RFC 9562) in hex: the Unix time in milliseconds, then 74 random bits.
+
+    Time-ordered, so the journal's ``event_id`` index grows at its right edge: a journal
+    commit rewrites the index's last page, not a random one, and a checkpoint copies a few
+    pages back, not one per event (``python -m bench disk_writes``)."""
+    millis = time.time_ns() // 1_000_000
+    rand_a, rand_b = secrets.randbits(12), secrets.randbits(62)
+    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+    return uuid.UUID(int=value).hex
 
 
 @dataclass(frozen=True, slots=True)
