@@ -33,7 +33,7 @@ from cloud_api.payments.stripe_provider import (
 )
 from cloud_api.seed import add_lot, add_user
 from cloud_api.settings import Settings
-from cloud_api.visits import record_exit
+from cloud_api.visits import record_arrival, record_exit
 from tests.support.cloud import TestClient
 from tests.support.fake_stripe import FakeStripe, running_fake_stripe
 
@@ -299,7 +299,9 @@ def test_an_early_exit_after_a_partial_capture_refunds_at_most_what_was_captured
     assert stripe_shop.extend(booking, hours=24 * 20).status_code == 200  # unpaid extension
     with stripe_shop.sessions.begin() as session:
         row = session.get_one(Booking, booking["booking_id"])
-        outcome = record_exit(session, row, at=row.start_time + timedelta(minutes=5), now=utcnow())
+        record_arrival(session, row, at=row.start_time, now=row.start_time)
+        left = row.start_time + timedelta(minutes=5)  # reported when it happened (not flagged)
+        outcome = record_exit(session, row, at=left, now=left)
     with stripe_shop.sessions() as session:
         charge = session.get_one(Payment, booking["payment"]["payment_id"])
         refunds = session.scalars(select(Payment).where(Payment.kind == "refund")).all()
