@@ -85,12 +85,6 @@ def test_catch_up_brings_the_keys_and_a_rotation_keeps_the_old_one_until_it_reti
         assert [k.kid for k in reopened.access_keys] == ["k2"]
         assert verifies(reopened, code(k1)) == "code_invalid"
         again.close()
-    assert (
-        base64.urlsafe_b64encode(k1.secret_bytes()).decode()
-        not in (tmp_path / "dead.jsonl").read_text()
-        if (tmp_path / "dead.jsonl").exists()
-        else True
-    )
 
 
 @pytest.mark.integration
@@ -108,5 +102,4 @@ def test_a_pushed_key_lets_the_lot_verify_codes_offline(
     finally:
         client.stop()
         peer.close()
-    mosquitto_gone = True  # the cloud and the broker are not needed to verify a code
-    assert mosquitto_gone and verifies(store, code(k1)) == "ok"
+    assert verifies(store, code(k1)) == "ok"  # sync stopped: the lot verifies on its own
