@@ -155,3 +155,17 @@ def test_fuzzed_input_never_errors_and_never_opens(
     assert answer.status_code in (200, 403, 413, 422), answer.text
     assert BOOKED_PLATE not in answer.text
     assert pin_states(pins).count(True) == 0 and agent.store.events() == []
+
+
+def test_the_lane_display_shows_the_code_page_on_a_denial_and_the_pay_link_when_owing() -> None:
+    import json
+
+    from gate_agent.display import Screen, ScreenState
+    from gate_agent.web.pages_display import screen_json
+
+    url = "http://192.168.1.20:8080/lanes/entry-1/code"
+    denied = json.loads(screen_json(Screen(ScreenState.DENIED, "No booking found"), url))
+    assert denied["qr_url"] == url and "<svg" in denied["qr_svg"]
+    owes = Screen(ScreenState.OWES, "Please pay", pay_url="https://pay.example/p/1")
+    assert json.loads(screen_json(owes, url))["qr_url"] == "https://pay.example/p/1"
+    assert json.loads(screen_json(Screen(ScreenState.OPEN, "Welcome"), url))["qr_svg"] == ""
