@@ -219,7 +219,7 @@ _STAYS = (
 )
 
 
-@MIGRATIONS(name="0007_access_keys")
+@MIGRATIONS(name="0008_access_keys")
 def _access_keys(db: Database) -> None:
     """The lot's booking-code keys (:mod:`gate_agent.store._access_keys`): the whole set the
     cloud last sent, each with its retire time (NULL: the current key)."""

@@ -16,7 +16,7 @@ MIGRATIONS = [
     "0004_one_outbox_index",
     "0005_operator_sessions",
     "0006_stays",
-    "0007_access_keys",
+    "0008_access_keys",
 ]
 # A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
 # what an upgrading lot has on disk.
