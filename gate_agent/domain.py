@@ -77,6 +77,12 @@ class Reason(StrEnum):
     DENYLISTED = "denylisted"
     LOT_FULL = "lot_full"  # drive-up refused: no free drive-up space
     NO_PLATE = "no_plate"  # time budget ran out without any usable read
+    BOOKING_CODE = "booking_code"  # entry opened for a booking's access code (QR or code page)
+    CODE_INVALID = "code_invalid"  # a garbled or forged code, or one under a key not held
+    CODE_OTHER_LOT = "code_other_lot"  # a code for another lot
+    CODE_EXPIRED = "code_expired"  # past the code's validity, or its booking ended
+    CODE_CANCELLED = "code_cancelled"  # the code's booking was cancelled
+    CODE_USED = "code_used"  # the code's car is recorded inside: one entry until an exit
 
 
 class AntiPassback(StrEnum):

@@ -19,7 +19,8 @@ Behind this face, each private module has one reason to change:
 - ``_presence``: who is inside (anti-passback);
 - ``_audit``: operator actions;
 - ``_operators``: operator web sessions and the login throttle's counters;
-- ``_policy``: the lot's cloud policy in force and the last one refused.
+- ``_policy``: the lot's cloud policy in force and the last one refused;
+- ``_access_keys``: the keys the lot's booking codes are checked with.
 """
 
 from gate_agent.store._policy import PolicyInForce, RejectedPolicy

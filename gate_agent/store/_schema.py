@@ -275,6 +275,20 @@ def _rebuild(
             db.execute(sql)
 
 
+@MIGRATIONS(name="0008_access_keys")
+def _access_keys(db: Database) -> None:
+    """The lot's booking-code keys (:mod:`gate_agent.store._access_keys`): the whole set the
+    cloud last sent, each with its retire time (NULL: the current key)."""
+    db.execute(
+        """CREATE TABLE access_keys (
+            kid TEXT PRIMARY KEY,
+            secret TEXT NOT NULL,
+            retires_at TEXT,
+            received_at TEXT NOT NULL
+        )"""
+    )
+
+
 def apply_migrations(db: Database) -> list[str]:
     """Apply pending migrations; returns the names applied (empty when up to date)."""
     pending = [m.name for m in MIGRATIONS.pending(db)]

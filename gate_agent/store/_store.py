@@ -69,6 +69,7 @@ from gate_agent.domain import (
     StayKind,
     StayPayment,
 )
+from gate_agent.store import _access_keys as keys_sql
 from gate_agent.store import _audit as audit_sql
 from gate_agent.store import _cache as cache
 from gate_agent.store import _journal as journal_sql
@@ -84,7 +85,7 @@ from gate_agent.store._policy import PolicyInForce, RejectedPolicy
 from gate_agent.store._presence import PresenceChange
 from gate_agent.store._rows import to_text
 from gate_agent.store._schema import apply_migrations
-from parkgate_protocol import LotPolicy
+from parkgate_protocol import LotPolicy, SigningKey
 
 __all__ = ["Clock", "Store"]
 
@@ -141,6 +142,7 @@ class Store:
             applied = apply_migrations(Database(conn))
             self._keys = _load_filter(conn)
             self._policy = policy_sql.load(conn)
+            self._access_keys = keys_sql.load(conn)
         if applied:
             log.info("store %s: applied migrations %s", self._db.path, ", ".join(applied))
 
@@ -294,6 +296,24 @@ class Store:
             return None
         shown = "?" if refused.version is None else refused.version
         return f"policy v{shown} rejected: {refused.reason}"[:500]
+
+    # -- booking-code keys ----------------------------------------------------------------------
+
+    @property
+    def access_keys(self) -> tuple[SigningKey, ...]:
+        """The keys booking codes are checked with (every key the cloud last sent, retired ones
+        included: :func:`parkgate_protocol.check_access_code` skips those past their time);
+        kept in memory."""
+        return self._access_keys
+
+    def replace_access_keys(self, keys: Iterable[SigningKey]) -> int:
+        """Keep the set the cloud sent instead of the one kept."""
+        keys = tuple(keys)
+        with self._db.write() as conn:
+            count = keys_sql.replace(conn, keys, self._clock())
+        self._access_keys = keys
+        log.info("access-code keys: %s", ", ".join(k.kid for k in keys) or "none")
+        return count
 
     # -- the lookup -----------------------------------------------------------------------------
 

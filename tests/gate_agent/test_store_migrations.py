@@ -17,6 +17,7 @@ MIGRATIONS = [
     "0005_operator_sessions",
     "0006_stays",
     "0007_lean_journal_commit",
+    "0008_access_keys",
 ]
 # A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
 # what an upgrading lot has on disk.
