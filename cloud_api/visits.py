@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.bookings import get_booking, notify, request_payment
+from cloud_api.bookings import get_booking, notify, request_payment, void_unpaid
 from cloud_api.changes import log_event, record_change
 from cloud_api.errors import Conflict
 from cloud_api.models import Booking, BookingStatus, Lot, PaymentKind
@@ -195,10 +195,14 @@ def _overstay_owed(
 def record_payment_received(
     session: Session, booking_id: str, amount_cents: int, *, now: datetime
 ) -> Booking:
-    """A payment for money owed (extension, overstay) arrived: reduce what the exit must see."""
+    """A payment for money owed (extension, overstay) arrived: reduce what the exit must see.
+    Once nothing is owed, the booking's other unpaid payments (an overstay's, when pay by plate
+    settled it) can no longer be paid: a customer cannot pay the same debt twice."""
     booking = get_booking(session, booking_id, for_update=True)
     if booking.amount_owed_cents:
         booking.amount_owed_cents = max(0, booking.amount_owed_cents - amount_cents)
+        if not booking.amount_owed_cents:
+            void_unpaid(session, booking.id, now)
         booking.updated_at = now
         record_change(session, booking, "paid", now)
         log_event(session, "booking.paid", now, booking=booking, amount_cents=amount_cents)
