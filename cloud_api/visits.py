@@ -151,10 +151,11 @@ def record_exit(
     booking.status = BookingStatus.COMPLETED.value
     booking.updated_at = now
     if credit:  # given back from what was captured, never more (an extension may be unpaid)
-        credit = refund_booking(session, booking.id, credit, "early-exit")
-        booking.refunded_cents += credit
-    if credit:
-        notify(session, booking, "refund", amount_cents=credit)
+        granted = refund_booking(session, booking.id, credit, "early-exit")
+        booking.refunded_cents += granted
+        credit = granted + _credit_against_owed(session, booking, credit - granted, now)
+        if granted:
+            notify(session, booking, "refund", amount_cents=granted)
     if overstay:
         booking.amount_owed_cents += overstay
         request_payment(session, booking, overstay, PaymentKind.OVERSTAY, "overstay")
@@ -170,6 +171,23 @@ def record_exit(
         time_flag=reported.flag,
     )
     return ExitOutcome(booking, credit, overstay, reported.flag)
+
+
+def _credit_against_owed(session: Session, booking: Booking, cents: int, now: datetime) -> int:
+    """The part of an early-exit credit beyond what was captured (an extension not paid yet)
+    is taken off what the booking owes, never given as money: the customer pays what the stay
+    cost, not the unpaid extension in full. The unpaid payments are replaced by one for what
+    is left. Returns the amount taken off."""
+    taken = min(cents, booking.amount_owed_cents)
+    if taken <= 0:
+        return 0
+    booking.amount_owed_cents -= taken
+    void_unpaid(session, booking.id, now)
+    if booking.amount_owed_cents:
+        tag = f"after-credit-{now.strftime('%Y%m%dT%H%M%S')}"
+        request_payment(session, booking, booking.amount_owed_cents, PaymentKind.EXTENSION, tag)
+    log_event(session, "visit.credit_against_owed", now, booking=booking, credit_cents=taken)
+    return taken
 
 
 def _overstay_owed(

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import select
@@ -73,6 +74,12 @@ def _template() -> tuple[Path, int]:
         engine.dispose()
         _TEMPLATE.update(path=path, lot=world.lot_id)
     return _TEMPLATE["path"], _TEMPLATE["lot"]
+
+
+def _note(what: str) -> None:
+    """Hypothesis statistics (``--hypothesis-show-statistics``): which paths the runs took."""
+    if currently_in_test_context():
+        event(what)
 
 
 @dataclass
@@ -211,7 +218,7 @@ class Ledger(RuleBasedStateMachine):
             return
         answer = self.provider.complete(ref, succeed=succeed)
         assert answer.status_code == 200, answer.text
-        event(f"pay: {answer.json()['result']}")
+        _note(f"pay: {answer.json()['result']}")
         self._drain()
 
     def _pick_booking(self, data: st.DataObject) -> str:
@@ -263,7 +270,6 @@ class Ledger(RuleBasedStateMachine):
         """A confirmed booking's car comes in, early (within the grace) or late: the clock
         moves to then if that is still ahead."""
         candidates = self._arrivable()
-        event(f"arrive candidates {len(candidates)}")
         if not candidates:
             return
         bid = data.draw(st.sampled_from(candidates))
@@ -283,7 +289,7 @@ class Ledger(RuleBasedStateMachine):
             visit_id=f"s_{bid}",
         )
         assert outcome == "stored:arrived", outcome
-        event("arrived")
+        _note("arrived")
         model.arrived = self.clock.now
 
     @rule(data=st.data(), minutes=st.integers(-240, 240), held_first=st.booleans())
@@ -311,7 +317,7 @@ class Ledger(RuleBasedStateMachine):
             model.priced_until = self._priced_until(self._stay_of(s, f"s_{bid}"), self.clock.now)
         outcome = self._event(GateEventKind.EXIT, reason="exit_paid", **common)
         assert outcome.startswith("stored:exited"), outcome
-        event(outcome)
+        _note(outcome)
         model.exited = self.clock.now
 
     # -- drive-ups -----------------------------------------------------------------------------
@@ -588,3 +594,123 @@ TestLedger.settings = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate]
     + ([Phase.shrink] if os.environ.get("LEDGER_SHRINK", "1") == "1" else []),
 )
+
+
+# -- the bugs the state machine found, and the suspects it was pointed at ------------------------
+
+
+def _check(machine: Ledger) -> None:
+    machine.captured_less_refunded_is_what_each_stay_costs()
+    machine.no_refund_without_a_capture()
+    machine.nothing_is_owed_or_payable_on_a_settled_closed_stay()
+
+
+def _book_paid(machine: Ledger, hours: int) -> str:
+    start = machine.clock.now + timedelta(minutes=1)
+    plate = machine._new_plate()
+    req = svc.BookingRequest(machine.lot, plate, "car", start, start + timedelta(hours=hours))
+    with machine.sessions.begin() as s:
+        user = s.get_one(User, machine.users[0])
+        bid = svc.create_booking(s, user, req, machine.clock.now).id
+    machine.bookings[bid] = BookingModel(plate)
+    machine._drain()
+    machine._complete(_payments(machine, bid)[0].id, succeed=True)
+    return bid
+
+
+def _payments(machine: Ledger, bid: str, *statuses: str) -> list[Payment]:
+    with machine.sessions() as s:
+        stmt = select(Payment).where(Payment.booking_id == bid, Payment.kind != "refund")
+        if statuses:
+            stmt = stmt.where(Payment.status.in_(statuses))
+        return list(s.scalars(stmt.order_by(Payment.id)))
+
+
+def _extend(machine: Ledger, bid: str, hours: int) -> None:
+    with machine.sessions.begin() as s:
+        booking = s.get_one(Booking, bid)
+        svc.extend_booking(
+            s, booking, booking.end_time + timedelta(hours=hours), now=machine.clock.now
+        )
+    machine._drain()
+
+
+def _pass(machine: Ledger, bid: str, kind: GateEventKind, **fields: Any) -> str:
+    plate = machine.bookings[bid].plate
+    return machine._event(kind, reservation_id=bid, plate=plate, stay_id=f"s_{bid}", **fields)
+
+
+def _arrive_and_leave(machine: Ledger, bid: str, stay: timedelta) -> str:
+    with machine.sessions() as s:
+        start = s.get_one(Booking, bid).start_time
+    machine._move_to(start)
+    assert _pass(machine, bid, GateEventKind.ENTRY, reason="reservation_valid") == "stored:arrived"
+    machine.bookings[bid].arrived = machine.clock.now
+    machine._move_to(start + stay)
+    machine.bookings[bid].priced_until = machine.clock.now
+    outcome = _pass(machine, bid, GateEventKind.EXIT, reason="exit_paid")
+    machine.bookings[bid].exited = machine.clock.now
+    return outcome
+
+
+def test_an_early_exit_credit_beyond_the_capture_is_taken_off_the_unpaid_extension() -> None:
+    """Found: 1 h paid, 3 h more not paid yet, out after a minute: the refund is capped at the
+    paid hour and the extension stayed owed in full (the customer paid for 4 h used 1 min)."""
+    machine = Ledger()
+    try:
+        bid = _book_paid(machine, 1)
+        _extend(machine, bid, 3)
+        assert _arrive_and_leave(machine, bid, timedelta(minutes=1)) == "stored:exited:credit"
+        _check(machine)
+        with machine.sessions() as s:
+            booking = s.get_one(Booking, bid)
+            assert booking.amount_owed_cents < 750  # most of the unused extension is not owed
+            owed = booking.amount_owed_cents
+        [payable] = _payments(machine, bid, "requires_payment")
+        assert payable.amount_cents == owed  # one payment, for what is left
+        machine._complete(payable.id, succeed=True)
+        _check(machine)
+    finally:
+        machine.teardown()
+
+
+def test_an_extension_paid_after_the_booking_was_cancelled_is_refunded() -> None:
+    """Found: the extension's checkout stayed open after a cancel; paying it kept the money."""
+    machine = Ledger()
+    try:
+        bid = _book_paid(machine, 1)
+        _extend(machine, bid, 2)
+        [extension] = _payments(machine, bid, "requires_payment")
+        with machine.sessions.begin() as s:
+            svc.cancel_booking(s, s.get_one(Booking, bid), now=machine.clock.now)
+        machine._drain()
+        machine._complete(extension.id, succeed=True)  # the customer's open checkout
+        _check(machine)
+        local = machine.provider.payments[extension.provider_ref or ""]
+        assert local.refunded == local.amount == extension.amount_cents
+    finally:
+        machine.teardown()
+
+
+def test_an_overstay_settled_by_plate_cannot_be_paid_again() -> None:
+    """Suspect (real): after a late exit, pay by plate settled the overstay but the booking's
+    own overstay payment stayed payable, and paying it too kept the money."""
+    machine = Ledger()
+    try:
+        bid = _book_paid(machine, 1)
+        assert _arrive_and_leave(machine, bid, timedelta(hours=3)) == "stored:exited:overstay"
+        [overstay] = _payments(machine, bid, "requires_payment")
+        with machine.sessions.begin() as s:
+            stay = machine._stay_of(s, f"s_{bid}")
+            assert stay is not None
+            by_plate = start_stay_payment(s, stay, machine.clock.now).id
+        machine._drain()
+        machine._complete(by_plate, succeed=True)
+        _check(machine)
+        assert _payments(machine, bid, "requires_payment", "failed") == []  # voided
+        machine._complete(overstay.id, succeed=True)  # its checkout was still open
+        _check(machine)
+        local = machine.provider.payments[overstay.provider_ref or ""]
+        assert local.refunded == local.amount
+    finally:
+        machine.teardown()
