@@ -29,8 +29,8 @@ from typing import Any
 
 import httpx
 from hypothesis import HealthCheck, Phase, event, settings
-from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import select
 from sqlalchemy.orm import Session
