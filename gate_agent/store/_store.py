@@ -309,7 +309,7 @@ class Store:
     def replace_access_keys(self, keys: Iterable[SigningKey]) -> int:
         """Keep the set the cloud sent instead of the one kept."""
         keys = tuple(keys)
-        with self._db.write() as conn:
+        with self._write() as conn:
             count = keys_sql.replace(conn, keys, self._clock())
         self._access_keys = keys
         log.info("access-code keys: %s", ", ".join(k.kid for k in keys) or "none")
