@@ -33,6 +33,7 @@ from gate_agent.display._screens import (
     reading_screen,
     screen_for_pass,
 )
+from gate_agent.domain import Direction
 from gate_agent.lane import Lane, LaneOutcome
 from gate_agent.store import Store
 from hardware.lane_signals import LaneLight, LightColour
@@ -165,7 +166,18 @@ class DisplayHub:
         current = self.lanes[lane_id].tracker.current  # read-only peek at the lane's pass
         if current is not None and not current.decided and current.candidates:
             return reading_screen(cat)
-        return idle_screen(cat, self.config.lot.id)
+        return idle_screen(cat, self.config.lot.id, self._free_for_visitors(lane_id))
+
+    def _free_for_visitors(self, lane_id: str) -> int | None:
+        """The drive-up spaces free now, on an entry lane of a lot that admits drive-ups (the
+        count the lane's own decisions use); None where the screen has nothing to say."""
+        lane = self.lanes[lane_id]
+        if lane.direction is not Direction.ENTRY:
+            return None
+        rules = lane.current_rules()
+        if not rules.drive_up:
+            return None
+        return max(0, rules.drive_up_spaces - lane.lot_state(rules).drive_up_inside)
 
     # -- what a screen says -------------------------------------------------------------------
 

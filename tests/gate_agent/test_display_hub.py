@@ -21,11 +21,14 @@ from gate_agent.config import parse_config
 from gate_agent.display import DisplayHub, ScreenState, TooManyWatchers
 from gate_agent.domain import (
     Decision,
+    Direction,
     EventKind,
+    JournalEvent,
     PlateRead,
     Reason,
     Reservation,
     ReservationStatus,
+    StayKind,
 )
 from gate_agent.lane import LaneOutcome
 from gate_agent.lane_health import lane_health
@@ -164,6 +167,30 @@ def test_a_denial_lights_red_and_a_later_start_says_when(
     assert screen.headline.startswith("Your booking starts at ")
     assert screen.headline[-5:] in (starts.astimezone().strftime("%H:%M"),)
     assert lit(pins, 5) and not lit(pins, 6)
+
+
+def test_the_idle_entry_screen_counts_the_free_visitor_spaces(
+    agent: Agent, hub: DisplayHub
+) -> None:
+    hub.refresh()
+    assert hub.boards[LANE].current()[0].detail == ""  # no drive-ups: nothing to count
+    policy = {"version": 1, "drive_up": True, "drive_up_spaces": 3}
+    agent.store.apply_policy(LotPolicy.model_validate(policy), policy)
+    hub.refresh()
+    assert hub.boards[LANE].current()[0].detail == "3 free spaces"
+    entry = JournalEvent(
+        lot_id="lot-display",
+        kind=EventKind.ENTRY,
+        lane_id=LANE,
+        direction=Direction.ENTRY,
+        visit_id="v1",
+        stay_id="v1",
+        plate="VISIT1",
+        occurred_at=datetime.now(UTC),
+    )
+    agent.store.record_pass(entry, presence="enter", stay_kind=StayKind.DRIVE_UP)
+    hub.refresh()
+    assert hub.boards[LANE].current()[0].detail == "2 free spaces"
 
 
 def test_the_language_follows_the_policy_unless_the_config_names_one(
