@@ -255,7 +255,7 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
     print(f"• booked and paid {len(booked)} of the plates in {settings.images}", flush=True)
     replay = replay_folder(photos, booked, settings.state_dir / "replay")
 
-    print("• gate agent (entry, exit and pay exit lanes, mock relays) and its status page", flush=True)
+    print("• gate agent (entry, exit, pay exit; mock relays) and its status page", flush=True)
     from gate_agent.web.passwords import hash_password
 
     operator_password = secrets.token_urlsafe(9)
