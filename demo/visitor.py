@@ -43,6 +43,7 @@ VISITOR_POLICY: dict[str, Any] = {
     "drive_up": True,
     "drive_up_spaces": 4,
     "pay_before_exit": True,
+    "max_unpaid_holds": 20,  # the demo's one customer books many plates at once
     "tariff": {
         "currency": "EUR",
         "vehicles": {"car": {"block_minutes": 60, "rate_cents": 250, "daily_max_cents": 1500}},
