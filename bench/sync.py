@@ -5,7 +5,10 @@
    then 50 policy changes (``PUT /lots/{id}/policy``) and 50 access-list entries (``POST`` then
    ``DELETE``), each timed from the request until the agent's store has it in force (target p99
    ≤ 1 s).
-2. Scale: 1,000 simulated lots (paho MQTT 5 clients, one user per lot under the shipped ACL, in
+2. A held car's exit opened by its payment: webhook accepted → exit barrier command through the
+   real stack and a real agent lane (target p99 ≤ 2 s; :mod:`bench.pay_exit`, alone with
+   ``python -m bench.pay_exit``).
+3. Scale: 1,000 simulated lots (paho MQTT 5 clients, one user per lot under the shipped ACL, in
    a few processes) against one broker and one cloud process (API + relay + ingest): push latency
    p50/p99 of bookings spread over the lots, and ingest events/s of a burst from every lot.
 """
@@ -21,6 +24,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench import pay_exit
 
 TARGET_P99_MS = 100.0
 POLICY_TARGET_P99_MS = 1000.0
@@ -279,6 +284,7 @@ def run() -> list[str]:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         lines = _push_latency(Path(tmp) / "push")
         lines += _policy_push(Path(tmp) / "policy")
+        lines += pay_exit.run()
         lines += _scale(Path(tmp) / "scale")
     return lines
 

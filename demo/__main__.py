@@ -2,9 +2,13 @@
 
 Starts, as real processes: a secured Mosquitto (the shipped per-lot ACL), the cloud API on SQLite
 with its outbox worker (local payment provider that pays by itself, like a customer would), the
-cloud's MQTT relay and ingest, and one gate agent with an entry and an exit lane replaying photos
-(``$DEMO_IMAGES``, default the shared dataset) on mock GPIO relays, with its status page. Books some
-of the plates in those photos through the API. Prints the URLs and credentials, also written to
+cloud's MQTT relay and ingest, and one gate agent on mock GPIO relays, with its status page: an
+entry and an exit lane whose cameras replay the photos of the plates the demo books through the API
+(from ``$DEMO_IMAGES``, default the shared dataset), and a pay exit ``exit-2`` watching an empty
+road. The lot's policy (set through the API) admits drive-ups and holds a car that owes at the
+exit: the demo drives one unbooked car (a dataset photo, ``DEMO_VISITOR_PHOTO`` to choose it) in
+and to the pay exit, where it waits until someone pays by plate on the cloud's page (or runs
+``python -m demo.driver``). Prints the URLs and credentials, also written to
 ``.demo/credentials.json``. Ctrl-C stops everything; a second run starts clean.
 
 Ports: ``DEMO_CLOUD_PORT`` (8000), ``DEMO_AGENT_PORT`` (8080), ``DEMO_MQTT_PORT`` (18830);
@@ -23,8 +27,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+import cv2
 import httpx
+import numpy as np
 
 from demo.stack import (
     ROOT,
@@ -41,6 +48,16 @@ from demo.stack import (
     tcp_open,
     wait_until,
 )
+from demo.visitor import (
+    HOLD_WINDOW_SECONDS,
+    PAY_EXIT_LANE,
+    VISITOR_POLICY,
+    AgentApi,
+    drive_to_the_exit,
+    photos_by_plate,
+    replay_folder,
+    visitor_candidates,
+)
 
 OPERATOR_USER = "operator"
 
@@ -53,20 +70,12 @@ def _dataset_dir() -> Path:
     )
 
 
-def _plates_beside(images: Path) -> list[str]:
-    """Ground-truth plates of the photos (``FILE x y w h PLATE`` files beside them)."""
-    from gate_agent.plates import normalise
-
-    plates = []
-    for truth in sorted(images.glob("*.txt")):
-        fields = truth.read_text().split()
-        if len(fields) >= 6:
-            plates.append(normalise(fields[5]))
-    return plates
-
-
 def _agent_toml(
-    settings: DemoSettings, sync: dict[str, object], api_token: str, password_hash: str
+    settings: DemoSettings,
+    sync: dict[str, object],
+    api_token: str,
+    password_hash: str,
+    replay: Path,
 ) -> str:
     def q(value: object) -> str:
         return (
@@ -78,14 +87,22 @@ def _agent_toml(
         )
 
     sync_lines = "\n".join(f"{k} = {q(v)}" for k, v in sync.items())
+    road = settings.state_dir / "road"  # the pay exit's camera: an empty road until a car comes
+    road.mkdir()
+    cv2.imwrite(str(road / "empty.jpg"), np.zeros((240, 320, 3), dtype=np.uint8))
     lanes = ""
-    for lane_id, direction, pin in (("entry-1", "entry", 17), ("exit-1", "exit", 27)):
+    for lane_id, direction, pin, frames in (
+        ("entry-1", "entry", 17, replay),
+        ("exit-1", "exit", 27, replay),
+        (PAY_EXIT_LANE, "exit", 22, road),
+    ):
         lanes += f"""
 [[lanes]]
 id = "{lane_id}"
 direction = "{direction}"
-camera = {{ kind = "replay", path = {q(str(settings.images))}, fps = 0.5 }}
+camera = {{ kind = "replay", path = {q(str(frames))}, fps = 0.5 }}
 barrier = {{ kind = "gpio", pin = {pin}, pulse_seconds = 1.0, mock = true }}
+hold_window_seconds = {HOLD_WINDOW_SECONDS}
 """
     return f"""# Written by `make demo`; a real lot's config looks like config/agent.example.toml.
 [lot]
@@ -108,9 +125,25 @@ operators = [{{ username = "{OPERATOR_USER}", password_hash = {q(password_hash)}
 {lanes}"""
 
 
-def _book(settings: DemoSettings, token: str, lot_id: int, plates: list[str]) -> int:
+def _set_visitor_policy(settings: DemoSettings, admin_token: str, lot_id: int) -> None:
+    """Drive-ups admitted and held at the exit until paid, through the API (as an operator)."""
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=settings.cloud_url, timeout=10, headers=auth) as client:
+        current = client.get(f"/lots/{lot_id}/policy")
+        current.raise_for_status()
+        body = {k: v for k, v in current.json()["policy"].items() if k != "version"}
+        answer = client.put(
+            f"/lots/{lot_id}/policy",
+            json={**body, **VISITOR_POLICY},
+            headers={"If-Match": current.headers["ETag"]},
+        )
+        if answer.status_code != 200:
+            raise DemoError(f"the lot policy was refused: {answer.text[:300]}")
+
+
+def _book(settings: DemoSettings, token: str, lot_id: int, plates: list[str]) -> list[str]:
     now = datetime.now(UTC)
-    booked = 0
+    booked = []
     with httpx.Client(base_url=settings.cloud_url, timeout=10) as client:
         for plate in plates:
             response = client.post(
@@ -125,7 +158,7 @@ def _book(settings: DemoSettings, token: str, lot_id: int, plates: list[str]) ->
                 },
             )
             if response.status_code == 201:
-                booked += 1
+                booked.append(plate)
             else:
                 print(f"  booking {plate} refused: {response.status_code} {response.text[:120]}")
     return booked
@@ -213,19 +246,23 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
     wait_until(lambda: http_ok(f"{settings.cloud_url}/docs"), "the cloud API", 60, cloud)
     sup.start("sync", [cli, "sync"], cloud_env)
 
-    plates = _plates_beside(settings.images)[::2][:20]  # the demo lot has 24 car spaces
+    print("• lot policy: drive-ups admitted, pay before exit (through the API)", flush=True)
+    _set_visitor_policy(settings, tokens["admin"], lot_id)
+    photos = photos_by_plate(settings.images)
+    plates = list(photos)[::2][:16]  # 24 car spaces: 4 for drive-ups, room for your bookings
     booked = _book(settings, tokens["customer"], lot_id, plates)
-    _wait_paid(settings, tokens["customer"], booked)
-    print(f"• booked and paid {booked} of the plates in {settings.images}", flush=True)
+    _wait_paid(settings, tokens["customer"], len(booked))
+    print(f"• booked and paid {len(booked)} of the plates in {settings.images}", flush=True)
+    replay = replay_folder(photos, booked, settings.state_dir / "replay")
 
-    print("• gate agent (entry + exit lane, mock relays) and its status page", flush=True)
+    print("• gate agent (entry, exit, pay exit; mock relays) and its status page", flush=True)
     from gate_agent.web.passwords import hash_password
 
     operator_password = secrets.token_urlsafe(9)
     api_token = tokens["operator"]  # one operator token for the cloud API and the agent API
     agent_config = settings.state_dir / "agent.toml"
     agent_config.write_text(
-        _agent_toml(settings, sync, api_token, hash_password(operator_password))
+        _agent_toml(settings, sync, api_token, hash_password(operator_password), replay)
     )
     agent_env = {
         **os.environ,
@@ -238,7 +275,14 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
     )
     wait_until(lambda: http_ok(f"{settings.agent_url}/healthz"), "the gate agent", 90, agent)
 
+    print("• a drive-up visitor (no booking) drives in and to the pay exit", flush=True)
+    gate = AgentApi(settings.agent_url, api_token)
+    try:
+        visitor = drive_to_the_exit(gate, visitor_candidates(photos, booked))
+    finally:
+        gate.close()
     return {
+        "visitor": visitor,
         "cloud_url": settings.cloud_url,
         "agent_url": settings.agent_url,
         "customer_token": tokens["customer"],
@@ -248,6 +292,19 @@ def start(settings: DemoSettings, sup: Supervisor) -> dict[str, object]:
         "operator_password": operator_password,
         "lot_id": lot_id,
     }
+
+
+def _visitor_help(settings: DemoSettings, credentials: dict[str, Any]) -> str:
+    visitor = credentials["visitor"]
+    plate, lot_id = visitor["plate"], credentials["lot_id"]
+    return f"""
+A drive-up visitor, plate {plate}, is held at the pay exit {visitor["exit_lane"]} and owes \
+{visitor["amount_owed_cents"] / 100:.2f} EUR:
+  lane display     {settings.agent_url}/display/{visitor["exit_lane"]}   (amount and a pay QR code)
+  stays inside     {settings.agent_url}/stays   (status page: what each car owes)
+  pay by plate     {settings.cloud_url}/lots/{lot_id}/pay?plate={plate}
+                   → Pay → the local pay page → Pay: the exit opens for the car
+  or let the scripted driver pay:   DEMO_DIR={settings.state_dir} {sys.executable} -m demo.driver"""
 
 
 def main() -> int:
@@ -284,6 +341,7 @@ ParkGate demo is running (lot {credentials["lot_id"]}):
   admin token      {credentials["admin_token"]}
   credentials      {path}
   logs             {settings.state_dir / "logs"}
+{_visitor_help(settings, credentials)}
 Ctrl-C stops everything.""",
             flush=True,
         )

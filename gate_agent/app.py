@@ -318,6 +318,7 @@ def build_agent(
                 vehicle_present=None if sensor is None else _reading(sensor),
                 admissions=admissions,
                 code_reader=CodeReader() if lane_config.read_codes else None,
+                hold_window_s=lane_config.hold_window_seconds,
             )
             if sensor is not None:
                 hold = HoldOpen(sensor, barrier, pulse_seconds=lane_config.barrier.pulse_seconds)

@@ -197,6 +197,13 @@ class LaneConfig(_Model):
         description="Look for booking access-code QR codes (a driver's phone) in the camera "
         "frames whose plates did not open the barrier.",
     )
+    hold_window_seconds: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="An exit holding a car for payment_due opens for it when its stay is paid "
+        "within this long, without a new read (unless another car's pass began since).",
+    )
 
 
 class PrivacyConfig(_Model):

@@ -7,6 +7,8 @@ policy. Pure: no IO, no clock; times are aware datetimes, money integer minor un
 Rules, per vehicle type (:class:`VehicleTariff`):
 
 - A stay no longer than ``free_minutes`` costs nothing; a longer one is charged from its start.
+  That grace is the only way a stay is free: with no grace, any stay longer than zero (even a
+  fraction of a second) starts a block and is charged it, as a lot charges any started period.
 - The stay is cut into 24-hour periods from its start. Each period is charged per started block of
   ``block_minutes``; a block costs the rate of the band in force at the block's start (local time
   of the lot's ``timezone``; the first band that matches wins, else ``rate_cents``). A period's
@@ -24,6 +26,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 __all__ = ["MAX_PRICED_DAYS", "Tariff", "TariffBand", "VehicleTariff", "price_stay"]
 
 DAY = timedelta(days=1)
+_MICROSECOND = timedelta(microseconds=1)
 MAX_PRICED_DAYS = 3660  # a stay priced over ten years is a clock or data error, not a parking
 MAX_RATE_CENTS = 1_000_000  # per block; anything above is a typo, refused
 VehicleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")]
@@ -114,7 +117,7 @@ def _block_rate(tariff: VehicleTariff, zone: ZoneInfo, at: datetime) -> int:
 def _period(tariff: VehicleTariff, zone: ZoneInfo, start: datetime, length: timedelta) -> int:
     """Charge of one period (at most 24 hours) starting at ``start``, before the daily cap."""
     block = timedelta(minutes=tariff.block_minutes)
-    blocks = _ceil_div(int(length.total_seconds()), tariff.block_minutes * 60)
+    blocks = _ceil_div(length // _MICROSECOND, block // _MICROSECOND)  # exact: never truncated
     if not tariff.bands:
         return blocks * tariff.rate_cents
     return sum(_block_rate(tariff, zone, start + i * block) for i in range(blocks))

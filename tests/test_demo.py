@@ -1,11 +1,14 @@
 """`make demo` as an evaluator meets it: the whole lot comes up, a booking made through the cloud
 API opens the entry lane for that plate's photo, the entry reaches the booking, an early exit is
-credited; Ctrl-C stops everything and a second run starts clean."""
+credited; the drive-up visitor the demo drives in is held at the pay exit until it is paid on the
+pay-by-plate page, then that exit's barrier pulses; Ctrl-C stops everything and a second run
+starts clean."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,9 +31,12 @@ REPLAYED = ["eu/eu1", "eu/eu3"]  # what the demo's cameras replay meanwhile
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
-def start_demo(tmp_path: Path, images: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def start_demo(
+    tmp_path: Path, images: Path, **extra: str
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     env = {
         **os.environ,
+        **extra,
         "DEMO_DIR": str(tmp_path / "state"),
         "DEMO_IMAGES": str(images),
         "DEMO_CLOUD_PORT": str(free_port()),
@@ -169,4 +175,77 @@ def test_ctrl_c_stops_everything_and_a_second_run_starts_clean(
         assert response.status_code == 200
         assert all(e["plate"] != PLATE for e in response.json()["events"])
     finally:
+        stop_demo(proc, tmp_path / "state")
+
+
+def operator_page(demo: dict[str, Any], path: str) -> str:
+    """A status page as the operator sees it after logging in with the demo's credentials."""
+    with httpx.Client(base_url=demo["agent_url"], timeout=10) as browser:
+        form = browser.get("/login").text
+        found = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert found, form
+        credentials = {"username": demo["operator_user"], "password": demo["operator_password"]}
+        logged_in = browser.post("/login", data={**credentials, "csrf": found.group(1)})
+        assert logged_in.status_code in (200, 303), logged_in.text
+        page = browser.get(path)
+        assert page.status_code == 200, page.text
+        return page.text
+
+
+VISITOR_PHOTO = "us/316b64c0-55bf-4079-a1c0-d93f461a576f.jpg"  # not booked in this run
+
+
+def test_a_drive_up_is_held_at_the_pay_exit_until_paid_on_the_page(
+    tmp_path: Path, images: Path, dataset_dir: Path
+) -> None:
+    proc, demo = start_demo(tmp_path, images, DEMO_VISITOR_PHOTO=str(dataset_dir / VISITOR_PHOTO))
+    agent = httpx.Client(
+        base_url=demo["agent_url"],
+        timeout=30,
+        headers={"Authorization": f"Bearer {demo['operator_token']}"},
+    )
+    try:
+        visitor = demo["visitor"]
+        assert (visitor["plate"], visitor["exit_lane"]) == (PLATE, "exit-2")
+        assert visitor["amount_owed_cents"] == 250  # the first started hour of the demo tariff
+
+        def pay_exit() -> dict[str, Any]:
+            lanes = {lane["id"]: lane for lane in agent.get("/api/status").json()["lanes"]}
+            return dict(lanes["exit-2"])
+
+        assert pay_exit()["barrier"]["last_pulse_at"] is None  # held: the barrier stayed down
+        [held] = agent.get("/api/events", params={"lane_id": "exit-2"}).json()["events"]
+        assert (held["kind"], held["reason"], held["amount_owed_cents"]) == (
+            "denied",
+            "payment_due",
+            250,
+        )
+        display = httpx.get(f"{demo['agent_url']}/display/exit-2", timeout=10)
+        assert display.status_code == 200
+        stays = operator_page(demo, "/stays")  # the status page: who is inside, what each owes
+        assert f'<td class="plate">{PLATE}</td><td class="kind">drive_up</td>' in stays
+        assert '<td class="owes">2.50 EUR</td>' in stays and "payment_due" in stays
+
+        driver = subprocess.run(
+            [sys.executable, "-m", "demo.driver"],
+            cwd=ROOT,
+            env={**os.environ, "DEMO_DIR": str(tmp_path / "state")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert driver.returncode == 0, driver.stdout + driver.stderr
+        assert "/pay/" in driver.stdout and "→ 200 Paid" in driver.stdout, driver.stdout
+        opened = wait_for(
+            lambda: pay_exit()["barrier"]["last_pulse_at"], timeout=10, what="pay exit pulse"
+        )
+        assert opened  # the mock relay of exit-2 pulsed, without a new camera read
+        events = agent.get("/api/events", params={"lane_id": "exit-2"}).json()["events"]
+        assert [(e["kind"], e["reason"]) for e in events] == [
+            ("exit", "paid"),
+            ("denied", "payment_due"),
+        ]
+        assert {e["visit_id"] for e in events} == {held["visit_id"]}
+    finally:
+        agent.close()
         stop_demo(proc, tmp_path / "state")

@@ -11,6 +11,10 @@ the request that created it (``POST /bookings``, an extension), again by the out
 ``payment.create`` if that failed, and on demand by the pay page. The provider's idempotency key
 is the payment id and the number of its checkouts that expired, so racing callers get the
 same checkout and an expired one is replaced by a new one.
+
+:func:`reopen_checkout` asks again for the checkout a payment already has, with the same key: a
+provider that forgot it (the local provider keeps payments in memory, so after a restart) opens
+the same one again, under the same reference; any other answer is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ __all__ = [
     "find_by_public_id",
     "open_checkout",
     "payment_state",
+    "reopen_checkout",
     "try_open_checkout",
 ]
 
@@ -168,3 +173,29 @@ def try_open_checkout(
             state = payment_state(session.get_one(Payment, payment_id), links)
         problem = "provider_unavailable" if unreachable else "provider_refused"
         return replace(state, problem=problem)
+
+
+def reopen_checkout(
+    sessions: sessionmaker[Session], provider: PaymentProvider, links: PayLinks, payment_id: int
+) -> PaymentState:
+    """The payable payment's checkout asked for again with its own idempotency key, so a provider
+    that no longer knows it opens the same one (same reference) again. Nothing is written; a
+    provider failure, or an answer with another reference, leaves the state with a ``problem``."""
+    with sessions() as session:
+        payment = session.get(Payment, payment_id)
+        if payment is None:
+            raise LookupError(f"payment {payment_id} not found")
+        state = payment_state(payment, links)
+        if not state.payable or payment.checkout_ref is None or payment.amount_cents <= 0:
+            return state
+        request, known = _request(payment, links), payment.checkout_ref
+    try:
+        checkout = provider.create_checkout(request)
+    except PaymentError as exc:
+        log.warning("checkout of payment %s not re-opened: %s", payment_id, exc)
+        unreachable = isinstance(exc, ProviderUnavailable)
+        return replace(state, problem="provider_unavailable" if unreachable else "provider_refused")
+    if checkout.ref != known:  # not the checkout this payment has: never pay into another
+        log.error("payment %s: re-opened checkout %s is not %s", payment_id, checkout.ref, known)
+        return replace(state, problem="checkout_mismatch")
+    return state

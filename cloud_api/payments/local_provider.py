@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 
 AUTOPAY_ATTEMPTS = 8
+# A stay paid by plate is paid by whoever stands at the exit (the pay page's button), never by
+# the demo's autopaying customer: that customer books, extends and overstays.
+NOT_AUTOPAID = frozenset({"stay"})
 
 
 def _ref(prefix: str, key: str) -> str:
@@ -78,8 +81,9 @@ class LocalProvider:
         autopay_seconds: float | None = None,
     ) -> None:
         self._secret = webhook_secret
-        # The demo's customer: pays every new payment this long after it is created (None: only
-        # when told to with complete()). Delivery is retried like Stripe retries webhooks.
+        # The demo's customer: pays every new payment (but a stay's, NOT_AUTOPAID) this long
+        # after it is created (None: only when told to with complete()). Delivery is retried like
+        # Stripe retries webhooks.
         self.autopay_seconds = autopay_seconds
         self.webhook_url = webhook_url
         self._http = http_client
@@ -129,7 +133,7 @@ class LocalProvider:
                 meta = {**metadata, "booking_id": booking_id, "purpose": purpose}
                 payment = LocalPayment(ref, booking_id, amount, currency.lower(), meta)
                 self.payments[ref] = payment
-                if self.autopay_seconds is not None:
+                if self.autopay_seconds is not None and purpose not in NOT_AUTOPAID:
                     self._schedule_autopay(ref, self.autopay_seconds, attempt=1)
         return PaymentIntent(
             provider_ref=ref,

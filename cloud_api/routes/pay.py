@@ -10,7 +10,8 @@ paying; the pages show the amount and what it is for, never a plate or a name.
   redirect to its hosted Checkout (opened now if it is not yet: idempotent); the provider
   unreachable → 503 with Retry-After; the local provider → a Pay button.
 - ``POST /pay/{public_id}/local``: the local provider's Pay button: completes the local payment,
-  whose signed webhook confirms it as Stripe's would.
+  whose signed webhook confirms it as Stripe's would. A payment the provider no longer knows (it
+  keeps them in memory; the cloud restarted) has its checkout re-opened first, idempotently.
 - ``GET /pay/{public_id}/result``: paid, pending (refreshes itself), failed or cancelled.
 """
 
@@ -32,6 +33,7 @@ from cloud_api.payments.checkout import (
     describe,
     find_by_public_id,
     payment_state,
+    reopen_checkout,
     try_open_checkout,
 )
 from cloud_api.payments.local_provider import LocalProvider
@@ -121,6 +123,11 @@ async def pay_locally(request: Request, public_id: str) -> Response:
         try_open_checkout, app.sessions, provider, app.pay_links, found.id
     )
     ref = await run_in_threadpool(_provider_ref, request, found.id)
+    if not state.problem and ref is not None and ref not in provider.payments:
+        # the provider forgot it (payments live in its memory: the cloud restarted since)
+        state = await run_in_threadpool(
+            reopen_checkout, app.sessions, provider, app.pay_links, found.id
+        )
     if state.problem or ref is None or ref not in provider.payments:
         return _page("Payment unavailable", "<p>Try again shortly.</p>", 503)
     try:

@@ -347,3 +347,43 @@ def test_unknown_or_malformed_pay_links_are_404(local_shop: Shop) -> None:
     for path in ("/pay/1", "/pay/" + "0" * 32, "/pay/" + "0" * 32 + "/result", "/pay/%00"):
         assert local_shop.client.get(path).status_code == 404, path
     assert local_shop.client.post("/pay/" + "a" * 32 + "/local").status_code == 404
+
+
+def test_after_a_restart_the_old_pay_link_reopens_the_same_checkout_and_pays_once(
+    local_shop: Shop, sqlite_url: str
+) -> None:
+    """The local provider keeps payments in memory: a cloud restart forgets them. The Pay button
+    on a link made before the restart re-opens the payment's checkout with its own idempotency
+    key (the same provider reference) and pays it once, through the signed webhook."""
+    booking = local_shop.book().json()
+    path = booking["payment"]["pay_url"].removeprefix(PUBLIC)
+    with local_shop.sessions() as session:
+        [before] = session.scalars(select(Payment)).all()
+    assert before.provider_ref is not None
+    restarted = LocalProvider(webhook_secret=SECRET, webhook_url="/payments/webhook")
+    app = create_app(
+        Settings(database_url=sqlite_url, hold_sweep_seconds=0, public_url=PUBLIC),
+        payment_provider=restarted,
+    )
+    with (
+        TestClient(app) as client,
+        httpx.Client(transport=InProcessTransport(app), base_url=PUBLIC) as hooks,
+    ):
+        restarted.use_http_client(hooks)
+        assert restarted.payments == {}
+        assert f'action="{path}/local"' in client.get(path).text
+        paid = client.post(path + "/local", follow_redirects=False)
+        assert paid.status_code == 303, paid.text
+        assert list(restarted.payments) == [before.provider_ref]  # the same checkout, re-opened
+        again = client.post(path + "/local", follow_redirects=False)
+        assert again.status_code == 303 and "Paid" in client.get(path + "/result").text
+    app.state.engine.dispose()
+    assert local_shop.booking(booking["booking_id"]).status == "confirmed"
+    with local_shop.sessions() as session:
+        [after] = session.scalars(select(Payment)).all()
+    assert (after.status, after.captured_cents, after.refunded_cents) == (
+        "succeeded",
+        before.amount_cents,
+        0,
+    )
+    assert (after.provider_ref, after.checkout_ref) == (before.provider_ref, before.checkout_ref)

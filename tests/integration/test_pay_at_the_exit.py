@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,15 +102,16 @@ def test_a_drive_up_pays_and_the_held_exit_opens_without_a_new_read(
         assert (entered.decision.open, entered.decision.reason) == (True, Reason.DRIVE_UP)
         wait_for(lambda: bool(pulses(pins, ENTRY_PIN)), what="entry barrier pulse")
 
-        def a_second_inside() -> bool:  # price_stay counts whole seconds: a stay takes one
-            return datetime.now(UTC) - entered.occurred_at > timedelta(seconds=1.2)
+        def inside(status: p.Status) -> bool:
+            return status.cars_inside == 1 and status.drive_up_inside == 1
 
-        wait_for(a_second_inside, what="the car to drive to the exit")
+        wait_for(lambda: any(inside(s) for s in cloud.statuses()), what="heartbeat: car inside")
+
         held = agent.lanes["exit-1"].evaluate_image(photo)
         decision = held.decision
         assert (decision.open, decision.reason) == (False, Reason.PAYMENT_DUE)
         assert decision.stay_id == entered.visit_id
-        assert decision.amount_owed_cents == 250  # the first started hour
+        assert decision.amount_owed_cents == 250  # the first started hour, however short
         assert pulses(pins, EXIT_PIN) == []
 
         plate = decision.plate
@@ -139,7 +140,6 @@ def test_a_drive_up_pays_and_the_held_exit_opens_without_a_new_read(
             return status.cars_inside == 0 and status.drive_up_inside == 0
 
         wait_for(lambda: any(counted(s) for s in cloud.statuses()), what="heartbeat count")
-        assert any(s.cars_inside == 1 and s.drive_up_inside == 1 for s in cloud.statuses())
         assert all(s.clock_offset_s is None or abs(s.clock_offset_s) < 5 for s in cloud.statuses())
     finally:
         cloud.close()

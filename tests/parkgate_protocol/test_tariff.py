@@ -24,9 +24,12 @@ def hours(n: float) -> timedelta:
     [
         (timedelta(0), 0),
         (timedelta(minutes=-5), 0),
-        (timedelta(seconds=1), 250),  # a started hour is an hour
+        (timedelta(microseconds=1), 250),  # any started hour is an hour: never free by rounding
+        (timedelta(milliseconds=400), 250),
+        (timedelta(seconds=1), 250),
         (hours(1), 250),
         (hours(1) + timedelta(seconds=1), 500),
+        (hours(1) + timedelta(microseconds=1), 500),
         (hours(5), 1250),
         (hours(7), 1500),  # capped for the day
         (hours(24), 1500),
@@ -158,3 +161,36 @@ def test_the_wire_form_prices_the_same(stay: tuple[datetime, int], vehicle: Vehi
     end = start + timedelta(minutes=minutes)
     for kind in ("car", "van", "bicycle"):
         assert price_stay(received, start, end, kind) == price_stay(tariff, start, end, kind)
+
+
+positive_tariffs = st.builds(
+    VehicleTariff,
+    block_minutes=st.sampled_from([1, 5, 15, 30, 60, 120, 1440]),
+    rate_cents=st.integers(1, 2000),
+    free_minutes=st.integers(0, 30),
+    daily_max_cents=st.one_of(st.none(), st.integers(1, 10_000)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=stays.map(lambda stay: stay[0]),
+    vehicle=positive_tariffs,
+    length_us=st.one_of(
+        st.integers(1, 2_000_000),  # up to two seconds, to the microsecond
+        st.integers(1, 40 * 24 * 3600 * 10**6),
+    ),
+)
+def test_no_stay_with_a_positive_tariff_is_free_unless_the_grace_says_so(
+    start: datetime, vehicle: VehicleTariff, length_us: int
+) -> None:
+    """Only ``free_minutes`` makes a stay free: a stay of a fraction of a second costs its first
+    block, exactly as the gate and the cloud (both running price_stay) ask at the exit."""
+    tariff = Tariff(vehicles={"car": vehicle})
+    length = timedelta(microseconds=length_us)
+    cents = price_stay(tariff, start, start + length)
+    if length <= timedelta(minutes=vehicle.free_minutes):
+        assert cents == 0
+    else:
+        first_block = min(vehicle.rate_cents, vehicle.daily_max_cents or vehicle.rate_cents)
+        assert cents >= first_block > 0
