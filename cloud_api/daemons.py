@@ -35,7 +35,7 @@ from cloud_api.notifications import (
     email_handler,
     schedule_reminders,
 )
-from cloud_api.outbox import Handler, OutboxWorker
+from cloud_api.outbox import Handler, OutboxWorker, RetryPolicy
 from cloud_api.payments.checkout import PayLinks
 from cloud_api.payments.configured import build_provider, resolve_webhook_secret
 from cloud_api.payments.handlers import payment_handlers
@@ -119,6 +119,7 @@ def build_worker(settings: Settings, sessions: sessionmaker[Session]) -> OutboxW
         outbox_handlers(
             mailer=_mailer(settings.smtp), provider=provider, links=PayLinks(settings.public_url)
         ),
+        policy=RetryPolicy(lease=timedelta(seconds=settings.outbox_lease_seconds)),
         periodic=lambda session, now: schedule_reminders(session, now, lead=lead),
     )
 
