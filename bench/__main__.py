@@ -18,6 +18,7 @@ BENCHMARKS = [
     "sync",
     "disk_writes",
     "stay_paid",
+    "codes",
 ]
 
 

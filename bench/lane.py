@@ -46,6 +46,7 @@ import numpy as np
 
 from bench.confusions import best_read, derive, table_lines, tally
 from bench.dataset import Sample, load_samples
+from gate_agent.code_reader import CodeReader
 from gate_agent.config import AgentConfig, parse_config
 from gate_agent.display import DisplayHub
 from gate_agent.domain import (
@@ -167,6 +168,7 @@ def _bench_lane(
         store=store,
         barrier=barrier,
         rules=LotRules(),
+        code_reader=CodeReader(),  # as the agent's lanes (read_codes): looks on frames not opened
     )
     if not display:
         return lane, None

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud_api import outbox
+from cloud_api.access_codes import booking_access_code
 from cloud_api.availability import blocking, free_space_rows, overlapping
 from cloud_api.changes import log_event, record_change
 from cloud_api.errors import Conflict, InvalidRequest, NotFound, TooMany
@@ -313,7 +314,10 @@ def confirm_payment(session: Session, booking_id: str, *, now: datetime) -> Book
     booking.updated_at = now
     record_change(session, booking, "confirmed", now)
     log_event(session, "booking.confirmed", now, booking=booking)
-    notify(session, booking, "payment_confirmed", amount_cents=booking.price_cents)
+    code = booking_access_code(session, booking, now)
+    notify(
+        session, booking, "payment_confirmed", amount_cents=booking.price_cents, access_code=code
+    )
     return booking
 
 

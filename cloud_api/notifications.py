@@ -13,6 +13,7 @@ Errors::
 
 from __future__ import annotations
 
+import html
 import logging
 import smtplib
 import ssl
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from cloud_api.access_codes import qr_svg
 from cloud_api.db import Base
 from cloud_api.models import Booking, BookingStatus, Lot, OutboxMessage, User, UTCDateTime
 from cloud_api.outbox import Handler, OutboxItem, PermanentError, RetryableError, enqueue
@@ -89,7 +91,7 @@ _BODIES = {
     "payment_confirmed": (
         "Hello {name},\n\nyour payment of {amount} {currency} was received and booking "
         "{booking_id} is confirmed.\nLot: {lot}\nPlate: {plate}\nFrom {starts_at} to {ends_at}.\n\n"
-        "The gate opens for your plate during the booked window.\n"
+        "The gate opens for your plate during the booked window.{access_code_text}\n"
     ),
     "payment_failed": (
         "Hello {name},\n\nthe payment for booking {booking_id} failed, so the booking was "
@@ -139,8 +141,29 @@ def compose(payload: Mapping[str, Any], *, sender: str) -> EmailMessage:
     message["X-ParkGate-Template"] = template
     if "booking_id" in context:
         message["X-ParkGate-Booking"] = str(context["booking_id"])
+    code = payload.get("access_code")
+    context["access_code_text"] = _code_text(code) if isinstance(code, str) else ""
     message.set_content(_BODIES[template].format_map(context))
+    if isinstance(code, str):
+        message.add_alternative(_code_html(code), subtype="html")
     return message
+
+
+def _code_text(code: str) -> str:
+    return (
+        "\nIf the camera cannot read your plate, show the gate this access code as a QR code "
+        "(the app shows it) or type it on the lane's code page:\n"
+        f"{code}\n"
+    )
+
+
+def _code_html(code: str) -> str:
+    """The HTML part: the access code as text and as an inline SVG QR code."""
+    return (
+        "<html><body><p>Your gate access code (show it to the lane camera if your plate is "
+        f"not recognised):</p><p><code>{html.escape(code)}</code></p>"
+        f'<div style="width:240px">{qr_svg(code)}</div></body></html>'
+    )
 
 
 class SmtpMailer:

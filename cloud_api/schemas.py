@@ -180,3 +180,28 @@ class AccessUpdate(Strict):
     booking_id: str | None = Field(default=None, max_length=24)
     arrived_at: Timestamp | None = None
     exited_at: Timestamp | None = None
+
+
+class AccessCodeOut(BaseModel):
+    """A booking's access code: show ``qr_svg`` to the lane camera or type ``code`` on the
+    lane's code page. Valid for the booking's window (``expires_at`` caps it)."""
+
+    booking_id: str
+    code: str = Field(description="v1.<lot>.<booking>.<exp>.<kid>.<mac>, a bearer credential")
+    qr_svg: str = Field(description="the code as an SVG QR image")
+    expires_at: datetime
+
+
+class KeyRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    retire_old_after_minutes: int = Field(
+        default=24 * 60,
+        ge=0,
+        le=7 * 24 * 60,
+        description="how long the old key still opens (0: at once, for a leaked key)",
+    )
+
+
+class KeyRotated(BaseModel):
+    kid: str = Field(description="the new current key's id")
+    old_retires_at: datetime | None = Field(description="when the old key stops being accepted")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.bookings import get_booking, notify, request_payment
+from cloud_api.bookings import get_booking, notify, request_payment, void_unpaid
 from cloud_api.changes import log_event, record_change
 from cloud_api.errors import Conflict
 from cloud_api.models import Booking, BookingStatus, Lot, PaymentKind
@@ -151,10 +151,11 @@ def record_exit(
     booking.status = BookingStatus.COMPLETED.value
     booking.updated_at = now
     if credit:  # given back from what was captured, never more (an extension may be unpaid)
-        credit = refund_booking(session, booking.id, credit, "early-exit")
-        booking.refunded_cents += credit
-    if credit:
-        notify(session, booking, "refund", amount_cents=credit)
+        granted = refund_booking(session, booking.id, credit, "early-exit")
+        booking.refunded_cents += granted
+        credit = granted + _credit_against_owed(session, booking, credit - granted, now)
+        if granted:
+            notify(session, booking, "refund", amount_cents=granted)
     if overstay:
         booking.amount_owed_cents += overstay
         request_payment(session, booking, overstay, PaymentKind.OVERSTAY, "overstay")
@@ -170,6 +171,23 @@ def record_exit(
         time_flag=reported.flag,
     )
     return ExitOutcome(booking, credit, overstay, reported.flag)
+
+
+def _credit_against_owed(session: Session, booking: Booking, cents: int, now: datetime) -> int:
+    """The part of an early-exit credit beyond what was captured (an extension not paid yet)
+    is taken off what the booking owes, never given as money: the customer pays what the stay
+    cost, not the unpaid extension in full. The unpaid payments are replaced by one for what
+    is left. Returns the amount taken off."""
+    taken = min(cents, booking.amount_owed_cents)
+    if taken <= 0:
+        return 0
+    booking.amount_owed_cents -= taken
+    void_unpaid(session, booking.id, now)
+    if booking.amount_owed_cents:
+        tag = f"after-credit-{now.strftime('%Y%m%dT%H%M%S')}"
+        request_payment(session, booking, booking.amount_owed_cents, PaymentKind.EXTENSION, tag)
+    log_event(session, "visit.credit_against_owed", now, booking=booking, credit_cents=taken)
+    return taken
 
 
 def _overstay_owed(
@@ -195,10 +213,14 @@ def _overstay_owed(
 def record_payment_received(
     session: Session, booking_id: str, amount_cents: int, *, now: datetime
 ) -> Booking:
-    """A payment for money owed (extension, overstay) arrived: reduce what the exit must see."""
+    """A payment for money owed (extension, overstay) arrived: reduce what the exit must see.
+    Once nothing is owed, the booking's other unpaid payments (an overstay's, when pay by plate
+    settled it) can no longer be paid: a customer cannot pay the same debt twice."""
     booking = get_booking(session, booking_id, for_update=True)
     if booking.amount_owed_cents:
         booking.amount_owed_cents = max(0, booking.amount_owed_cents - amount_cents)
+        if not booking.amount_owed_cents:
+            void_unpaid(session, booking.id, now)
         booking.updated_at = now
         record_change(session, booking, "paid", now)
         log_event(session, "booking.paid", now, booking=booking, amount_cents=amount_cents)

@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 
+from gate_agent.code_reader import CodeReader
 from gate_agent.config import (
     AgentConfig,
     BarrierConfig,
@@ -316,6 +317,7 @@ def build_agent(
                 image_dir=image_dir,
                 vehicle_present=None if sensor is None else _reading(sensor),
                 admissions=admissions,
+                code_reader=CodeReader() if lane_config.read_codes else None,
             )
             if sensor is not None:
                 hold = HoldOpen(sensor, barrier, pulse_seconds=lane_config.barrier.pulse_seconds)

@@ -192,6 +192,11 @@ class LaneConfig(_Model):
     light: LaneLightConfig | None = Field(
         None, description="Optional lane light mirroring the decision (green open, red denied)."
     )
+    read_codes: bool = Field(
+        True,
+        description="Look for booking access-code QR codes (a driver's phone) in the camera "
+        "frames whose plates did not open the barrier.",
+    )
 
 
 class PrivacyConfig(_Model):

@@ -13,6 +13,12 @@ the car is still there (no pass of another car began since; the presence sensor,
 one, still reports a vehicle), the lane decides again from those reads, without a new camera
 read, and opens if the stay is paid.
 The held denial stays journaled; the exit is journaled beside it, on the same visit.
+
+Booking access codes (:mod:`gate_agent.codes`): on a frame whose plates did not open the barrier,
+the lane looks for an access-code QR code (:class:`~gate_agent.code_reader.CodeReader`, at most
+every ``interval_s``); a code found decides the pass by :meth:`Lane.open_by_code`, the same path
+the code-entry page takes (journaled, then pulsed). The same code seen again while it stays in
+view (``gap_s`` of the pass tracker) is not decided twice.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gate_agent.code_reader import CodeReader
+from gate_agent.codes import code_decision, suffix_matches
 from gate_agent.decision import decide
 from gate_agent.domain import (
     Decision,
@@ -50,6 +58,7 @@ from gate_agent.store import PolicyInForce, PresenceChange, Store
 from hardware.barrier import Barrier
 from hardware.camera import Frame, FrameSource
 from hardware.errors import HardwareError
+from parkgate_protocol import AccessCodeError, check_access_code
 
 __all__ = ["Lane", "LaneOutcome"]
 
@@ -122,6 +131,7 @@ class Lane:
         vehicle_present: Callable[[], bool] | None = None,
         hold_window_s: float = HOLD_WINDOW_S,
         admissions: threading.Lock | None = None,
+        code_reader: CodeReader | None = None,
     ) -> None:
         self.lot_id = lot_id
         self.lane_id = lane_id
@@ -141,6 +151,9 @@ class Lane:
         self.hold_window_s = hold_window_s
         self._cloud_reachable: Callable[[], bool] = lambda: True  # no link: rules as they are
         self._held: _Held | None = None
+        self.code_reader = code_reader  # None: the lane does not look for QR codes in frames
+        self._code_looked_at = float("-inf")
+        self._last_code: tuple[str, float] | None = None  # the code last decided, last seen at
         # entry lanes of one lot share it (the app's): two lanes never both give the last
         # drive-up space, since each decides and journals its entry while holding it
         self._admissions: AbstractContextManager[object] = (
@@ -171,7 +184,10 @@ class Lane:
         self._note_frame(frame, reads, started, now)
         with self._lock:
             current = self.tracker.observe(reads, now)
-            return self._maybe_decide(current, frame, now)
+            outcome = self._maybe_decide(current, frame, now)
+        if outcome is not None and outcome.decision.open:
+            return outcome
+        return self._look_for_code(frame, current) or outcome
 
     def tick(self) -> LaneOutcome | None:
         """Advance time without a frame (camera stalled): a pass whose budget ran out is decided."""
@@ -356,6 +372,107 @@ class Lane:
             self.status.last_error = str(exc)
             return str(exc)
         return None
+
+    # -- booking access codes -----------------------------------------------------------------
+
+    def _opened_for(self, current: Pass | None) -> bool:
+        """The lane's last outcome opened for this pass's car."""
+        last = self.status.last_outcome
+        if current is None or last is None:
+            return False
+        return last.visit_id == current.visit_id and last.decision.open
+
+    def _look_for_code(self, frame: Frame, current: Pass | None) -> LaneOutcome | None:
+        """An access code in a frame whose plates did not open: decide the pass by it."""
+        reader = self.code_reader
+        now = self._clock()
+        if reader is None or now - self._code_looked_at < reader.interval_s:
+            return None
+        if self._opened_for(current):
+            return None  # this car is let in (or out) already
+        self._code_looked_at = now
+        text = reader.read(frame.image)
+        if text is None:
+            return None
+        seen_before = self._last_code is not None and self._last_code[0] == text
+        recently = self._last_code is not None and now - self._last_code[1] < self.tracker.gap_s
+        self._last_code = (text, now)
+        if seen_before and recently:
+            return None  # still held up to the camera: decided once
+        read_text = current.candidates[0].text if current and current.candidates else None
+        return self.open_by_code(text, read_text=read_text, frame=frame)
+
+    def open_by_code(
+        self,
+        code: str,
+        *,
+        read_text: str | None = None,
+        frame: Frame | None = None,
+        plate_suffix: str | None = None,
+    ) -> LaneOutcome | None:
+        """Decide by a booking's access code (a QR read, or typed on the code page) and act on
+        it like a plate decision: journaled (reason ``booking_code`` or the code's refusal),
+        then pulsed if it opens.
+
+        With ``plate_suffix`` (the code page), a verified code counts only when the booking's
+        plate ends with it; otherwise None is returned and nothing is journaled (a typed guess
+        must not learn which bookings exist). A refused code is journaled from the camera, not
+        from the page (None)."""
+        now = self._wallclock()
+        try:
+            verified: str | AccessCodeError = check_access_code(
+                code, lot_id=self.lot_id, keys=self.store.access_keys, now=now
+            ).booking_id
+        except AccessCodeError as exc:
+            if plate_suffix is not None:
+                log.info("lane %s: code page: %s", self.lane_id, exc.reason)
+                return None
+            verified = exc
+        return self._decide_booking(verified, read_text, frame, plate_suffix)
+
+    def open_by_booking(self, booking_id: str, plate_suffix: str) -> LaneOutcome | None:
+        """The code page without a code: the booking id and its plate's last characters.
+        None (nothing journaled) unless the cache holds that booking with that plate ending."""
+        return self._decide_booking(booking_id, None, None, plate_suffix)
+
+    def _decide_booking(
+        self,
+        verified: str | AccessCodeError,
+        read_text: str | None,
+        frame: Frame | None,
+        plate_suffix: str | None,
+    ) -> LaneOutcome | None:
+        reservation = None
+        if isinstance(verified, str):
+            reservation = self.store.get_reservation(verified)
+            if plate_suffix is not None and (
+                reservation is None or not suffix_matches(reservation.plate, plate_suffix)
+            ):
+                log.info("lane %s: code page: no booking matches", self.lane_id)
+                return None
+        with self._lock, self._admissions:
+            facts = None
+            if reservation is not None:
+                facts = self.store.facts_for(reservation.plate, 1.0)
+            rules = self.current_rules()
+            decision = code_decision(
+                self.direction,
+                verified,
+                reservation,
+                facts,
+                self._wallclock(),
+                rules,
+                lane_id=self.lane_id,
+                lot=self.lot_state(rules),
+                read_text=read_text,
+            )
+            current = self.tracker.current
+            if current is not None and not current.decided:
+                self.tracker.decide(current.visit_id)  # the code decides the car's pass
+                visit_id = current.visit_id
+            else:
+                visit_id = new_visit_id()
+            return self._act(visit_id, decision, frame)
 
     # -- operator actions ---------------------------------------------------------------------
 

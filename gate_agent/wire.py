@@ -10,11 +10,13 @@ from __future__ import annotations
 from gate_agent.domain import JournalEvent, ListEntry, Reservation, StayPayment
 from parkgate_protocol import (
     AccessCategory,
+    AccessKey,
     GateEvent,
     GateEventKind,
     ListEntrySnapshot,
     ProtocolError,
     ReservationSnapshot,
+    SigningKey,
 )
 from parkgate_protocol import StayPayment as StayPaymentSnapshot
 
@@ -24,6 +26,7 @@ __all__ = [
     "list_entry_snapshot",
     "reservation",
     "reservation_snapshot",
+    "signing_key",
     "stay_payment",
 ]
 
@@ -112,3 +115,8 @@ def gate_event(event: JournalEvent) -> GateEvent:
         occurred_at=event.occurred_at,
         detail=event.detail,
     )
+
+
+def signing_key(key: AccessKey) -> SigningKey:
+    """A pushed booking-code key as the gate checks codes with it."""
+    return SigningKey(key.kid, key.secret_bytes(), key.retires_at)

@@ -14,6 +14,10 @@ Topics (``{lot}`` matches :data:`LOT_ID_PATTERN`)::
     parkgate/v1/lots/{lot}/acks           cloud → lot   QoS 1   EventAck
     GET /lots/{lot}/changes?since=N[&snapshot=true]   lot → cloud (HTTP)   ChangesPage
 
+Booking access codes (:func:`sign_access_code` at the cloud, :func:`check_access_code` at the
+gate) are signed with per-lot keys (:class:`AccessKey`) that travel on the same feed as an
+``access_keys`` change and in snapshot pages.
+
 The lot's policy (:class:`LotPolicy`, with its :class:`Tariff` and :func:`price_stay`, the one
 pricing function both sides run) travels on the reservation feed as a ``policy`` change.
 
@@ -21,6 +25,15 @@ Every payload is one UTF-8 JSON object with a version field ``v`` (:data:`PROTOC
 parsing is strict and every failure is one :class:`ProtocolError` that never echoes input values.
 """
 
+from parkgate_protocol._access_code import (
+    CODE_SLACK,
+    AccessCode,
+    AccessCodeError,
+    SigningKey,
+    check_access_code,
+    parse_access_code,
+    sign_access_code,
+)
 from parkgate_protocol._codec import (
     MAX_MESSAGE_BYTES,
     encode,
@@ -44,8 +57,10 @@ from parkgate_protocol._enums import (
 )
 from parkgate_protocol._errors import ProtocolError, describe_validation_error
 from parkgate_protocol._messages import (
+    MAX_ACCESS_KEYS,
     MAX_ACK_IDS,
     PROTOCOL_VERSION,
+    AccessKey,
     ChangesPage,
     Command,
     EventAck,
@@ -80,7 +95,9 @@ from parkgate_protocol._topics import (
 
 __all__ = [
     "CHANNELS",
+    "CODE_SLACK",
     "LOT_ID_PATTERN",
+    "MAX_ACCESS_KEYS",
     "MAX_ACK_IDS",
     "MAX_MESSAGE_BYTES",
     "MAX_PRICED_DAYS",
@@ -88,6 +105,9 @@ __all__ = [
     "PROTOCOL_VERSION",
     "TOPIC_ROOT",
     "AccessCategory",
+    "AccessCode",
+    "AccessCodeError",
+    "AccessKey",
     "AntiPassbackMode",
     "ChangeKind",
     "ChangesPage",
@@ -108,16 +128,19 @@ __all__ = [
     "ReservationChange",
     "ReservationSnapshot",
     "ReservationStatus",
+    "SigningKey",
     "Status",
     "StayPayment",
     "Tariff",
     "TariffBand",
     "VehicleTariff",
+    "check_access_code",
     "check_lot_id",
     "default_tariff",
     "describe_validation_error",
     "encode",
     "is_lot_id",
+    "parse_access_code",
     "parse_changes_page",
     "parse_command",
     "parse_event_ack",
@@ -128,5 +151,6 @@ __all__ = [
     "parse_topic",
     "price_stay",
     "shared_subscription",
+    "sign_access_code",
     "topic",
 ]

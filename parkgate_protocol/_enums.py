@@ -50,6 +50,7 @@ class ChangeKind(StrEnum):
     POLICY = "policy"  # ``policy`` is the lot's new policy (raw; the gate checks it can apply it)
     LISTS_REPLACED = "lists_replaced"  # a bulk change: fetch a snapshot over HTTP (no payload)
     STAY_PAID = "stay_paid"  # ``stay_payment``: a stay (a car inside) is paid through a moment
+    ACCESS_KEYS = "access_keys"  # ``access_keys``: the lot's booking-code keys (replace all)
 
 
 class GateEventKind(StrEnum):

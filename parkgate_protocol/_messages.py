@@ -6,10 +6,21 @@ carry a UTC offset; ``v`` is the protocol version and only :data:`PROTOCOL_VERSI
 
 from __future__ import annotations
 
+import base64
+import re
 from itertools import pairwise
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from parkgate_protocol._enums import (
     AccessCategory,
@@ -23,8 +34,10 @@ from parkgate_protocol._enums import (
 from parkgate_protocol._topics import LOT_ID_PATTERN
 
 __all__ = [
+    "MAX_ACCESS_KEYS",
     "MAX_ACK_IDS",
     "PROTOCOL_VERSION",
+    "AccessKey",
     "ChangesPage",
     "Command",
     "EventAck",
@@ -104,6 +117,35 @@ class StayPayment(_Model):
     payment_id: str | None = Field(None, min_length=1, max_length=64)
 
 
+MAX_ACCESS_KEYS: Final = 8
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{22,88}$")  # base64url, no padding: 16 to 66 bytes
+
+
+class AccessKey(_Model):
+    """One of the lot's booking-code keys (:mod:`parkgate_protocol._access_code`): its id, the
+    secret (base64url, no padding; hidden in ``repr``, revealed only when encoded for the wire)
+    and, for a key being rotated out, when the gate stops accepting it (None: the current key)."""
+
+    kid: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,16}$")
+    secret: SecretStr
+    retires_at: AwareDatetime | None = None
+
+    @field_validator("secret")
+    @classmethod
+    def _base64url(cls, value: SecretStr) -> SecretStr:
+        if not _SECRET.match(value.get_secret_value()):
+            raise ValueError("secret must be 16 to 66 bytes in base64url without padding")
+        return value
+
+    @field_serializer("secret", when_used="always")
+    def _reveal(self, value: SecretStr) -> str:
+        return value.get_secret_value()
+
+    def secret_bytes(self) -> bytes:
+        raw = self.secret.get_secret_value()
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+
+
 # -- cloud → lot: reservations ------------------------------------------------------------------
 
 
@@ -116,6 +158,7 @@ _REQUIRED: dict[ChangeKind, tuple[str, ...]] = {
     ChangeKind.POLICY: ("policy",),
     ChangeKind.LISTS_REPLACED: (),
     ChangeKind.STAY_PAID: ("stay_payment",),
+    ChangeKind.ACCESS_KEYS: ("access_keys",),
 }
 _PAYLOAD_FIELDS = (
     "reservation",
@@ -125,6 +168,7 @@ _PAYLOAD_FIELDS = (
     "list_entries",
     "policy",
     "stay_payment",
+    "access_keys",
 )
 
 
@@ -147,12 +191,15 @@ class ReservationChange(Message):
         None, description="A LotPolicy object, raw: parse it with parse_policy."
     )
     stay_payment: StayPayment | None = None
+    access_keys: list[AccessKey] | None = Field(
+        None, max_length=MAX_ACCESS_KEYS, description="Every key the lot accepts codes under."
+    )
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> ReservationChange:
         allowed = set(_REQUIRED[self.kind])
         if self.kind is ChangeKind.SNAPSHOT:
-            allowed.update(("list_entries", "policy"))
+            allowed.update(("list_entries", "policy", "access_keys"))
         for name in _REQUIRED[self.kind]:
             if getattr(self, name) is None:
                 raise ValueError(f"kind {self.kind.value} needs {name}")
@@ -303,6 +350,11 @@ class ChangesPage(Message):
         description="Snapshot pages: the latest payment state of every paid stay still inside "
         "(what the stay_paid changes the snapshot replaces said).",
     )
+    access_keys: list[AccessKey] | None = Field(
+        None,
+        max_length=MAX_ACCESS_KEYS,
+        description="Snapshot pages: every key the lot accepts booking codes under.",
+    )
     next_since: int = Field(..., ge=0)
     latest_seq: int = Field(..., ge=0)
 
@@ -315,9 +367,11 @@ class ChangesPage(Message):
             or self.list_entries is not None
             or self.policy is not None
             or self.stay_payments is not None
+            or self.access_keys is not None
         ):
             raise ValueError(
-                "a changes page has no reservations, list_entries, policy or stay_payments"
+                "a changes page has no reservations, list_entries, policy, stay_payments "
+                "or access_keys"
             )
         seqs = [c.seq for c in self.changes]
         if any(b != a + 1 for a, b in pairwise(seqs)):

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from cloud_api.bookings import confirm_payment, release_booking
+from cloud_api.bookings import confirm_payment, get_booking, release_booking
 from cloud_api.changes import log_event
 from cloud_api.errors import Conflict, NotFound
 from cloud_api.models import Payment, PaymentKind
@@ -183,16 +183,39 @@ def apply_captured(session: Session, payment: Payment, now: datetime) -> str:
         return _confirm(session, payment, booking_id, now)
     owed_kinds = (PaymentKind.EXTENSION.value, PaymentKind.OVERSTAY.value, PaymentKind.CHARGE.value)
     if booking_id and kind in owed_kinds:
-        try:
-            record_payment_received(session, booking_id, payment.amount_cents, now=now)
-        except NotFound:
-            return "ignored_unknown_booking"
-        return "owed_reduced"
+        return _reduce_owed(session, payment, booking_id, now)
     log.warning("captured payment %s of kind %s: nothing applies it yet", payment.id, kind)
     log_event(
         session, "payment.unapplied", now, lot_id=None, payment_id=payment.id, payment_kind=kind
     )
     return f"unapplied_kind:{kind}"
+
+
+def _reduce_owed(session: Session, payment: Payment, booking_id: str, now: datetime) -> str:
+    """An extension or overstay payment: what the booking still owes goes down by it; what it
+    took beyond that (the debt was settled another way meanwhile: pay by plate, an early-exit
+    credit, a cancellation) is refunded against this capture at once."""
+    try:
+        booking = get_booking(session, booking_id, for_update=True)
+    except NotFound:
+        return "ignored_unknown_booking"
+    applied = min(payment.amount_cents, booking.amount_owed_cents)
+    if applied:
+        record_payment_received(session, booking_id, applied, now=now)
+    excess = payment.amount_cents - applied
+    if not excess:
+        return "owed_reduced"
+    log.warning(
+        "payment %s took %d cents more than booking %s owed: refunding",
+        payment.id,
+        excess,
+        booking_id,
+    )
+    refund_payment(session, payment, excess, f"{payment.idempotency_key}:refund-excess")
+    log_event(
+        session, "payment.refund_excess", now, lot_id=None, payment_id=payment.id, cents=excess
+    )
+    return "owed_reduced:refunded_excess" if applied else "nothing_owed:refunded"
 
 
 def _is_initial(payment: Payment) -> bool:

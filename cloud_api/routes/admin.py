@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
@@ -9,13 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud_api.access_codes import rotate_key
 from cloud_api.auth import can_manage_lot, member_lot_ids, token_expiry
 from cloud_api.bookings import expire_holds
 from cloud_api.deps import ApiError, Caller, Db, LotId, Now, require_role
 from cloud_api.lots import search_lots
 from cloud_api.models import Lot, LotMember, Role, Space, User
-from cloud_api.policies import POLICY_OWNED_COLUMNS, current_policy, set_policy
-from cloud_api.schemas import LotOut, Problem, VehicleTypeName
+from cloud_api.policies import POLICY_OWNED_COLUMNS, audit, current_policy, set_policy
+from cloud_api.schemas import KeyRotated, KeyRotation, LotOut, Problem, VehicleTypeName
 from cloud_api.seed import add_lot, add_user
 from parkgate_protocol import VehicleTariff
 from parkgate_protocol._tariff import MAX_RATE_CENTS
@@ -214,3 +216,22 @@ def run_expiry(db: Db, user: Caller, now: Now) -> dict[str, Any]:
     expired = expire_holds(db, now)
     db.commit()
     return {"expired": expired}
+
+
+@router.post(
+    "/lots/{lot_id}/access-keys/rotate",
+    response_model=KeyRotated,
+    responses=ERRORS,
+    summary="Rotate the lot's booking-code key (new codes use the new key; old ones still "
+    "open until the old key retires)",
+)
+def rotate_access_key(
+    lot_id: LotId, body: KeyRotation, db: Db, user: Caller, now: Now
+) -> KeyRotated:
+    _managed_lot(db, user, lot_id)
+    overlap = timedelta(minutes=body.retire_old_after_minutes)
+    kid, retires = rotate_key(db, lot_id, now, overlap)
+    detail = {"kid": kid, "old_retires_at": retires.isoformat() if retires else None}
+    audit(db, lot_id, user, "access_key.rotated", detail, now)
+    db.commit()
+    return KeyRotated(kid=kid, old_retires_at=retires)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from cloud_api import bookings as svc
+from cloud_api.access_codes import booking_access_code, qr_svg
 from cloud_api.auth import can_see_booking
 from cloud_api.booking_pg import PgBooker
 from cloud_api.deps import ApiError, Caller, Db, Now
@@ -23,7 +24,15 @@ from cloud_api.errors import BookingError, NotFound
 from cloud_api.models import Booking, IdempotencyRecord, Role, User
 from cloud_api.payments.checkout import PayLinks, PaymentState, try_open_checkout
 from cloud_api.routes.views import booking_out, booking_view, payment_due, payment_instructions
-from cloud_api.schemas import BookingCreate, BookingOut, ExtendRequest, PlateChange, Problem
+from cloud_api.schemas import (
+    AccessCodeOut,
+    BookingCreate,
+    BookingOut,
+    ExtendRequest,
+    PlateChange,
+    Problem,
+)
+from parkgate_protocol import parse_access_code
 
 __all__ = ["router"]
 
@@ -259,3 +268,23 @@ def change_plate(
     svc.change_plate(db, booking, body.vehicle_plate, now=now)
     db.commit()
     return booking_out(db, booking, request.app.state.pay_links)
+
+
+@router.get(
+    "/bookings/{booking_id}/access-code",
+    response_model=AccessCodeOut,
+    responses=ERRORS,
+    summary="The booking's gate access code and its QR image (owner or lot staff)",
+)
+def access_code(booking_id: BookingId, db: Db, user: Caller, now: Now) -> AccessCodeOut:
+    """409 ``code_unavailable`` for a cancelled, finished or past booking. A lot's first code
+    makes the lot's signing key (pushed to its gate), so this may write."""
+    booking = _owner_or_staff(db, user, booking_id)
+    code = booking_access_code(db, booking, now)
+    db.commit()
+    return AccessCodeOut(
+        booking_id=booking.id,
+        code=code,
+        qr_svg=qr_svg(code),
+        expires_at=parse_access_code(code).expires_at,
+    )

@@ -153,6 +153,7 @@ def lot_changes(
     lot_id: LotId,
     db: Db,
     user: Caller,
+    now: Now,
     since: Annotated[int, Query(ge=0, le=2**62)] = 0,
     snapshot: bool = False,
     limit: Annotated[int, Query(ge=1, le=CATCH_UP_HORIZON)] = 500,
@@ -160,7 +161,7 @@ def lot_changes(
     """Only the lot's own device account may read its feed (anyone else: 404)."""
     if user.role != Role.DEVICE.value or not can_manage_lot(db, user, lot_id):
         raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
-    page = changes_page(db, lot_id, since=since, snapshot=snapshot, limit=limit)
+    page = changes_page(db, lot_id, since=since, snapshot=snapshot, limit=limit, now=now)
     if page is None:
         raise ApiError(404, "lot_not_found", f"parking lot {lot_id} not found")
     return Response(encode(page), media_type="application/json")

@@ -10,12 +10,19 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.models import Booking
+from cloud_api.models import Booking, Payment, PaymentKind
 from cloud_api.policies import current_policy, policy_at
 from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import StayTerms, outstanding
 
-__all__ = ["Owed", "find_stay", "new_session_id", "owed_now", "stay_terms"]
+__all__ = [
+    "Owed",
+    "find_stay",
+    "new_session_id",
+    "owed_now",
+    "stay_terms",
+    "void_unpaid_stay_payments",
+]
 
 
 def new_session_id() -> str:
@@ -69,3 +76,20 @@ def owed_now(session: Session, stay: Stay, now: datetime) -> Owed:
     except ValueError:  # an overstay the tariff will not price is an InvalidRequest too
         return Owed(max(0, stay.amount_due_cents - stay.paid_cents), now, priced=False)
     return Owed(cents, now)
+
+
+def void_unpaid_stay_payments(session: Session, stay: Stay, now: datetime) -> int:
+    """A closed stay that owes nothing: its payments not yet paid (a declined one, one started
+    twice) can no longer be paid, so the same stay is never paid twice (money that still
+    arrives through an open checkout is refunded by the webhook). Returns how many."""
+    unpaid = session.scalars(
+        select(Payment).where(
+            Payment.stay_id == stay.id,
+            Payment.kind == PaymentKind.STAY.value,
+            Payment.status.in_(("requires_payment", "failed")),
+        )
+    ).all()
+    for payment in unpaid:
+        payment.status = "cancelled"
+        payment.updated_at = now
+    return len(unpaid)

@@ -22,7 +22,7 @@ from cloud_api.changes import append_change, log_event
 from cloud_api.errors import Conflict, NotFound
 from cloud_api.models import Payment, PaymentKind
 from cloud_api.payments.refunds import refund_payment
-from cloud_api.stays._ledger import Owed, owed_now, stay_terms
+from cloud_api.stays._ledger import Owed, owed_now, stay_terms, void_unpaid_stay_payments
 from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import outstanding
 from cloud_api.visits import record_payment_received
@@ -162,6 +162,8 @@ def record_stay_payment(session: Session, payment: Payment, now: datetime) -> st
         _apply(session, stay, applied, through, payment, now)
     if excess > 0:
         _refund_excess(session, stay, payment, excess, now)
+    if stay.status == StayStatus.CLOSED and owed_now(session, stay, now).cents == 0:
+        void_unpaid_stay_payments(session, stay, now)
     log_event(
         session,
         "stay.paid",

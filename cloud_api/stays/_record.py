@@ -21,7 +21,12 @@ from cloud_api.changes import log_event
 from cloud_api.models import Booking
 from cloud_api.policies import current_policy
 from cloud_api.reported_times import bound_reported_time
-from cloud_api.stays._ledger import find_stay, new_session_id, stay_terms
+from cloud_api.stays._ledger import (
+    find_stay,
+    new_session_id,
+    stay_terms,
+    void_unpaid_stay_payments,
+)
 from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import gross_price
 from cloud_api.visits import StayPaid
@@ -183,6 +188,8 @@ def close_stay(
     )
     if owed and stay.booking_id:
         _notify_overstay(session, stay, owed, now)
+    if not owed:
+        void_unpaid_stay_payments(session, stay, now)
     return owed
 
 

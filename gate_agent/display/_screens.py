@@ -69,6 +69,11 @@ DENIALS: dict[str, tuple[str, str]] = {
     "no_plate": ("unreadable", "unreadable_hint"),
     "denylisted": ("refused", "refused_hint"),
     "lot_full": ("lot_full", "lot_full_hint"),
+    "code_invalid": ("code_invalid", "code_invalid_hint"),
+    "code_other_lot": ("code_other_lot", "code_invalid_hint"),
+    "code_expired": ("expired", "expired_hint"),
+    "code_cancelled": ("cancelled", "cancelled_hint"),
+    "code_used": ("code_used", "already_inside_hint"),
 }
 OWING = frozenset({"payment_due"})
 VISITOR = frozenset({"drive_up"})

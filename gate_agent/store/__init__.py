@@ -15,10 +15,12 @@ Behind this face, each private module has one reason to change:
 - ``_cache``: reservations, allow/deny lists and their plate index;
 - ``_lookup`` and ``_filter``: the lane's hot path and the key filter in front of it;
 - ``_journal``: the event journal, which is the outbox;
+- ``_deliveries``: the outbox's sent and confirmed marks held in memory (no commit of their own);
 - ``_presence``: who is inside (anti-passback);
 - ``_audit``: operator actions;
 - ``_operators``: operator web sessions and the login throttle's counters;
-- ``_policy``: the lot's cloud policy in force and the last one refused.
+- ``_policy``: the lot's cloud policy in force and the last one refused;
+- ``_access_keys``: the keys the lot's booking codes are checked with.
 """
 
 from gate_agent.store._policy import PolicyInForce, RejectedPolicy

@@ -22,13 +22,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Connections"]
+__all__ = ["PAGE_SIZE", "Connections"]
 
 log = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
 MMAP_BYTES = 1 << 30  # readers map the file: a page read is a memory access, not a syscall
 WRITER_CACHE_KIB = 64 * 1024  # keeps the plate-key index hot during bulk loads
+PAGE_SIZE = 1024  # B; a commit writes whole pages to the WAL (bench disk_writes)
+REWRITE_MAX_BYTES = 64 << 20  # bigger files keep their page size (start-up time); see below
+
+
+def _files_of(db: Path) -> list[Path]:
+    """The database file and its WAL, those that exist."""
+    return [p for p in (db, db.with_name(db.name + "-wal")) if p.exists()]
 
 
 class Connections:
@@ -42,12 +49,42 @@ class Connections:
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
         self.writer = self._connect()
+        self.writer.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect on a new file
         if not self.memory:
+            self._use_small_pages()
             mode = self.writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 log.warning("could not switch %s to WAL (mode %s)", self.path, mode)
         self.writer.execute("PRAGMA synchronous=FULL")
         self.writer.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+
+    def _use_small_pages(self) -> None:
+        """Rewrite a file made with other pages (SQLite's default is 4 KB) with ``PAGE_SIZE``
+        ones: a journal commit writes about six whole pages to the WAL, so 1 KB pages write a
+        quarter of the bytes to the SD card (``python -m bench disk_writes``; the lookup's
+        targets still pass, ``python -m bench lookup``). A WAL file's page size cannot change:
+        out of WAL, ``VACUUM``, back to WAL (below). Before any reader exists, so at start-up;
+        a file over ``REWRITE_MAX_BYTES`` is left as it is (the rewrite could outlast systemd's
+        start timeout) with a warning saying how to convert it by hand."""
+        size = self.writer.execute("PRAGMA page_size").fetchone()[0]
+        if size == PAGE_SIZE:
+            return
+        stored = sum(p.stat().st_size for p in _files_of(Path(self.path)))
+        if stored > REWRITE_MAX_BYTES:
+            log.warning(
+                "%s has %d B pages, not %d B (with 4 KB pages a commit writes up to 4x the "
+                "bytes); at %d MB it is too big to rewrite at start-up: stop the agent and "
+                "convert it (docs/operator-guide.md, 'Page size')",
+                self.path,
+                size,
+                PAGE_SIZE,
+                stored >> 20,
+            )
+            return
+        log.info("rewriting %s with %d B pages (was %d B; once)", self.path, PAGE_SIZE, size)
+        self.writer.execute("PRAGMA journal_mode=DELETE")
+        self.writer.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        self.writer.execute("VACUUM")
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -124,6 +161,10 @@ class Connections:
             self._readers.append(conn)
         self._local.conn = conn
         return conn
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,11 +1,11 @@
 """The event journal of :mod:`gate_agent.store`, which doubles as the outbox to the cloud.
 
 Functions over an open connection inside a transaction the caller holds. The outbox is the
-journal rows whose ``sent_at`` is NULL, read in ``seq`` order through the partial index of
-unconfirmed events (an unsent event is never confirmed).
-``sent_at`` is the broker's PUBACK; ``confirmed_at`` the cloud's ``EventAck`` (stored for good).
-A sent but unconfirmed event is put back in the outbox (:func:`requeue_unconfirmed`) when the
-confirmation is overdue or after a reconnect.
+journal rows the cloud has not confirmed (``confirmed_at`` NULL), read in ``seq`` order through
+their partial index; which of them are in flight (PUBACKed, or confirmed but not yet written) is
+kept in memory by the store (:mod:`gate_agent.store._deliveries`). On disk, ``confirmed_at`` is
+the cloud's ``EventAck`` and ``sent_at`` the broker's PUBACK before it (both written with the
+confirmation); ``sent_at`` of an unconfirmed row means nothing.
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ from datetime import datetime
 from typing import Any
 
 from gate_agent.domain import EventKind, JournalEvent, StayKind
+from gate_agent.store._deliveries import Confirmation
 from gate_agent.store._presence import PresenceChange, apply_presence
 from gate_agent.store._rows import EVENT_COLUMNS, event_from_row, event_row, to_text
 
 __all__ = [
+    "confirmed_before",
     "events",
     "insert_event",
-    "mark_confirmed",
-    "mark_sent",
     "outbox_depth",
     "purge_reads",
-    "requeue_unconfirmed",
+    "readable_before",
     "trim_confirmed",
-    "unsent_events",
+    "unconfirmed_events",
+    "unconfirmed_ids",
+    "write_confirmations",
 ]
 
 PlateHasher = Callable[[str], str]
@@ -67,39 +69,32 @@ def insert_event(
     return True
 
 
-def unsent_events(conn: sqlite3.Connection, limit: int) -> list[JournalEvent]:
-    sql = f"""SELECT {EVENT_COLUMNS} FROM events INDEXED BY events_unconfirmed
-              WHERE confirmed_at IS NULL AND sent_at IS NULL ORDER BY seq LIMIT ?"""
-    return [event_from_row(row) for row in conn.execute(sql, (limit,))]
+def unconfirmed_events(
+    conn: sqlite3.Connection, after_seq: int, limit: int
+) -> list[tuple[int, JournalEvent]]:
+    """Events the cloud has not confirmed with ``seq`` above ``after_seq``, in journal order,
+    each with its ``seq`` (the outbox pages through them, skipping what is in flight)."""
+    sql = f"""SELECT seq, {EVENT_COLUMNS} FROM events INDEXED BY events_unconfirmed
+              WHERE confirmed_at IS NULL AND seq > ? ORDER BY seq LIMIT ?"""
+    return [(row[0], event_from_row(row[1:])) for row in conn.execute(sql, (after_seq, limit))]
 
 
-def mark_sent(conn: sqlite3.Connection, event_ids: Iterable[str], now: datetime) -> int:
-    sql = "UPDATE events SET sent_at = ? WHERE event_id = ? AND sent_at IS NULL"
-    sent_at = to_text(now)
-    return sum(conn.execute(sql, (sent_at, eid)).rowcount for eid in event_ids)
+def unconfirmed_ids(conn: sqlite3.Connection, event_ids: Iterable[str]) -> list[str]:
+    """Those of ``event_ids`` that are journaled and not confirmed on disk."""
+    sql = "SELECT 1 FROM events WHERE event_id = ? AND confirmed_at IS NULL"
+    return [eid for eid in event_ids if conn.execute(sql, (eid,)).fetchone() is not None]
 
 
-def mark_confirmed(conn: sqlite3.Connection, event_ids: Iterable[str], now: datetime) -> int:
-    """Confirmed by the cloud; also sent (an ack can overtake the PUBACK's bookkeeping)."""
-    sql = """UPDATE events SET confirmed_at = ?1, sent_at = coalesce(sent_at, ?1)
-             WHERE event_id = ?2 AND confirmed_at IS NULL"""
-    stamp = to_text(now)
-    return sum(conn.execute(sql, (stamp, eid)).rowcount for eid in event_ids)
-
-
-def requeue_unconfirmed(conn: sqlite3.Connection, sent_before: datetime) -> int:
-    """Back into the outbox: events the broker accepted before ``sent_before`` that the cloud
-    has not confirmed (the broker may have lost them)."""
-    cursor = conn.execute(
-        """UPDATE events SET sent_at = NULL
-           WHERE confirmed_at IS NULL AND sent_at IS NOT NULL AND sent_at < ?""",
-        (to_text(sent_before),),
-    )
-    return cursor.rowcount
+def write_confirmations(conn: sqlite3.Connection, confirmations: Iterable[Confirmation]) -> int:
+    """Store the cloud's confirmations (and the PUBACK time with each); returns rows changed."""
+    sql = """UPDATE events SET confirmed_at = ?, sent_at = coalesce(sent_at, ?)
+             WHERE event_id = ? AND confirmed_at IS NULL"""
+    rows = [(to_text(c.confirmed_at), to_text(c.sent_at), c.event_id) for c in confirmations]
+    return sum(conn.execute(sql, row).rowcount for row in rows)
 
 
 def outbox_depth(conn: sqlite3.Connection) -> int:
-    """Events the cloud has not confirmed yet (unsent, or sent and unconfirmed)."""
+    """Events not confirmed on disk (the store subtracts confirmations not written yet)."""
     sql = "SELECT count(*) FROM events WHERE confirmed_at IS NULL"
     return int(conn.execute(sql).fetchone()[0])
 
@@ -135,30 +130,42 @@ def events(
     return [event_from_row(row) for row in conn.execute(sql, (*args, limit))]
 
 
-def purge_reads(conn: sqlite3.Connection, older_than: datetime) -> int:
-    """Blank plate text and image path of every event older than ``older_than``.
-
-    Confirmed or not: an offline lot must not keep plates past retention. An unconfirmed event
-    stays in the outbox with its ``event_id`` and is still sent, plate-less (the cloud links
-    events to bookings by reservation id and deduplicates on ``event_id``).
-    """
-    cursor = conn.execute(
-        """UPDATE events SET plate = NULL, read_text = NULL, image_path = NULL
-           WHERE occurred_at < ?
-             AND (plate IS NOT NULL OR read_text IS NOT NULL OR image_path IS NOT NULL)""",
-        (to_text(older_than),),
-    )
-    return cursor.rowcount
+def readable_before(
+    conn: sqlite3.Connection, older_than: datetime, after_seq: int, limit: int
+) -> list[int]:
+    """The next ``limit`` events (by ``seq``, above ``after_seq``) older than ``older_than`` that
+    still hold a plate, a read or an image path. A scan in journal order (no time index: a
+    journal commit would have to write it): run it on a reader, then blank by ``seq``."""
+    sql = """SELECT seq FROM events
+             WHERE seq > ? AND occurred_at < ?
+               AND (plate IS NOT NULL OR read_text IS NOT NULL OR image_path IS NOT NULL)
+             ORDER BY seq LIMIT ?"""
+    return [row[0] for row in conn.execute(sql, (after_seq, to_text(older_than), limit))]
 
 
-def trim_confirmed(conn: sqlite3.Connection, older_than: datetime, limit: int) -> int:
-    """Delete at most ``limit`` events the cloud confirmed that are older than ``older_than``
-    (oldest first); an unconfirmed event is never deleted, whatever its age."""
-    cursor = conn.execute(
-        """DELETE FROM events WHERE seq IN (
-               SELECT seq FROM events
-               WHERE occurred_at < ? AND confirmed_at IS NOT NULL
-               ORDER BY occurred_at LIMIT ?)""",
-        (to_text(older_than), limit),
-    )
-    return cursor.rowcount
+def purge_reads(conn: sqlite3.Connection, seqs: Iterable[int], older_than: datetime) -> int:
+    """Blank plate text and image path of the events ``seqs`` (if still older than
+    ``older_than``), confirmed or not: an offline lot must not keep plates past retention. An
+    unconfirmed event stays in the outbox with its ``event_id`` and is still sent, plate-less
+    (the cloud links events to bookings by reservation id and deduplicates on ``event_id``)."""
+    sql = """UPDATE events SET plate = NULL, read_text = NULL, image_path = NULL
+             WHERE seq = ? AND occurred_at < ?"""
+    cutoff = to_text(older_than)
+    return sum(conn.execute(sql, (seq, cutoff)).rowcount for seq in seqs)
+
+
+def confirmed_before(
+    conn: sqlite3.Connection, older_than: datetime, after_seq: int, limit: int
+) -> list[int]:
+    """The next ``limit`` events (by ``seq``, above ``after_seq``) the cloud confirmed that are
+    older than ``older_than``; a scan in journal order, as :func:`readable_before`."""
+    sql = """SELECT seq FROM events
+             WHERE seq > ? AND occurred_at < ? AND confirmed_at IS NOT NULL
+             ORDER BY seq LIMIT ?"""
+    return [row[0] for row in conn.execute(sql, (after_seq, to_text(older_than), limit))]
+
+
+def trim_confirmed(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
+    """Delete the events ``seqs``; an unconfirmed event is never deleted, whatever its age."""
+    sql = "DELETE FROM events WHERE seq = ? AND confirmed_at IS NOT NULL"
+    return sum(conn.execute(sql, (seq,)).rowcount for seq in seqs)

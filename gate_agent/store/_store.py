@@ -14,6 +14,12 @@ with no trace and no presence for anti-passback. The cost is one fsync on the fr
 ``make bench`` (``bench/lookup.py``) measures it (``record_pass`` p50/p99: about 0.3 ms / 1-4 ms
 on the development VM's disk).
 
+What follows a pass costs the SD card no commit of its own (``python -m bench disk_writes``):
+the broker's PUBACK is kept in memory only, and the cloud's confirmation is applied in memory at
+once and written with the store's next write transaction, in practice the next car's journal
+commit (:mod:`gate_agent.store._deliveries`). A crash loses at most those marks, so the events
+are published again after the restart, and the cloud deduplicates them on ``event_id``.
+
 Threads: lanes, the web server and the sync client share one ``Store``. Writes are serialised on
 one writer connection under a lock (SQLite has one writer anyway); reads use one connection per
 thread inside a read transaction, so in WAL mode a lookup never waits for another thread's
@@ -41,6 +47,8 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -61,6 +69,7 @@ from gate_agent.domain import (
     StayKind,
     StayPayment,
 )
+from gate_agent.store import _access_keys as keys_sql
 from gate_agent.store import _audit as audit_sql
 from gate_agent.store import _cache as cache
 from gate_agent.store import _journal as journal_sql
@@ -70,12 +79,13 @@ from gate_agent.store import _policy as policy_sql
 from gate_agent.store import _presence as presence_sql
 from gate_agent.store import _stays as stays_sql
 from gate_agent.store._connections import Connections
+from gate_agent.store._deliveries import Deliveries
 from gate_agent.store._filter import KeyFilter
 from gate_agent.store._policy import PolicyInForce, RejectedPolicy
 from gate_agent.store._presence import PresenceChange
 from gate_agent.store._rows import to_text
 from gate_agent.store._schema import apply_migrations
-from parkgate_protocol import LotPolicy
+from parkgate_protocol import LotPolicy, SigningKey
 
 __all__ = ["Clock", "Store"]
 
@@ -84,6 +94,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 BULK_CHUNK = 5000  # reservations per write transaction in upsert_reservations
 TRIM_BATCH = 2000  # confirmed events deleted per write transaction in trim_events
+CONFIRM_FLUSH_AT = 256  # confirmations in memory that get a commit of their own
 
 
 def utc_now() -> datetime:
@@ -126,10 +137,12 @@ class Store:
         self._db = Connections(path)
         self._clock = clock
         self._hash = plate_hasher
+        self._deliveries = Deliveries(flush_at=CONFIRM_FLUSH_AT)
         with self._db.locked() as conn:
             applied = apply_migrations(Database(conn))
             self._keys = _load_filter(conn)
             self._policy = policy_sql.load(conn)
+            self._access_keys = keys_sql.load(conn)
         if applied:
             log.info("store %s: applied migrations %s", self._db.path, ", ".join(applied))
 
@@ -140,8 +153,24 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Close every connection; safe to call twice."""
+        """Write the confirmations still in memory, close every connection; safe to call twice."""
+        if not self._db.closed:
+            try:
+                self.flush_confirmations()
+            except sqlite3.Error:
+                log.exception("confirmations not written at close (they will be sent again)")
         self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (fsync'd on leaving) that also writes the confirmations in
+        memory: they ride along with whatever the store commits next."""
+        with self._db.locked():  # settled before another write can take them again
+            with self._db.write() as conn:
+                confirmations = self._deliveries.take()
+                journal_sql.write_confirmations(conn, confirmations)
+                yield conn
+            self._deliveries.settle(confirmations)
 
     def _rebuild_filter(self) -> None:
         with self._db.locked() as conn:  # no write can add keys while the new filter is built
@@ -160,7 +189,7 @@ class Store:
         long load never holds the writer lock against the lanes' journal commits)."""
         count = 0
         for chunk in _chunks(reservations, BULK_CHUNK):
-            with self._db.write() as conn:
+            with self._write() as conn:
                 self._keys.add_all(_keys_of(r.plate for r in chunk))  # before the rows commit
                 count += cache.upsert_reservations(conn, chunk, self._stamp())
         if count > BULK_CHUNK:
@@ -178,7 +207,7 @@ class Store:
                 keys.add_all(_keys_of([r.plate]))
                 yield r
 
-        with self._db.write() as conn:
+        with self._write() as conn:
             count = cache.replace_reservations(
                 conn, _chunks(noting_keys(reservations), BULK_CHUNK), self._stamp()
             )
@@ -188,7 +217,7 @@ class Store:
         return count
 
     def remove_reservation(self, reservation_id: str) -> bool:
-        with self._db.write() as conn:
+        with self._write() as conn:
             return cache.remove_reservation(conn, reservation_id)
 
     def get_reservation(self, reservation_id: str) -> Reservation | None:
@@ -202,20 +231,20 @@ class Store:
     # -- allow/deny lists -----------------------------------------------------------------------
 
     def put_list_entry(self, entry: ListEntry) -> None:
-        with self._db.write() as conn:
+        with self._write() as conn:
             self._keys.add_all(_keys_of([entry.plate]))
             cache.put_list_entry(conn, entry, self._stamp())
 
     def remove_list_entry(self, plate: str, kind: ListKind, entry_id: str | None = None) -> bool:
         """Remove the entry ``entry_id``; without one, every ``kind`` entry of ``plate``."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             return cache.delete_list_entry(conn, plate, kind, entry_id)
 
     def replace_list_entries(self, entries: Iterable[ListEntry]) -> int:
         """Swap every list entry for a snapshot's, atomically (reservations are kept)."""
         entries = list(entries)
         self._keys.add_all(_keys_of(e.plate for e in entries))  # before the rows commit
-        with self._db.write() as conn:
+        with self._write() as conn:
             count = cache.replace_list_entries(conn, entries, self._stamp())
         if self._keys.overfull:
             self._rebuild_filter()
@@ -240,7 +269,7 @@ class Store:
 
     def apply_policy(self, policy: LotPolicy, raw: Mapping[str, Any]) -> PolicyInForce:
         """Put ``policy`` (parsed from ``raw``, as the cloud sent it) in force."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             applied = policy_sql.save(conn, policy, raw, self._clock())
         self._policy = applied
         log.info("lot policy v%d in force", policy.version)
@@ -248,7 +277,7 @@ class Store:
 
     def reject_policy(self, raw: object, reason: str) -> RejectedPolicy:
         """Keep a policy the gate could not apply, with why (the one in force stays)."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             return policy_sql.refuse(conn, raw, reason, self._clock())
 
     def rejected_policy(self) -> RejectedPolicy | None:
@@ -267,6 +296,24 @@ class Store:
             return None
         shown = "?" if refused.version is None else refused.version
         return f"policy v{shown} rejected: {refused.reason}"[:500]
+
+    # -- booking-code keys ----------------------------------------------------------------------
+
+    @property
+    def access_keys(self) -> tuple[SigningKey, ...]:
+        """The keys booking codes are checked with (every key the cloud last sent, retired ones
+        included: :func:`parkgate_protocol.check_access_code` skips those past their time);
+        kept in memory."""
+        return self._access_keys
+
+    def replace_access_keys(self, keys: Iterable[SigningKey]) -> int:
+        """Keep the set the cloud sent instead of the one kept."""
+        keys = tuple(keys)
+        with self._write() as conn:
+            count = keys_sql.replace(conn, keys, self._clock())
+        self._access_keys = keys
+        log.info("access-code keys: %s", ", ".join(k.kid for k in keys) or "none")
+        return count
 
     # -- the lookup -----------------------------------------------------------------------------
 
@@ -304,7 +351,7 @@ class Store:
     def reset_presence(self, plate: str, *, actor: str, reason: str) -> bool:
         """Forget that ``plate`` is inside (anti-passback reset); audited in the same commit."""
         plate = plates.normalise(plate)
-        with self._db.write() as conn:
+        with self._write() as conn:
             was_inside = presence_sql.clear_presence(conn, plate)  # and its stay's payments
             detail = {"plate": self._hash(plate), "was_inside": was_inside}
             audit_sql.audit(conn, self._clock(), actor, "presence_reset", reason, None, detail)
@@ -332,7 +379,7 @@ class Store:
         """
         if presence == "enter" and event.plate:
             self._keys.add_all(_keys_of([event.plate]))  # a plate inside is looked up too
-        with self._db.write() as conn:
+        with self._write() as conn:
             journal_sql.insert_event(conn, event, presence, self._clock(), self._hash, stay_kind)
         return event.event_id
 
@@ -341,7 +388,7 @@ class Store:
     def apply_stay_payment(self, payment: StayPayment, plate: str) -> bool:
         """Keep what the cloud says the stay ``payment.stay_id`` has paid; False (nothing kept)
         when no car inside is on that stay (it left: the cloud bills what is left)."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             on_stay = conn.execute(
                 "SELECT 1 FROM presence WHERE visit_id = ?", (payment.stay_id,)
             ).fetchone()
@@ -355,30 +402,53 @@ class Store:
             return stays_sql.stay_payment(conn, stay_id)
 
     def unsent_events(self, limit: int = 100) -> list[JournalEvent]:
-        """The outbox, oldest first (journal order)."""
+        """The outbox, oldest first (journal order): unconfirmed events not in flight."""
+        found: list[JournalEvent] = []
+        after = 0
         with self._db.read() as conn:
-            return journal_sql.unsent_events(conn, limit)
+            while len(found) < limit:
+                page = journal_sql.unconfirmed_events(conn, after, limit)
+                found += [e for _, e in page if not self._deliveries.in_flight(e.event_id)]
+                if len(page) < limit:
+                    break
+                after = page[-1][0]
+        return found[:limit]
 
     def mark_sent(self, event_ids: Iterable[str]) -> int:
-        """Mark events acknowledged by the broker; returns how many were newly marked."""
-        with self._db.write() as conn:
-            return journal_sql.mark_sent(conn, event_ids, self._clock())
+        """Mark events acknowledged by the broker (in memory only: after a restart they are
+        published again); returns how many were newly marked."""
+        with self._db.read() as conn:
+            unconfirmed = journal_sql.unconfirmed_ids(conn, event_ids)
+        return self._deliveries.mark_sent(unconfirmed, self._clock())
 
     def mark_confirmed(self, event_ids: Iterable[str]) -> int:
-        """Mark events the cloud confirmed it stored (``EventAck``); returns how many were new."""
-        with self._db.write() as conn:
-            return journal_sql.mark_confirmed(conn, event_ids, self._clock())
+        """Mark events the cloud confirmed it stored (``EventAck``); returns how many were new.
+
+        In effect at once; written with the next write transaction (or on its own once
+        ``CONFIRM_FLUSH_AT`` wait, and on :meth:`close`)."""
+        with self._db.read() as conn:
+            unconfirmed = journal_sql.unconfirmed_ids(conn, event_ids)
+        count = self._deliveries.mark_confirmed(unconfirmed, self._clock())
+        if self._deliveries.due:
+            self.flush_confirmations()
+        return count
+
+    def flush_confirmations(self) -> None:
+        """Write the confirmations still in memory now, in one commit (if there are any)."""
+        if self._deliveries.unwritten:
+            with self._write():
+                pass
 
     def requeue_unconfirmed(self, older_than: timedelta = timedelta(0)) -> int:
         """Put events the broker accepted more than ``older_than`` ago (default: any) but the
         cloud never confirmed back in the outbox, to be published again; returns how many."""
-        with self._db.write() as conn:
-            return journal_sql.requeue_unconfirmed(conn, self._clock() - older_than)
+        return self._deliveries.requeue(self._clock() - older_than)
 
     def outbox_depth(self) -> int:
         """Journaled events the cloud has not confirmed yet (sent or not)."""
         with self._db.read() as conn:
-            return journal_sql.outbox_depth(conn)
+            on_disk = journal_sql.outbox_depth(conn)
+        return max(0, on_disk - self._deliveries.unwritten)
 
     def events(
         self,
@@ -393,34 +463,59 @@ class Store:
         """Journal events newest first, filtered (for the status page); ``until`` is exclusive."""
         wanted = None if plate is None else self._hash(plates.normalise(plate))
         with self._db.read() as conn:
-            return journal_sql.events(
+            found = journal_sql.events(
                 conn, limit, plate=wanted, lane_id=lane_id, kind=kind, since=since, until=until
             )
+        return [self._with_deliveries(event) for event in found]
 
-    def purge_reads(self, older_than: datetime) -> int:
+    def _with_deliveries(self, event: JournalEvent) -> JournalEvent:
+        """``event`` with the sent and confirmed marks that are in memory only."""
+        if event.confirmed_at is not None:
+            return event
+        pending = self._deliveries.confirmation(event.event_id)
+        if pending is not None:
+            return replace(event, sent_at=pending.sent_at, confirmed_at=pending.confirmed_at)
+        return replace(event, sent_at=self._deliveries.sent_at(event.event_id))
+
+    def purge_reads(self, older_than: datetime, *, batch: int = TRIM_BATCH) -> int:
         """Blank plate text and image paths of every event older than ``older_than``, confirmed
         or not, and the plates in audit details as old; returns the events blanked.
 
         An unconfirmed event keeps its place in the outbox and is still sent, without its plate
-        (an offline lot must not keep plates past retention)."""
-        with self._db.write() as conn:
-            count = journal_sql.purge_reads(conn, older_than)
-            audit_sql.forget_plates(conn, older_than)
+        (an offline lot must not keep plates past retention). Found by a scan on this thread's
+        reader, blanked ``batch`` per commit: a lane's journal commit never waits behind it."""
+        count = 0
+        after = 0
+        while True:
+            with self._db.read() as conn:
+                seqs = journal_sql.readable_before(conn, older_than, after, batch)
+            with self._write() as conn:
+                count += journal_sql.purge_reads(conn, seqs, older_than)
+                if len(seqs) < batch:
+                    audit_sql.forget_plates(conn, older_than)
+            if len(seqs) < batch:
+                break
+            after = seqs[-1]
         if count:
             log.info("purged plate text from %d events", count)
         return count
 
     def trim_events(self, older_than: datetime, *, batch: int = TRIM_BATCH) -> int:
         """Delete events the cloud confirmed that are older than ``older_than``; returns how
-        many. Unconfirmed events are kept. Deletes ``batch`` rows per commit, so a lane's
-        journal commit never waits behind a long delete."""
+        many. Unconfirmed events are kept. Found by a scan on this thread's reader, deleted
+        ``batch`` per commit, so a lane's journal commit never waits behind a long delete."""
+        self.flush_confirmations()  # the scan reads the disk
         total = 0
+        after = 0
         while True:
-            with self._db.write() as conn:
-                deleted = journal_sql.trim_confirmed(conn, older_than, batch)
-            total += deleted
-            if deleted < batch:
+            with self._db.read() as conn:
+                seqs = journal_sql.confirmed_before(conn, older_than, after, batch)
+            if seqs:
+                with self._write() as conn:
+                    total += journal_sql.trim_confirmed(conn, seqs)
+            if len(seqs) < batch:
                 return total
+            after = seqs[-1]
 
     # -- audit ----------------------------------------------------------------------------------
 
@@ -434,7 +529,7 @@ class Store:
         detail: dict[str, Any] | None = None,
     ) -> int:
         """Record an operator action (manual open, ...); actor and reason are required."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             return audit_sql.audit(conn, self._clock(), actor, action, reason, lane_id, detail)
 
     def audit_log(self, limit: int = 100) -> list[AuditEntry]:
@@ -446,7 +541,7 @@ class Store:
 
     def open_operator_session(self, token_hash: str, username: str, expires: datetime) -> None:
         """Remember a logged-in operator's session (pruning expired ones)."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             operators_sql.open_session(conn, token_hash, username, self._clock(), expires)
 
     def operator_session(self, token_hash: str) -> str | None:
@@ -456,7 +551,7 @@ class Store:
 
     def close_operator_session(self, token_hash: str) -> bool:
         """Revoke a session (logout); True when it existed."""
-        with self._db.write() as conn:
+        with self._write() as conn:
             return operators_sql.close_session(conn, token_hash)
 
     def count_login_attempt(
@@ -465,14 +560,14 @@ class Store:
         """Count a login attempt in one statement; returns the attempts of ``username`` from
         ``address`` in the current window (this one included) and the time left in it."""
         now = self._clock()
-        with self._db.write() as conn:
+        with self._write() as conn:
             attempts, started = operators_sql.count_login_attempt(
                 conn, username, address, now, now - window
             )
         return attempts, started + window - now
 
     def clear_login_attempts(self, username: str, address: str) -> None:
-        with self._db.write() as conn:
+        with self._write() as conn:
             operators_sql.clear_login_attempts(conn, username, address)
 
     # -- sync state -----------------------------------------------------------------------------
@@ -484,7 +579,7 @@ class Store:
         return default if row is None else json.loads(row[0])
 
     def set_state(self, key: str, value: Any) -> None:
-        with self._db.write() as conn:
+        with self._write() as conn:
             conn.execute(
                 "INSERT INTO state (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -19,6 +19,9 @@ car has left is not kept: the cloud bills what is left) and then told to ``on_st
 composition root hands the exit lanes' :meth:`~gate_agent.lane.Lane.stay_paid`), so that a car
 held at an exit for it is let out without a new read.
 
+An ``access_keys`` change (and a snapshot's ``access_keys``) replaces the booking-code keys the
+store keeps: the current key and any being rotated out, each accepted until its retire time.
+
 Messages that break the contract go to the dead letters (:mod:`gate_agent.sync._dead_letters`).
 """
 
@@ -37,6 +40,7 @@ from gate_agent.domain import EventKind, JournalEvent, Reservation
 from gate_agent.store import Store
 from gate_agent.sync._dead_letters import DeadLetters
 from parkgate_protocol import (
+    AccessKey,
     ChangeKind,
     ChangesPage,
     ListEntrySnapshot,
@@ -167,6 +171,7 @@ class ReservationFeed:
                 applied += self._apply_snapshot(
                     page.reservations, page.list_entries, page.policy, page.next_since
                 )
+                self._apply_access_keys(page.access_keys)
                 self._save(page.next_since)
                 self.store.set_state(LISTS_PENDING_KEY, False)
             elif page.changes:
@@ -266,6 +271,7 @@ class ReservationFeed:
             self._apply_snapshot(
                 change.reservations, change.list_entries, change.policy, change.seq
             )
+            self._apply_access_keys(change.access_keys)
         elif kind is ChangeKind.POLICY and change.policy is not None:
             self._apply_policy(change.policy, change.seq)
         elif kind is ChangeKind.UPSERT and change.reservation is not None:
@@ -273,6 +279,13 @@ class ReservationFeed:
             self._guarded("reservation", self.store.upsert_reservation, reservation)
         elif kind is ChangeKind.STAY_PAID and change.stay_payment is not None:
             self._apply_stay_paid(change.stay_payment)
+        elif kind is ChangeKind.ACCESS_KEYS:
+            self._apply_access_keys(change.access_keys)
+
+    def _apply_access_keys(self, keys: list[AccessKey] | None) -> None:
+        """The booking-code keys the cloud sent replace the ones kept (None: not sent)."""
+        if keys is not None:
+            self.store.replace_access_keys(wire.signing_key(k) for k in keys)
 
     def _apply_stay_paid(self, snapshot: StayPaymentSnapshot) -> None:
         kept = self.store.apply_stay_payment(wire.stay_payment(snapshot), snapshot.plate)

@@ -3,13 +3,14 @@
 Private to :mod:`gate_agent.sync`. :class:`OutboxPublisher` keeps at most ``window`` events in
 flight (published, not yet acknowledged), tracked by MQTT message id. The MQTT client's network
 thread only *records* acknowledgements (:meth:`acknowledged`); the sync thread's :meth:`pump`
-turns them into one ``Store.mark_sent`` commit and refills the window from
-``Store.unsent_events`` (journal order). Keeping the mid → event_id map on one thread avoids
-locking against the MQTT client's own locks.
+hands them to ``Store.mark_sent`` and refills the window from ``Store.unsent_events`` (journal
+order). The store keeps sent marks in memory and writes confirmations with its next commit,
+so neither costs the SD card a commit of its own (``python -m bench disk_writes``). Keeping
+the mid → event_id map on one thread avoids locking against the MQTT client's own locks.
 
 Delivery is at least once: after a reconnect the MQTT client re-sends what was in flight (same
-mids), and after a restart the store still lists everything not acknowledged, so an event can
-reach the broker twice; the cloud deduplicates on ``event_id``.
+mids), and after a restart the store lists every event the cloud had not confirmed (on disk),
+so an event can reach the broker twice; the cloud deduplicates on ``event_id``.
 
 A PUBACK with reason code 0x10 "No matching subscribers" is a *success* code in MQTT 5, but it
 means the broker dropped the event: nobody (not even an offline persistent session) subscribes
@@ -20,7 +21,7 @@ again (``NO_SUBSCRIBERS_BACKOFF_S``) until the broker has somewhere to put it.
 A PUBACK 0x00 is still only the broker's promise: Mosquitto saves its persistence every
 ``autosave_interval`` and on a clean stop, so a broker crash can lose a PUBACKed event. The cloud
 therefore confirms what it stored (``EventAck`` on the lot's ``acks`` topic; the network thread
-records it with :meth:`confirmed`, :meth:`pump` commits ``Store.mark_confirmed``). An event the
+records it with :meth:`confirmed`, :meth:`pump` passes it to ``Store.mark_confirmed``). An event the
 broker accepted but the cloud has not confirmed within ``confirm_timeout_s``, and every such
 event after a (re)connect (:meth:`reconnected`), goes back into the outbox
 (``Store.requeue_unconfirmed``) and is published again; the cloud acks duplicates too.

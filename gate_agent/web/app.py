@@ -25,6 +25,7 @@ from gate_agent.config import WebConfig
 from gate_agent.metrics import CONTENT_TYPE, AgentMetrics
 from gate_agent.web import (
     api,
+    pages_code,
     pages_display,
     pages_events,
     pages_lanes,
@@ -39,7 +40,7 @@ from gate_agent.web.deps import WebState, render, web_state
 from gate_agent.web.limits import RequestGate
 from gate_agent.web.render import esc
 from gate_agent.web.sessions import COOKIE, OperatorSessions, SessionSigner
-from gate_agent.web.throttle import LoginThrottle
+from gate_agent.web.throttle import CodeThrottle, LoginThrottle
 
 __all__ = ["create_web_app"]
 
@@ -55,6 +56,7 @@ def create_web_app(
     *,
     sync: SyncStatus | SyncStatusSource | None = None,
     throttle: LoginThrottle | None = None,
+    code_throttle: CodeThrottle | None = None,
 ) -> FastAPI:
     """The web app over an agent (or a prepared :class:`WebContext`)."""
     if isinstance(agent, WebContext):
@@ -68,6 +70,7 @@ def create_web_app(
         OperatorBook(ctx.web),
         throttle or LoginThrottle(),
         ctx.monotonic(),
+        code_throttle,
     )
     app.add_middleware(RequestGate, web=ctx.web, refuse=_http_error)  # inside _sessions
     app.middleware("http")(_sessions)
@@ -87,6 +90,7 @@ def create_web_app(
     ):
         app.include_router(module.router)
     app.include_router(pages_display.router)  # the drivers' lane display: no login
+    app.include_router(pages_code.router)  # the drivers' code-entry page: no login
     metrics = getattr(agent, "metrics", None)  # the Agent's AgentMetrics (gate_agent.metrics)
     if metrics is not None:
         _mount_metrics(app, metrics, ctx.web.metrics_token)

@@ -12,7 +12,7 @@ from gate_agent.web.auth import OperatorBook, current_session, require_operator
 from gate_agent.web.context import WebContext
 from gate_agent.web.render import page
 from gate_agent.web.sessions import OperatorSessions
-from gate_agent.web.throttle import LoginThrottle
+from gate_agent.web.throttle import CodeThrottle, LoginThrottle
 
 __all__ = ["Operator", "WebState", "get_ctx", "get_lane", "render", "web_state"]
 
@@ -29,12 +29,14 @@ class WebState:
         operators: OperatorBook,
         throttle: LoginThrottle,
         started_at: float,
+        code_throttle: CodeThrottle | None = None,
     ) -> None:
         self.ctx = ctx
         self.sessions = sessions
         self.operators = operators
         self.throttle = throttle
         self.started_at = started_at
+        self.code_throttle = code_throttle or CodeThrottle()  # the lanes' code pages
 
 
 def web_state(request: Request) -> WebState:

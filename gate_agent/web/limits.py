@@ -3,16 +3,17 @@
 :class:`RequestGate` is plain ASGI middleware that runs after the session is resolved and before
 any route reads a byte of the body:
 
-1. State-changing requests (every method but GET/HEAD/OPTIONS) other than ``POST /login`` must be
-   authenticated first: the bearer token under ``/api/``, a logged-in session elsewhere. Anyone
-   else gets 401/403 and the connection is closed with the body unread.
+1. State-changing requests (every method but GET/HEAD/OPTIONS) other than ``POST /login`` and a
+   lane's code page (``POST /lanes/{lane_id}/code``, for drivers) must be authenticated first:
+   the bearer token under ``/api/``, a logged-in session elsewhere. Anyone else gets 401/403 and
+   the connection is closed with the body unread.
 2. A browser's cross-site state-changing request is refused (403) from its ``Sec-Fetch-Site`` or
    ``Origin`` header, on top of the CSRF token the forms carry.
 3. Each route has a body limit (:func:`body_limit`): photo uploads ``web.max_upload_bytes``, the
-   login form 8 KiB, every other request 64 KiB. A ``Content-Length`` over it is answered 413
-   before reading; a chunked body is read into memory only up to the limit (413 past it) and
-   handed to the route whole, so no body over the limit ever reaches the multipart parser, which
-   spools file parts over 1 MB to temporary files.
+   login form 8 KiB, a lane's code page 2 KiB, every other request 64 KiB. A ``Content-Length``
+   over it is answered 413 before reading; a chunked body is read into memory only up to the
+   limit (413 past it) and handed to the route whole, so no body over the limit ever reaches the
+   multipart parser, which spools file parts over 1 MB to temporary files.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from gate_agent.config import WebConfig
 from gate_agent.web.auth import bearer_refusal
 from gate_agent.web.sessions import Session
 
-__all__ = ["FORM_LIMIT", "LOGIN_LIMIT", "RequestGate", "body_limit"]
+__all__ = ["CODE_LIMIT", "FORM_LIMIT", "LOGIN_LIMIT", "RequestGate", "body_limit"]
 
 FORM_LIMIT = 64 * 1024
 LOGIN_LIMIT = 8 * 1024
+CODE_LIMIT = 2 * 1024
+CODE_ROUTE = re.compile(r"/lanes/[^/]+/code")  # drivers: no login, CSRF token and throttle
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 UPLOAD_ROUTES = (
     re.compile(r"/api/lanes/[^/]+/frames"),
@@ -49,6 +52,8 @@ def body_limit(method: str, path: str, web: WebConfig) -> int:
         return web.max_upload_bytes
     if path == "/login":
         return LOGIN_LIMIT
+    if CODE_ROUTE.fullmatch(path):
+        return CODE_LIMIT
     return FORM_LIMIT
 
 
@@ -62,7 +67,7 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def authentication_refusal(scope: Scope, web: WebConfig) -> HTTPException | None:
     """Why a state-changing request may not send a body here, or None when it may."""
     path = scope["path"]
-    if scope["method"] in SAFE_METHODS or path == "/login":
+    if scope["method"] in SAFE_METHODS or path == "/login" or CODE_ROUTE.fullmatch(path):
         return None
     if path.startswith("/api/"):
         return bearer_refusal(_header(scope, b"authorization") or "", web.api_token)

@@ -20,7 +20,14 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
-from gate_agent.display import DisplayHub, LaneBoard, Screen, TooManyWatchers, Watcher
+from gate_agent.display import (
+    DisplayHub,
+    LaneBoard,
+    Screen,
+    ScreenState,
+    TooManyWatchers,
+    Watcher,
+)
 from gate_agent.web.deps import get_ctx
 from gate_agent.web.render import esc
 
@@ -51,19 +58,35 @@ def qr_svg(url: str) -> str:
     return str(image.to_string(encoding="unicode"))
 
 
-def screen_json(screen: Screen) -> str:
+def code_page_url(request: Request, lane_id: str) -> str:
+    """The lane's code-entry page as the driver's phone reaches it: the agent's address as the
+    panel's browser used it (the lot's network)."""
+    return f"{str(request.base_url).rstrip('/')}/lanes/{lane_id}/code"
+
+
+def _qr_url(screen: Screen, code_url: str | None) -> str | None:
+    """The pay link when money is owed; on a denial, the lane's code-entry page."""
+    if screen.pay_url:
+        return screen.pay_url
+    return code_url if screen.state is ScreenState.DENIED else None
+
+
+def screen_json(screen: Screen, code_url: str | None = None) -> str:
     data = screen.to_dict()
-    data["qr_svg"] = qr_svg(screen.pay_url) if screen.pay_url else ""
+    url = _qr_url(screen, code_url)
+    data["qr_svg"] = qr_svg(url) if url else ""
+    data["qr_url"] = url or ""
     return json.dumps(data, ensure_ascii=False)
 
 
-def _screen_html(screen: Screen) -> str:
-    qr = qr_svg(screen.pay_url) if screen.pay_url else ""
+def _screen_html(screen: Screen, code_url: str | None = None) -> str:
+    url = _qr_url(screen, code_url)
+    qr = qr_svg(url) if url else ""
     hidden = "" if screen.offline else " hidden"
     return f"""<p class="offline"{hidden}>{esc(screen.offline)}</p>
 <h1 class="headline">{esc(screen.headline)}</h1>
 <p class="detail">{esc(screen.detail)}</p>
-<div class="qr"{"" if qr else " hidden"}>{qr}</div>
+<div class="qr"{"" if qr else " hidden"} data-url="{esc(url or "")}">{qr}</div>
 <p class="hint">{esc(screen.hint)}</p>"""
 
 
@@ -82,7 +105,7 @@ def display_page(request: Request, lane_id: str) -> HTMLResponse:
 </head><body>
 <main id="display" class="display state-{esc(screen.state)}" data-events="{esc(events)}"
  data-connected="0" aria-live="polite">
-{_screen_html(screen)}
+{_screen_html(screen, code_page_url(request, lane_id))}
 </main></body></html>""",
         headers={"Cache-Control": "no-store"},
     )
@@ -96,14 +119,14 @@ async def display_events(request: Request, lane_id: str) -> StreamingResponse:
     except TooManyWatchers as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "10"}) from None
     return StreamingResponse(
-        _stream(board, watcher),
+        _stream(board, watcher, code_page_url(request, lane_id)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         background=BackgroundTask(watcher.close),  # also when the stream never started
     )
 
 
-async def _stream(board: LaneBoard, watcher: Watcher) -> AsyncIterator[str]:
+async def _stream(board: LaneBoard, watcher: Watcher, code_url: str) -> AsyncIterator[str]:
     """``screen`` events while the connection lasts; the watcher is released however it ends."""
     try:
         yield f"retry: {RETRY_MS}\n\n"
@@ -112,7 +135,7 @@ async def _stream(board: LaneBoard, watcher: Watcher) -> AsyncIterator[str]:
             screen, version = board.current()
             if version != seen:
                 seen = version
-                yield f"event: screen\ndata: {screen_json(screen)}\n\n"
+                yield f"event: screen\ndata: {screen_json(screen, code_url)}\n\n"
             if not await watcher.changed(KEEPALIVE_S):
                 yield ": keepalive\n\n"
     finally:

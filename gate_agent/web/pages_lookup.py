@@ -60,6 +60,12 @@ RULE_TEXT: dict[Reason, str] = {
     Reason.DENYLISTED: "a deny-list entry is valid now",
     Reason.NO_PLATE: "no plate was read",
     Reason.MANUAL_OPEN: "an operator opened by hand",
+    Reason.BOOKING_CODE: "a valid booking access code (QR or code page) for a booking valid now",
+    Reason.CODE_INVALID: "the access code is garbled, forged or signed with a key not held",
+    Reason.CODE_OTHER_LOT: "the access code is for another lot",
+    Reason.CODE_EXPIRED: "the access code or its booking has ended",
+    Reason.CODE_CANCELLED: "the access code's booking was cancelled",
+    Reason.CODE_USED: "the access code's car is recorded inside: one entry until an exit",
 }
 
 

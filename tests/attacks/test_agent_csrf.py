@@ -26,6 +26,7 @@ FORMS: dict[str, dict[str, str]] = {
     "/lanes/{lane_id}/open": {"reason": "csrf"},
     "/lanes/{lane_id}/evaluate": {"act": "1", "reason": "csrf"},
     "/occupancy/reset": {"plate": BOOKED_PLATE, "reason": "csrf"},
+    "/lanes/{lane_id}/code": {"booking": "bk_web1", "plate_end": BOOKED_PLATE[-3:]},  # no login
 }
 CROSS_SITE = [
     {"Origin": "http://evil.example"},

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from devservices import World
 from tests.attacks.conftest import dump
 from tests.support.cloud import Clock, TestClient
+from tests.support.payments import pay_booking
 
 H = timedelta(hours=1)
 Attack = Callable[[World, Clock, str], dict[str, Any]]  # → client.request keyword arguments
@@ -66,6 +67,11 @@ PUBLIC_LOT_ROUTES = {  # public on purpose: lot listings, and any customer books
     ("GET", "/parkingLots/{lot_id}"),
     ("GET", "/parkingLots/{lot_id}/availability"),
     ("POST", "/bookings"),
+    # pay by plate: public (a driver at the exit has no account), rate-limited, answers only the
+    # amount and entry time; the session id is the capability and must belong to the lot in the
+    # path (tests/cloud_api/test_stays.py: another lot's session is 404, nothing changed)
+    ("GET", "/lots/{lot_id}/sessions"),
+    ("POST", "/lots/{lot_id}/sessions/{session_id}/pay"),
 }
 BOOKING_ATTACKS: dict[tuple[str, str], Attack] = {
     ("GET", "/bookings/{booking_id}"): lambda w, k, i: {},
@@ -168,6 +174,9 @@ def test_nobody_else_reaches_a_customers_booking(
     path: str,
 ) -> None:
     booking = _alices_booking(client, world, clock)
+    if path.endswith("/extend"):  # only a paid booking can be extended (else 409 for alice too)
+        with sessions.begin() as s:
+            pay_booking(s, booking, clock.now)
     request = BOOKING_ATTACKS[(method, path)](world, clock, booking)
     before = dump(sessions)
     for attacker in ("bob", "other_operator", "other_device"):

@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.models import Booking
+from cloud_api.models import Booking, Payment
 from cloud_api.payments import SIGNATURE_HEADER, signature_header
 from devservices import World
 from tests.attacks.conftest import SECRET, dump
@@ -32,13 +33,30 @@ def _pending_booking(client: TestClient, world: World, clock: Clock, who: str = 
     return str(r.json()["booking_id"])
 
 
-def _paid(booking_id: str, event_id: str = "evt_attack_1", kind: str = "succeeded") -> bytes:
+def _paid(
+    booking_id: str,
+    event_id: str = "evt_attack_1",
+    kind: str = "succeeded",
+    charge: Payment | None = None,
+) -> bytes:
+    """A ``payment_intent`` event; with ``charge``, one that names it as the provider would
+    (our payment id in the metadata, its amount and currency)."""
+    obj: dict[str, Any] = {"id": "pi_attack", "metadata": {"booking_id": booking_id}}
+    if charge is not None:
+        obj["metadata"]["payment_id"] = str(charge.id)
+        obj.update(amount=charge.amount_cents, amount_received=charge.amount_cents)
+        obj["currency"] = charge.currency.lower()
     event: dict[str, Any] = {
         "id": event_id,
         "type": f"payment_intent.{kind}",
-        "data": {"object": {"id": "pi_attack", "metadata": {"booking_id": booking_id}}},
+        "data": {"object": obj},
     }
     return json.dumps(event).encode()
+
+
+def _charge(sessions: sessionmaker[Session], booking_id: str) -> Payment:
+    with sessions() as s:
+        return s.scalars(select(Payment).where(Payment.booking_id == booking_id)).one()
 
 
 def _post(client: TestClient, payload: bytes, header: str | None) -> Any:
@@ -89,14 +107,15 @@ def test_a_replayed_webhook_changes_nothing(
     client: TestClient, world: World, clock: Clock, sessions: sessionmaker[Session]
 ) -> None:
     booking = _pending_booking(client, world, clock)
-    payload = _paid(booking)
+    charge = _charge(sessions, booking)
+    payload = _paid(booking, charge=charge)
     header = signature_header(payload, SECRET)
     assert _post(client, payload, header).json()["result"] == "confirmed"
     after_first = dump(sessions)
     again = _post(client, payload, header)
     assert (again.status_code, again.json()["result"]) == (200, "duplicate")
     # the same event id with another effect (a "failed" that would release the booking)
-    failed = _paid(booking, kind="payment_failed")
+    failed = _paid(booking, kind="payment_failed", charge=charge)
     other = _post(client, failed, signature_header(failed, SECRET))
     assert other.json()["result"] == "duplicate"
     assert dump(sessions) == after_first

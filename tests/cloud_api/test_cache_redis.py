@@ -22,7 +22,7 @@ from cloud_api.outbox import OutboxWorker
 from cloud_api.payments import InProcessTransport, LocalProvider
 from cloud_api.settings import Settings
 from devservices import RedisInstance, World, seed_world
-from tests.support.cloud import T0, Clock
+from tests.support.cloud import T0, Clock, allow_unpaid_holds
 
 SECRET = "whsec_test_cache"
 
@@ -73,6 +73,7 @@ def test_reads_are_cached_and_every_change_is_seen(
     sqlite_url: str, redis_server: RedisInstance
 ) -> None:
     world = seed_world(sqlite_url)  # 3 car spaces
+    allow_unpaid_holds(sqlite_url, world.lot_id)  # one customer books every car
     clock = Clock(T0 - timedelta(hours=1))
     provider = LocalProvider(webhook_secret=SECRET, webhook_url="/payments/webhook")
     settings = Settings(
@@ -106,7 +107,15 @@ def test_reads_are_cached_and_every_change_is_seen(
         )  # cancel
         second = lot.book(1, 2)
         assert lot.free(3, 4) == 3
-        changed(
+        worker = OutboxWorker(app.state.sessions, outbox_handlers(provider=provider))
+        worker.run_once()  # the provider knows the payment (its checkout was opened)
+        ref = next(
+            p.provider_ref
+            for p in provider.payments.values()
+            if p.booking_id == second["booking_id"]
+        )
+        changed(lambda: provider.complete(ref), 3, (3, 4))  # webhook confirmation
+        changed(  # paid, so it may be extended
             lambda: client.post(
                 f"/bookings/{second['booking_id']}/extend",
                 headers=world.auth("alice"),
@@ -115,14 +124,6 @@ def test_reads_are_cached_and_every_change_is_seen(
             2,
             (3, 4),
         )  # extend
-        worker = OutboxWorker(app.state.sessions, outbox_handlers(provider=provider))
-        worker.run_once()  # the provider now knows the payment
-        ref = next(
-            p.provider_ref
-            for p in provider.payments.values()
-            if p.booking_id == second["booking_id"]
-        )
-        changed(lambda: provider.complete(ref), 2, (3, 4))  # webhook confirmation
         third = lot.book(5, 6)
         assert lot.free(5, 6) == 2
         clock.advance(timedelta(hours=1))  # third's hold lapses; the sweep expires it

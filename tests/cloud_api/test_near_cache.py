@@ -25,7 +25,7 @@ from cloud_api.cache import CHANNEL, NearCache, RedisCache
 from cloud_api.migrate import upgrade
 from cloud_api.settings import Settings
 from devservices import RedisInstance, World, free_port, running_server, seed_world, wait_for
-from tests.support.cloud import T0, Clock, TestClient
+from tests.support.cloud import T0, Clock, TestClient, allow_unpaid_holds
 
 LOT, OTHER_LOT = 1, 2
 KEY = ("/parkingLots/1/availability", b"start=a&end=b")
@@ -340,6 +340,7 @@ SPACES = 40
 def servers(postgres_db: str, redis_server: RedisInstance) -> Iterator[tuple[Server, Server]]:
     upgrade(postgres_db)
     world = seed_world(postgres_db, {"car": SPACES})
+    allow_unpaid_holds(postgres_db, world.lot_id)  # one customer books every car
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     with (
         running_server(postgres_db, redis_url=redis_server.url) as one,

@@ -14,15 +14,16 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cloud_api import bookings as svc
 from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.errors import Conflict
 from cloud_api.migrate import upgrade
-from cloud_api.models import Booking, User
+from cloud_api.models import Booking, Payment, User
 from devservices import seed_world
-from tests.support.cloud import T0
+from tests.support.cloud import T0, allow_unpaid_holds
+from tests.support.payments import pay_booking
 
 SLOT = timedelta(minutes=30)
 _TEMPLATE: dict[str, object] = {}
@@ -34,6 +35,7 @@ def _template() -> tuple[Path, list[int], int]:
         url = f"sqlite:///{path}"
         upgrade(url)
         world = seed_world(url, {"car": 2})
+        allow_unpaid_holds(url, world.lot_id)  # the model books many times as one customer
         _TEMPLATE.update(path=path, spaces=world.space_ids[:2], lot=world.lot_id)
     return _TEMPLATE["path"], _TEMPLATE["spaces"], _TEMPLATE["lot"]  # type: ignore[return-value]
 
@@ -97,12 +99,18 @@ class Bookings(RuleBasedStateMachine):
     @rule(data=st.data())
     def confirm(self, data: st.DataObject) -> None:
         bid = self._pick(data)
-        try:
-            svc.confirm_payment(self.session, bid, now=self.now)
-            self.session.commit()
+        charge = self.session.scalars(
+            select(Payment).where(Payment.booking_id == bid, Payment.kind == "charge")
+        ).first()
+        if charge is None or charge.captured_cents:  # free, or paid already: nothing to capture
+            return
+        outcome = pay_booking(self.session, bid, self.now)  # captured, as the webhook does
+        self.session.commit()
+        if outcome == "confirmed":
+            assert self.model[bid][3] in ("pending", "confirmed")
             self.model[bid][3] = "confirmed"
-        except Conflict:
-            self.session.rollback()
+        else:  # released or expired meanwhile: the money goes back, the booking stays gone
+            assert outcome == "refund_late_payment", outcome
             assert self.model[bid][3] not in ("pending", "confirmed")
 
     @precondition(lambda self: self.model)
@@ -123,7 +131,16 @@ class Bookings(RuleBasedStateMachine):
         bid = self._pick(data)
         row = self.model[bid]
         new_end = row[2] + by * SLOT
-        expected = row[3] in ("pending", "confirmed") and self._free(row[0], row[2], new_end, bid)
+        unpaid = self.session.scalar(  # an unpaid extension must be paid before another
+            select(func.count())
+            .select_from(Payment)
+            .where(
+                Payment.booking_id == bid,
+                Payment.kind != "refund",
+                Payment.status.in_(("requires_payment", "failed")),
+            )
+        )
+        expected = row[3] == "confirmed" and not unpaid and self._free(row[0], row[2], new_end, bid)
         try:
             svc.extend_booking(
                 self.session,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api.daemons import outbox_handlers
@@ -19,6 +19,7 @@ from cloud_api.notifications import (
     schedule_reminders,
 )
 from cloud_api.outbox import DeadLetter, OutboxWorker, RetryPolicy, enqueue
+from cloud_api.payments.refunds import refund_payment
 from devservices import LocalInbox, free_port, wait_for
 from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
 
@@ -186,17 +187,20 @@ def test_provider_outage_is_retried_with_the_same_idempotency_key(harness: Harne
 
 
 def test_a_rejected_payment_is_dead_lettered_at_once(harness: Harness) -> None:  # noqa: F811
-    harness.book()
+    booking_id = harness.book()
+    harness.provider.complete(harness.charge_ref(booking_id))
     with harness.sessions.begin() as session:
-        for payment in session.scalars(select(Payment)):
-            payment.amount_cents = 0  # the local provider refuses a non-positive amount
+        charge = session.scalars(select(Payment).where(Payment.booking_id == booking_id)).one()
+        session.execute(delete(OutboxMessage))  # only the refund below is left to do
+        # a refund of more than the charge took (past the cap): the local provider refuses it
+        refund_payment(session, charge, charge.amount_cents + 1, "too-much", whole=True)
     worker = OutboxWorker(harness.sessions, outbox_handlers(provider=harness.provider))
     assert worker.run_once() == 1
     with harness.sessions() as session:
         (message,) = session.scalars(select(OutboxMessage)).all()
         (letter,) = session.scalars(select(DeadLetter)).all()
     assert (message.attempts, message.dead, message.sent_at) == (1, True, None)
-    assert letter.last_error.startswith("PermanentError: PaymentRejected: amount must be")
+    assert letter.last_error.startswith("PermanentError: PaymentRejected: refund of")
 
 
 def test_reminder_is_enqueued_and_sent_exactly_once(

@@ -111,7 +111,7 @@ def test_every_known_reason_has_words_of_its_own() -> None:
 
 
 OPENING = {"reservation_valid", "allowlisted", "exit_paid", "bill_later", "manual_open"}
-OPENING |= {"soft_passback"}
+OPENING |= {"soft_passback", "drive_up", "paid", "booking_code"}
 
 
 def test_owing_shows_the_amount_and_the_pay_link_or_the_pay_station() -> None:

@@ -162,12 +162,29 @@ def test_for_decision_maps_kind_and_fields() -> None:
 
 
 def test_journal_survives_reopen(tmp_path: Path) -> None:
+    """Confirmations are written (at the latest on close); PUBACKs are not: an event the broker
+    accepted but the cloud never confirmed is published again after a restart."""
     path = tmp_path / "agent.sqlite"
     with Store(path) as store:
         first = store.journal(ev())
-        store.mark_sent([first])
+        store.mark_confirmed([first])
         second = store.record_pass(ev("XY999"), presence="enter")
+        store.mark_sent([second])
+        assert store.unsent_events() == []
     with Store(path) as store:
         assert [e.event_id for e in store.events()] == [second, first]
         assert [e.event_id for e in store.unsent_events()] == [second]
         assert store.presence_of("XY999") is not None
+
+
+def test_purge_in_batches_blanks_every_old_read_and_only_those(store: Store, clock: Clock) -> None:
+    """Found by a scan in journal order, blanked a batch per commit: an event journaled late
+    with an old time (a clock step) is blanked too; a recent one between old ones is kept."""
+    old = [store.journal(ev(f"OLD{i}", occurred_at=NOW)) for i in range(3)]
+    recent = store.journal(ev("NEW1", occurred_at=NOW + timedelta(days=40)))
+    old.append(store.journal(ev("OLD9", occurred_at=NOW - timedelta(days=1))))
+    assert store.purge_reads(NOW + timedelta(days=30), batch=2) == 4
+    by_id = {e.event_id: e for e in store.events()}
+    assert all(by_id[eid].plate is None and by_id[eid].read_text is None for eid in old)
+    assert by_id[recent].plate == "NEW1"
+    assert store.purge_reads(NOW + timedelta(days=30), batch=2) == 0

@@ -16,6 +16,8 @@ MIGRATIONS = [
     "0004_one_outbox_index",
     "0005_operator_sessions",
     "0006_stays",
+    "0007_lean_journal_commit",
+    "0008_access_keys",
 ]
 # A store as the shipped migration 0001_initial left it, frozen (shipped migrations never change):
 # what an upgrading lot has on disk.
@@ -127,3 +129,55 @@ def test_one_outbox_index_keeps_the_outbox_and_writes_one_page_less(tmp_path: Pa
             " AND sql LIKE '%WHERE%'"
         ).fetchall()
     assert partial == [("events_unconfirmed",)]
+
+
+def test_lean_journal_and_small_pages_keep_every_row(tmp_path: Path) -> None:
+    """0005 rebuilds ``events`` without AUTOINCREMENT or the unused plate index and ``presence``
+    WITHOUT ROWID (columns another migration added survive); the start-up rewrites a file made
+    with other pages with 1 KB pages. The outbox, its order and who is inside are unchanged."""
+    path = tmp_path / "agent.sqlite"
+    shutil.copyfile(STORE_0001, path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] != 1024  # the fixture has 512 B
+        conn.execute("ALTER TABLE presence ADD COLUMN stay_id TEXT")  # as a later feature might
+        conn.execute("INSERT INTO presence VALUES ('OLD123', 'v1', '2026-03-01', 'r1', 's1')")
+        row = "INSERT INTO events (event_id, lot_id, kind, occurred_at, plate) VALUES (?,?,?,?,?)"
+        for n in range(3):
+            conn.execute(row, (f"old{n}", "lot", "entry", f"2026-03-01T00:0{n}:00", "OLD123"))
+    with Store(path) as store:
+        assert applied(path) == MIGRATIONS
+        new = store.journal(JournalEvent(lot_id="lot", kind=EventKind.HEALTH, event_id="new"))
+        assert [e.event_id for e in store.unsent_events()] == ["old0", "old1", "old2", new]
+        assert [e.event_id for e in store.events(plate="OLD123")] == ["old2", "old1", "old0"]
+        [inside] = store.inside()
+        assert (inside.plate, inside.visit_id, inside.reservation_id) == ("OLD123", "v1", "r1")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT max(seq) FROM events").fetchone()[0] == 4
+        assert conn.execute("SELECT stay_id FROM presence").fetchall() == [("s1",)]
+        schema = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        sequences = conn.execute("SELECT name FROM sqlite_sequence").fetchall()
+    assert {"events_plate", "events_occurred"}.isdisjoint(schema) and "events_unconfirmed" in schema
+    assert "AUTOINCREMENT" not in schema["events"] and ("events",) not in sequences
+    assert schema["presence"].endswith("WITHOUT ROWID")
+
+
+def test_a_new_store_is_made_with_small_pages(tmp_path: Path) -> None:
+    with Store(tmp_path / "agent.sqlite") as store:
+        assert store._db.writer.execute("PRAGMA page_size").fetchone()[0] == 1024
+
+
+def test_a_big_store_keeps_its_pages_and_says_how_to_convert_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rewriting could outlast systemd's start timeout: past the bound the file is left as it
+    is (still correct, just more bytes per commit) and the log says what to do."""
+    path = tmp_path / "agent.sqlite"
+    shutil.copyfile(STORE_0001, path)
+    monkeypatch.setattr("gate_agent.store._connections.REWRITE_MAX_BYTES", 1000)
+    with Store(path) as store:
+        store.journal(JournalEvent(lot_id="lot", kind=EventKind.HEALTH))
+        assert store._db.writer.execute("PRAGMA page_size").fetchone()[0] == 512
+        assert store._db.writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert "too big to rewrite at start-up" in caplog.text

@@ -46,6 +46,7 @@ class FakeCloud:
         self.active: dict[str, p.ReservationSnapshot] = {}
         self.lists: dict[str, p.ListEntrySnapshot] | None = None  # None: the cloud keeps none
         self.policy: dict[str, Any] | None = None
+        self.access_keys: list[p.AccessKey] | None = None  # None: the cloud sends none
         self.snapshot_below = 0  # a ``since`` below this gets a full snapshot
         self.requests: list[dict[str, str]] = []
         self.down = False
@@ -98,6 +99,11 @@ class FakeCloud:
         """A payment captured for a stay (pay by plate, an overstay): the lot is told."""
         return self._change(p.ChangeKind.STAY_PAID, cause="paid", stay_payment=payment)
 
+    def set_access_keys(self, keys: list[p.AccessKey]) -> p.ReservationChange:
+        """The lot's booking-code keys changed (a first key, a rotation): all of them sent."""
+        self.access_keys = keys
+        return self._change(p.ChangeKind.ACCESS_KEYS, access_keys=keys)
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("cloud unreachable", request=request)
@@ -115,6 +121,7 @@ class FakeCloud:
                 reservations=list(self.active.values()),
                 list_entries=None if self.lists is None else list(self.lists.values()),
                 policy=self.policy,
+                access_keys=self.access_keys,
                 next_since=latest,
                 latest_seq=latest,
             )

@@ -23,7 +23,7 @@
     var qr = root.querySelector(".qr");
     qr.innerHTML = screen.qr_svg || "";
     qr.hidden = !screen.qr_svg;
-    qr.dataset.url = screen.pay_url || "";
+    qr.dataset.url = screen.qr_url || "";
   }
 
   function connect() {
