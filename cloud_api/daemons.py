@@ -55,6 +55,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+AT_MOST_ONCE_KINDS = frozenset({EMAIL_KIND})
+"""Outbox kinds never done twice: an attempt a crash left in doubt is dead-lettered, not retried
+(an email cannot be taken back; the payment calls carry idempotency keys and are retried)."""
+
 
 def build_api(settings: Settings) -> FastAPI:
     """The ASGI app of one API process (``settings.webhook_secret`` already resolved)."""
@@ -121,6 +125,7 @@ def build_worker(settings: Settings, sessions: sessionmaker[Session]) -> OutboxW
         ),
         policy=RetryPolicy(lease=timedelta(seconds=settings.outbox_lease_seconds)),
         periodic=lambda session, now: schedule_reminders(session, now, lead=lead),
+        at_most_once=AT_MOST_ONCE_KINDS,
     )
 
 
