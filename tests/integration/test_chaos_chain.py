@@ -44,6 +44,7 @@ from cloud_api.db import make_engine, make_sessionmaker
 from cloud_api.lot_sync import GateEventRecord, provision_lot
 from cloud_api.migrate import upgrade
 from cloud_api.models import Booking, LotChange, OutboxMessage, Payment, Role
+from cloud_api.outbox import DeadLetter
 from cloud_api.payments.local_provider import LocalPayment, LocalProvider
 from cloud_api.seed import add_lot, add_user
 from devservices import (
@@ -475,6 +476,7 @@ def test_whole_chain_through_kills_of_every_process(chain: Chain, inbox: LocalIn
         "webhook_deliveries": provider.deliveries,
         "webhook_replays": provider.replays,
         "emails": len(inbox.messages),
+        "emails_in_doubt": _emails_in_doubt(chain),
         "kills": dict(kills),
         "max_recovery_s": {
             kind: round(max(k.recovery_s for k in monkey.kills if k.kind == kind), 2)
@@ -542,6 +544,19 @@ def _check_cache(lot: int, data_dir: Path, bookings: dict[str, Booking]) -> None
             assert cache.get(booking_id) == status, f"lot {lot}: {booking_id} not pushed"
         else:
             assert cache.get(booking_id, status) == status, f"lot {lot}: {booking_id} stale"
+
+
+def _emails_in_doubt(chain: Chain) -> int:
+    """Emails a worker SIGKILL left in doubt: dead-lettered, not sent again (at most once)."""
+    with chain.sessions() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(DeadLetter)
+                .where(DeadLetter.last_error.startswith("OutcomeUnknown"))
+            )
+            or 0
+        )
 
 
 def _check_emails(chain: Chain, inbox: LocalInbox) -> None:
