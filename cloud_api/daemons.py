@@ -35,7 +35,7 @@ from cloud_api.notifications import (
     email_handler,
     schedule_reminders,
 )
-from cloud_api.outbox import Handler, OutboxWorker
+from cloud_api.outbox import Handler, OutboxWorker, RetryPolicy
 from cloud_api.payments.checkout import PayLinks
 from cloud_api.payments.configured import build_provider, resolve_webhook_secret
 from cloud_api.payments.handlers import payment_handlers
@@ -54,6 +54,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+AT_MOST_ONCE_KINDS = frozenset({EMAIL_KIND})
+"""Outbox kinds never done twice: an attempt a crash left in doubt is dead-lettered, not retried
+(an email cannot be taken back; the payment calls carry idempotency keys and are retried)."""
 
 
 def build_api(settings: Settings) -> FastAPI:
@@ -119,7 +123,9 @@ def build_worker(settings: Settings, sessions: sessionmaker[Session]) -> OutboxW
         outbox_handlers(
             mailer=_mailer(settings.smtp), provider=provider, links=PayLinks(settings.public_url)
         ),
+        policy=RetryPolicy(lease=timedelta(seconds=settings.outbox_lease_seconds)),
         periodic=lambda session, now: schedule_reminders(session, now, lead=lead),
+        at_most_once=AT_MOST_ONCE_KINDS,
     )
 
 

@@ -288,6 +288,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     dead: Mapped[bool] = mapped_column(Boolean, default=False)
+    # committed by the worker's claim before the handler runs, cleared with the outcome (cf01)
+    handling_since: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class LotChange(Base):

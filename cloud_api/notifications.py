@@ -13,7 +13,9 @@ Errors::
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import logging
 import smtplib
 import ssl
@@ -21,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any, Protocol
 
 from sqlalchemy import ForeignKey, String, select
@@ -47,6 +49,7 @@ __all__ = [
     "email_handler",
     "email_payload",
     "enqueue_booking_email",
+    "outbox_message_id",
     "schedule_reminders",
 ]
 
@@ -126,8 +129,11 @@ def email_payload(template: str, *, to: str, **context: Any) -> dict[str, Any]:
     return {**context, "template": template, "to": to}
 
 
-def compose(payload: Mapping[str, Any], *, sender: str) -> EmailMessage:
-    """Build the message for an outbox payload made by :func:`email_payload`."""
+def compose(
+    payload: Mapping[str, Any], *, sender: str, message_id: str | None = None
+) -> EmailMessage:
+    """Build the message for an outbox payload made by :func:`email_payload`; ``message_id``
+    (default: a random one) is the outbox's :func:`outbox_message_id`."""
     template = payload["template"]
     context = _Blank({"name": "customer", **payload})
     if "amount" not in context and isinstance(payload.get("amount_cents"), int):
@@ -137,7 +143,7 @@ def compose(payload: Mapping[str, Any], *, sender: str) -> EmailMessage:
     message["To"] = payload["to"]
     message["Subject"] = _SUBJECTS[template].format_map(context)
     message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = make_msgid(domain="parkgate")
+    message["Message-ID"] = message_id or make_msgid(domain="parkgate")
     message["X-ParkGate-Template"] = template
     if "booking_id" in context:
         message["X-ParkGate-Booking"] = str(context["booking_id"])
@@ -218,9 +224,21 @@ def email_handler(mailer: Mailer) -> Handler:
                 _fill_from_booking(session, booking_id, payload)
         if not payload.get("to"):
             raise LookupError(f"email {item.id} has no recipient")
-        mailer.send(compose(payload, sender=mailer.sender))
+        message_id = outbox_message_id(item, mailer.sender)
+        mailer.send(compose(payload, sender=mailer.sender, message_id=message_id))
 
     return send_email
+
+
+def outbox_message_id(item: OutboxItem, sender: str) -> str:
+    """The email's ``Message-ID``, the same on every attempt at one outbox message: should a
+    retry send a copy the server had taken after all (the connection lost before its answer),
+    the recipient's mail system sees the same message twice, not two messages. The payload's
+    digest keeps two installs' outbox ids apart; the domain is the sender's."""
+    body = json.dumps(item.payload, sort_keys=True, default=str).encode()
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "parkgate"
+    return f"<outbox.{item.id}.{digest}@{domain}>"
 
 
 def _fill_from_booking(session: Session, booking_id: str, payload: dict[str, Any]) -> None:

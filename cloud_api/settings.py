@@ -181,6 +181,13 @@ class Settings(_Section):
     pay_by_plate_per_lot_per_minute: int = Field(
         120, ge=1, description="Pay-by-plate look-ups and payments per lot a minute (all clients)."
     )
+    outbox_lease_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="A message the outbox worker claimed stays invisible to other workers this "
+        "long; a crashed worker's claim lapses after it and the message is handled again.",
+    )
     broker: BrokerSettings = Field(
         default_factory=BrokerSettings, description="MQTT broker of cloud-api sync."
     )
@@ -237,6 +244,7 @@ ENVIRONMENT: dict[tuple[str, ...], str] = {
     ("stay_clock_skew_seconds",): "PARKGATE_STAY_CLOCK_SKEW_SECONDS",
     ("pay_by_plate_per_client_per_minute",): "PARKGATE_PAY_BY_PLATE_PER_CLIENT_PER_MINUTE",
     ("pay_by_plate_per_lot_per_minute",): "PARKGATE_PAY_BY_PLATE_PER_LOT_PER_MINUTE",
+    ("outbox_lease_seconds",): "PARKGATE_OUTBOX_LEASE_SECONDS",
     ("broker", "host"): "PARKGATE_MQTT_HOST",
     ("broker", "port"): "PARKGATE_MQTT_PORT",
     ("broker", "relay_username"): "PARKGATE_MQTT_RELAY_USER",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -89,26 +90,32 @@ def serve_process(
     if redis_url:
         cmd += ["--redis-url", redis_url]
     env = {**os.environ, "PARKGATE_HOLD_SWEEP_SECONDS": "0"}
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    # its log (a line per booking at INFO) goes to a file: a pipe nobody reads fills at 64 KB
+    # and then blocks the server's every log call
+    with tempfile.TemporaryFile() as server_log:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=server_log
+        )
+        base = f"http://127.0.0.1:{port}"
 
         def up() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode() if proc.stderr else "exited")
+                server_log.seek(0)
+                raise RuntimeError(server_log.read().decode(errors="replace") or "exited")
             return httpx.get(base + "/openapi.json", timeout=1).status_code == 200
 
-        wait_for(up, timeout=30, what="cloud-api serve")
-        yield proc, base
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+            wait_for(up, timeout=30, what="cloud-api serve")
+            yield proc, base
+        finally:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -146,7 +146,10 @@ class MosquittoInstance:
     def start(self) -> MosquittoInstance:
         if self.running:
             return self
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # the broker logs to self.log; what it says on stderr (before it opens that) goes next
+        # to it, not to a pipe nobody reads (64 KB, then the broker would block)
+        with (self.workdir / "mosquitto.stderr").open("ab") as stderr:
+            self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             wait_for_port(self.port, timeout=10)
             if self.tls_port is not None:

@@ -1,4 +1,10 @@
-"""A private PostgreSQL cluster: tests trade durability for speed, the bench runs durable."""
+"""A private PostgreSQL cluster: tests trade durability for speed, the bench runs durable.
+
+The server's log goes to a file in its workdir (:attr:`PostgresInstance.log`), never to a pipe:
+nobody reads a pipe while the server runs, and once its 64 KB filled up every backend that logs
+(an ERROR for each unique violation: a duplicate gate event, a replayed webhook) blocked in
+``write(2)`` for good, holding its transaction open. That hung the whole-chain chaos test's
+ingest and API (``tests/test_services.py`` keeps it from coming back)."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from devservices._process import find_binary, stop_process
 from devservices._wait import free_port, wait_for
@@ -44,6 +51,7 @@ class PostgresInstance:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="parkgate-pg-"))
         self.datadir = self.workdir / "data"
         self.sockdir = self.workdir / "sock"
+        self.log = self.workdir / "postgres.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._as_user: list[str] = []
         if os.geteuid() == 0:
@@ -79,7 +87,17 @@ class PostgresInstance:
                 check=True,
                 capture_output=True,
             )
-        self.proc = subprocess.Popen(
+        with self.log.open("ab") as server_log:  # the child keeps its own descriptor
+            self.proc = self._spawn(server_log)
+        try:
+            wait_for(self._ready, timeout=30, what="postgres to accept queries")
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"postgres did not start: {self.log_text()}") from None
+        return self
+
+    def _spawn(self, server_log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 *self._as_user,
                 self.postgres,
@@ -94,15 +112,12 @@ class PostgresInstance:
                 *(arg for k, v in self.settings.items() for arg in ("-c", f"{k}={v}")),
             ],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=server_log,
         )
-        try:
-            wait_for(self._ready, timeout=30, what="postgres to accept queries")
-        except TimeoutError:
-            err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-            self.stop()
-            raise RuntimeError(f"postgres did not start: {err}") from None
-        return self
+
+    def log_text(self) -> str:
+        """The server's log so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:

@@ -67,3 +67,30 @@ def test_postgres_has_btree_gist_for_exclusion_constraints(postgres_db: str) -> 
             pass
         else:
             raise AssertionError("overlap was accepted")
+
+
+def test_postgres_keeps_answering_once_its_log_outgrows_a_pipe(
+    postgres_server: PostgresInstance,
+) -> None:
+    """Every ERROR and WARNING goes to the server's log; a backend that cannot write it blocks
+    for good with its transaction open (the chaos test's stuck ingest and API: a pipe nobody
+    read, 64 KB). 256 KB of warnings must not stop the server answering, and land in its log."""
+    done = threading.Event()
+    failure: list[BaseException] = []
+    marker = "log-overflow-probe"
+
+    def warn_a_lot() -> None:
+        try:
+            with psycopg.connect(postgres_server.dsn(), autocommit=True) as conn:
+                for _ in range(64):
+                    conn.execute(
+                        f"DO $$ BEGIN RAISE WARNING '{marker} %', repeat('x', 4096); END $$"
+                    )
+                conn.execute("select 1")
+            done.set()
+        except BaseException as exc:
+            failure.append(exc)
+
+    threading.Thread(target=warn_a_lot, daemon=True).start()
+    assert done.wait(30), failure or "a backend blocked writing the server log"
+    assert postgres_server.log_text().count(marker) >= 64

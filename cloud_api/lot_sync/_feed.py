@@ -40,6 +40,9 @@ def changes_page(
     if latest is None:
         return None
     rows = [] if snapshot or since == 0 else changes_since(session, lot_id, since, limit)
+    # Read committed (PostgreSQL): a change committed after the head was read is in ``rows``
+    # but beyond ``latest``; the page stops at the head it read, the next one serves the rest.
+    rows = [row for row in rows if row.seq <= latest]
     behind = since > latest or latest - since > limit or (rows and rows[0].seq != since + 1)
     if snapshot or since == 0 or behind:
         return _snapshot(session, lot_id, latest, utcnow() if now is None else now)

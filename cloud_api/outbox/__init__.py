@@ -14,7 +14,7 @@ from cloud_api.outbox._contract import (
     RetryableError,
 )
 from cloud_api.outbox._enqueue import enqueue
-from cloud_api.outbox._worker import DeadLetter, OutboxWorker, RetryPolicy
+from cloud_api.outbox._worker import DeadLetter, OutboxWorker, OutcomeUnknown, RetryPolicy
 
 __all__ = [
     "DeadLetter",
@@ -22,6 +22,7 @@ __all__ = [
     "OutboxError",
     "OutboxItem",
     "OutboxWorker",
+    "OutcomeUnknown",
     "PermanentError",
     "RetryPolicy",
     "RetryableError",

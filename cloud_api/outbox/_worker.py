@@ -9,6 +9,14 @@ transaction records the outcome. On success the message is marked sent. On a ret
 exponential backoff; after ``max_attempts``, or at once on a permanent failure (declined, rejected,
 malformed payload), the message is marked ``dead`` and copied to ``outbox_dead_letters``.
 
+The claim also commits ``handling_since``, cleared again with the outcome. A worker killed
+between the two leaves it set: nobody knows whether the side effect happened. Kinds the worker
+was told are *at most once* (``at_most_once``: email, which cannot be taken back and carries no
+idempotency key the mail server honours) are then dead-lettered by the next claim
+(``outcome_unknown``) rather than done a second time; other kinds (the payment calls, which send
+the same idempotency key every attempt) are simply tried again. The lease must outlast a
+handler's own timeout, or a slow attempt counts as an abandoned one.
+
 The handlers come from the daemon's composition root (``cloud_api.daemons``); kinds without a
 handler are left untouched (the MQTT relay of ``lot_changes`` runs its own loop).
 """
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +37,7 @@ from cloud_api.db import Base
 from cloud_api.models import OutboxMessage, UTCDateTime, utcnow
 from cloud_api.outbox._contract import Handler, OutboxItem, PermanentError, RetryableError
 
-__all__ = ["DeadLetter", "OutboxWorker", "RetryPolicy"]
+__all__ = ["DeadLetter", "OutboxWorker", "OutcomeUnknown", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,10 @@ class DeadLetter(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class OutcomeUnknown(Exception):
+    """An earlier attempt at an at-most-once message stopped before recording its outcome."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 8
@@ -87,32 +99,55 @@ class OutboxWorker:
         policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         periodic: Callable[[Session, datetime], object] | None = None,
+        at_most_once: Collection[str] = (),
     ) -> None:
         self._sessions = sessions
         self._handlers = dict(handlers)
+        self._at_most_once = frozenset(at_most_once)
         self.policy = policy or RetryPolicy()
         self._clock = clock
         self._periodic = periodic
         self.failed_rounds = 0
 
     def _claim(self, now: datetime) -> OutboxItem | None:
+        """The next due message, leased and marked ``handling_since`` in one commit (before the
+        handler runs); at-most-once messages an earlier attempt left in doubt are dead-lettered
+        on the way."""
         with self._sessions.begin() as session:
-            message = session.scalars(
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.sent_at.is_(None),
-                    OutboxMessage.dead.is_(False),
-                    OutboxMessage.available_at <= now,
-                    OutboxMessage.kind.in_(list(self._handlers)),
-                )
-                .order_by(OutboxMessage.available_at, OutboxMessage.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            ).first()
-            if message is None:
-                return None
+            while True:
+                message = session.scalars(
+                    select(OutboxMessage)
+                    .where(
+                        OutboxMessage.sent_at.is_(None),
+                        OutboxMessage.dead.is_(False),
+                        OutboxMessage.available_at <= now,
+                        OutboxMessage.kind.in_(list(self._handlers)),
+                    )
+                    .order_by(OutboxMessage.available_at, OutboxMessage.id)
+                    .limit(1)
+                    .with_for_update(skip_locked=True)
+                ).first()
+                if message is None:
+                    return None
+                if message.handling_since is None or message.kind not in self._at_most_once:
+                    break
+                self._abandoned(session, message, now)
             message.available_at = now + self.policy.lease
+            message.handling_since = now
             return OutboxItem(message.id, message.kind, dict(message.payload), message.attempts)
+
+    def _abandoned(self, session: Session, message: OutboxMessage, now: datetime) -> None:
+        """An at-most-once message whose last attempt never recorded an outcome: it may have
+        gone out, so it is not tried again."""
+        since = message.handling_since
+        message.attempts += 1
+        message.handling_since = None
+        unknown = OutcomeUnknown(
+            f"an attempt started at {since.isoformat() if since else '?'} never recorded its "
+            "outcome (the worker stopped); not tried again: it may have gone out"
+        )
+        self._failed(session, message, now, unknown, permanent=True)
+        session.flush()
 
     def run_once(self, limit: int = 100) -> int:
         """Handle up to ``limit`` due messages; return how many were handled (any outcome)."""
@@ -141,6 +176,7 @@ class OutboxWorker:
         with self._sessions.begin() as session:
             message = session.get_one(OutboxMessage, item.id, with_for_update=True)
             message.attempts += 1
+            message.handling_since = None
             if error is None:
                 message.sent_at = now
                 log.info("outbox %s %s done", message.id, message.kind)

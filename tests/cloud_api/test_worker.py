@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud_api.daemons import outbox_handlers
+from cloud_api.daemons import AT_MOST_ONCE_KINDS, outbox_handlers
 from cloud_api.models import Booking, OutboxMessage, Payment, utcnow
 from cloud_api.notifications import (
     EMAIL_KIND,
     SmtpMailer,
     SmtpSettings,
     email_payload,
+    outbox_message_id,
     schedule_reminders,
 )
-from cloud_api.outbox import DeadLetter, OutboxWorker, RetryPolicy, enqueue
+from cloud_api.outbox import DeadLetter, OutboxItem, OutboxWorker, RetryPolicy, enqueue
 from cloud_api.payments.refunds import refund_payment
 from devservices import LocalInbox, free_port, wait_for
 from tests.cloud_api.test_webhooks import Harness, harness  # noqa: F401  (fixture)
@@ -234,3 +236,121 @@ def test_reminder_is_enqueued_and_sent_exactly_once(
     reminder = inbox.messages[1]
     assert reminder["To"] == "ana@example.com"
     assert reminder["Subject"].startswith("Your parking at Central ends at")
+
+
+class WorkerKilled(BaseException):
+    """Stands in for a SIGKILL: nothing after it runs (not an error any handler catches)."""
+
+
+class KilledAfterSending:
+    """A mailer that sends through ``mailer`` and then "dies" before the worker records it."""
+
+    def __init__(self, mailer: SmtpMailer) -> None:
+        self.mailer = mailer
+
+    @property
+    def sender(self) -> str:
+        return self.mailer.sender
+
+    def send(self, message: EmailMessage) -> None:
+        self.mailer.send(message)
+        raise WorkerKilled
+
+
+def test_an_email_a_killed_worker_may_have_sent_is_dead_lettered_not_sent_again(
+    session_factory: sessionmaker[Session], smtp_port: int, inbox: LocalInbox
+) -> None:
+    """At most once: the claim commits ``handling_since`` before sending; the next worker to
+    find it set cannot know whether the email went out and dead-letters it."""
+    inbox.start()
+    clock = Clock()
+    mailer = SmtpMailer(SmtpSettings("127.0.0.1", smtp_port, SENDER, timeout=2))
+    lease = timedelta(seconds=30)
+    killed = OutboxWorker(
+        session_factory,
+        outbox_handlers(mailer=KilledAfterSending(mailer)),
+        policy=RetryPolicy(lease=lease),
+        clock=clock,
+        at_most_once=AT_MOST_ONCE_KINDS,
+    )
+    message_id = _email(session_factory, "ana@example.com", clock)
+    with pytest.raises(WorkerKilled):
+        killed.run_once()
+    wait_for(lambda: len(inbox.messages) == 1, what="the email the killed worker sent")
+    assert _message(session_factory, message_id).handling_since == clock.now
+
+    clock.advance(lease)  # the claim lapses; a new worker process takes over
+    restarted = OutboxWorker(
+        session_factory,
+        outbox_handlers(mailer=mailer),
+        policy=RetryPolicy(lease=lease),
+        clock=clock,
+        at_most_once=AT_MOST_ONCE_KINDS,
+    )
+    assert restarted.run_once() == 0
+    message = _message(session_factory, message_id)
+    assert (message.dead, message.sent_at, message.handling_since) == (True, None, None)
+    with session_factory() as session:
+        (letter,) = session.scalars(select(DeadLetter)).all()
+    assert letter.outbox_id == message_id
+    assert letter.last_error.startswith("OutcomeUnknown: an attempt started at")
+    assert len(inbox.messages) == 1
+    sent = inbox.messages[0]["Message-ID"]
+    assert sent.startswith(f"<outbox.{message_id}.") and sent.endswith("@parkgate.test>")
+
+
+def test_a_kind_not_at_most_once_is_tried_again_after_a_killed_attempt(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """Payment calls carry their idempotency key: an attempt left in doubt is simply retried."""
+    clock = Clock()
+    calls: list[int] = []
+
+    def handler(_sessions: sessionmaker[Session], item: OutboxItem) -> None:
+        calls.append(item.id)
+        if len(calls) == 1:
+            raise WorkerKilled
+
+    def worker() -> OutboxWorker:
+        return OutboxWorker(
+            session_factory,
+            {"payment.test": handler},
+            policy=RetryPolicy(lease=timedelta(seconds=30)),
+            clock=clock,
+            at_most_once=AT_MOST_ONCE_KINDS,
+        )
+
+    with session_factory.begin() as session:
+        message = enqueue(session, "payment.test", {"n": 1}, available_at=clock.now)
+        session.flush()
+        message_id = message.id
+    with pytest.raises(WorkerKilled):
+        worker().run_once()
+    clock.advance(timedelta(seconds=30))
+    assert worker().run_once() == 1
+    done = _message(session_factory, message_id)
+    assert (done.sent_at, done.dead, done.handling_since) == (clock.now, False, None)
+    assert calls == [message_id, message_id]
+
+
+def test_every_attempt_at_one_email_has_the_same_message_id(
+    session_factory: sessionmaker[Session], smtp_port: int, inbox: LocalInbox
+) -> None:
+    clock = Clock()
+    worker = _worker(session_factory, smtp_port, clock)
+    first = _email(session_factory, "ana@example.com", clock)
+    second = _email(session_factory, "ana@example.com", clock)
+    worker.run_once()  # SMTP down: both fail once, nothing in doubt
+    assert _message(session_factory, first).handling_since is None
+    inbox.start()
+    clock.advance(timedelta(seconds=10))
+    assert worker.run_once() == 2
+    wait_for(lambda: len(inbox.messages) == 2, what="both emails")
+    with session_factory() as session:
+        items = [
+            OutboxItem(m.id, m.kind, m.payload, m.attempts)
+            for m in (session.get_one(OutboxMessage, i) for i in (first, second))
+        ]
+    ids = [m["Message-ID"] for m in inbox.messages]
+    assert ids == [outbox_message_id(item, SENDER) for item in items]
+    assert ids[0] != ids[1]

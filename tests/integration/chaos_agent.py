@@ -1,5 +1,8 @@
 """A camera-less lot for the chaos and partition tests: a real ``Store`` and ``SyncClient`` that
-journal events ``chaos-00000`` … until ``total`` exist (run as ``python -m``; restartable)."""
+journal events ``chaos-00000`` … until ``total`` exist (run as ``python -m``; restartable).
+
+An optional sixth argument replaces the ``chaos`` prefix of the event ids (several agents in one
+cloud need ids of their own). ``agent ready`` is printed once the sync client has started."""
 
 from __future__ import annotations
 
@@ -16,14 +19,17 @@ from gate_agent.sync import SyncClient
 COUNTER = "chaos.next"
 
 
-def main(data_dir: str, lot_id: str, sync_json: str, total: int, pause_s: float) -> int:
+def main(
+    data_dir: str, lot_id: str, sync_json: str, total: int, pause_s: float, prefix: str = "chaos"
+) -> int:
     store = Store(Path(data_dir) / "agent.sqlite3")
     config = SyncConfig(**json.loads(sync_json))
     client = SyncClient(config, lot_id=lot_id, store=store, data_dir=Path(data_dir)).start()
+    print("agent ready", flush=True)
     n = int(store.get_state(COUNTER, 0))
     while n < total:
         # a fixed id per n: journaling it again after a SIGKILL is a no-op
-        event_id = f"chaos-{n:05d}"
+        event_id = f"{prefix}-{n:05d}"
         detail = {"n": n}
         store.journal(
             JournalEvent(
@@ -43,4 +49,5 @@ def main(data_dir: str, lot_id: str, sync_json: str, total: int, pause_s: float)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])))
+    data_dir, lot_id, sync_json, total, pause_s, *prefix = sys.argv[1:]
+    sys.exit(main(data_dir, lot_id, sync_json, int(total), float(pause_s), *prefix))
