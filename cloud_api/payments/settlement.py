@@ -30,7 +30,7 @@ from cloud_api.changes import log_event
 from cloud_api.errors import Conflict, NotFound
 from cloud_api.models import Payment, PaymentKind
 from cloud_api.payments.refunds import refund_payment
-from cloud_api.stays import record_stay_payment
+from cloud_api.stays import record_stay_payment, void_unpaid_booking_stay_payments
 from cloud_api.visits import record_payment_received
 
 __all__ = ["apply_captured", "record_capture", "settle_event"]
@@ -194,7 +194,8 @@ def apply_captured(session: Session, payment: Payment, now: datetime) -> str:
 def _reduce_owed(session: Session, payment: Payment, booking_id: str, now: datetime) -> str:
     """An extension or overstay payment: what the booking still owes goes down by it; what it
     took beyond that (the debt was settled another way meanwhile: pay by plate, an early-exit
-    credit, a cancellation) is refunded against this capture at once."""
+    credit, a cancellation) is refunded against this capture at once. A booking that owes
+    nothing after it voids its closed stay's unpaid pay-by-plate payments too."""
     try:
         booking = get_booking(session, booking_id, for_update=True)
     except NotFound:
@@ -202,6 +203,8 @@ def _reduce_owed(session: Session, payment: Payment, booking_id: str, now: datet
     applied = min(payment.amount_cents, booking.amount_owed_cents)
     if applied:
         record_payment_received(session, booking_id, applied, now=now)
+    if not booking.amount_owed_cents:  # settled: pay by plate cannot take it again either
+        void_unpaid_booking_stay_payments(session, booking_id, now)
     excess = payment.amount_cents - applied
     if not excess:
         return "owed_reduced"

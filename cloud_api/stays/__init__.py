@@ -7,7 +7,13 @@ serve pay by plate; the payment webhook applies a captured stay payment with
 :func:`record_stay_payment`.
 """
 
-from cloud_api.stays._ledger import Owed, find_stay, new_session_id, owed_now
+from cloud_api.stays._ledger import (
+    Owed,
+    find_stay,
+    new_session_id,
+    owed_now,
+    void_unpaid_booking_stay_payments,
+)
 from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import StayTerms, gross_price, outstanding
 from cloud_api.stays._pay import (
@@ -54,4 +60,5 @@ __all__ = [
     "record_stay_payment",
     "start_stay_payment",
     "stay_for_exit",
+    "void_unpaid_booking_stay_payments",
 ]

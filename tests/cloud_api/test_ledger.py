@@ -714,3 +714,34 @@ def test_an_overstay_settled_by_plate_cannot_be_paid_again() -> None:
         assert local.refunded == local.amount
     finally:
         machine.teardown()
+
+
+def test_a_closed_stay_settled_by_the_booking_payment_cannot_be_paid_by_plate() -> None:
+    """Found (300 examples x 60 steps): out early with an extension unpaid, pay by plate was
+    started for what the booking owed, then the booking's own payment settled it; the pay-by-
+    plate checkout stayed payable (its money would only have been refunded)."""
+    machine = Ledger()
+    try:
+        bid = _book_paid(machine, 1)
+        _extend(machine, bid, 3)
+        assert _arrive_and_leave(machine, bid, timedelta(minutes=1)) == "stored:exited:credit"
+        [booking_payment] = _payments(machine, bid, "requires_payment")
+        with machine.sessions.begin() as s:
+            stay = machine._stay_of(s, f"s_{bid}")
+            assert stay is not None
+            by_plate = start_stay_payment(s, stay, machine.clock.now)
+            by_plate_id, stay_id = by_plate.id, stay.id
+        machine._drain()
+        machine._complete(booking_payment.id, succeed=True)
+        _check(machine)
+        with machine.sessions() as s:
+            assert s.get_one(Payment, by_plate_id).status == "cancelled"
+            assert owed_now(s, s.get_one(Stay, stay_id), machine.clock.now).cents == 0
+        machine._complete(by_plate_id, succeed=True)  # its checkout was still open
+        _check(machine)
+        with machine.sessions() as s:
+            ref = s.get_one(Payment, by_plate_id).provider_ref or ""
+        local = machine.provider.payments[ref]
+        assert local.refunded == local.amount
+    finally:
+        machine.teardown()
