@@ -23,6 +23,7 @@ from cloud_api.stays._pay import (
     paid_stays_inside,
     push_stay_paid,
     record_stay_payment,
+    refuse_extension_paid_by_plate,
     start_stay_payment,
 )
 from cloud_api.stays._rate import RateLimit
@@ -58,6 +59,7 @@ __all__ = [
     "paid_stays_inside",
     "push_stay_paid",
     "record_stay_payment",
+    "refuse_extension_paid_by_plate",
     "start_stay_payment",
     "stay_for_exit",
     "void_unpaid_booking_stay_payments",

@@ -47,7 +47,13 @@ from cloud_api.payments.handlers import payment_handlers
 from cloud_api.policies import current_policy, set_policy
 from cloud_api.pricing import early_exit_credit, overstay_charge
 from cloud_api.settings import Settings
-from cloud_api.stays import Stay, get_stay, owed_now, start_stay_payment
+from cloud_api.stays import (
+    Stay,
+    get_stay,
+    owed_now,
+    refuse_extension_paid_by_plate,
+    start_stay_payment,
+)
 from devservices import seed_world
 from parkgate_protocol import GateEvent, GateEventKind, LotPolicy, encode, price_stay, topic
 from tests.support.cloud import T0, Clock
@@ -231,6 +237,7 @@ class Ledger(RuleBasedStateMachine):
         try:
             with self.sessions.begin() as s:
                 booking = self._booking(s, bid)
+                refuse_extension_paid_by_plate(s, bid)  # as POST /bookings/{id}/extend does
                 svc.extend_booking(s, booking, booking.end_time + by * SLOT, now=self.clock.now)
         except (Conflict, InvalidRequest):
             return
