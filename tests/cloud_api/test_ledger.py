@@ -13,7 +13,8 @@ twice), and checks after every step, from the provider's own books:
 
 CI runs ``LEDGER_EXAMPLES`` (default 25) examples of up to ``LEDGER_STEPS`` (default 40) steps
 (well under a minute); ``LEDGER_EXAMPLES=2000 pytest tests/cloud_api/test_ledger.py`` runs
-thousands of stays locally.
+thousands of stays locally. The same machine runs on PostgreSQL (integration, a database per
+example: ``LEDGER_PG_EXAMPLES``, default 10, about 40 s).
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -54,7 +62,7 @@ from cloud_api.stays import (
     refuse_extension_paid_by_plate,
     start_stay_payment,
 )
-from devservices import seed_world
+from devservices import PostgresInstance, seed_world
 from parkgate_protocol import GateEvent, GateEventKind, LotPolicy, encode, price_stay, topic
 from tests.support.cloud import T0, Clock
 
@@ -63,23 +71,49 @@ SLOT = timedelta(minutes=30)
 _TEMPLATE: dict[str, Any] = {}
 
 
+_PG: dict[str, Any] = {}  # "server": the PostgresInstance while the PostgreSQL run is on
+
+
+def _seed(url: str) -> int:
+    """Migrate and seed ``url``; its first lot admits drive-ups. Returns that lot's id."""
+    upgrade(url)
+    world = seed_world(url, {"car": 4})
+    from cloud_api.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url)
+    with make_sessionmaker(engine).begin() as s:
+        fields = {**current_policy(s, world.lot_id).to_wire(), "drive_up": True}
+        fields.update(drive_up_spaces=10, max_unpaid_holds=100)
+        set_policy(s, world.lot_id, fields, actor=None, now=T0)
+    engine.dispose()
+    return world.lot_id
+
+
 def _template() -> tuple[Path, int]:
-    """A migrated, seeded database whose first lot admits drive-ups (copied per example)."""
+    """A migrated, seeded SQLite database (copied per example)."""
     if not _TEMPLATE:
         path = Path(tempfile.mkdtemp(prefix="pg-ledger-")) / "template.db"
-        url = f"sqlite:///{path}"
-        upgrade(url)
-        world = seed_world(url, {"car": 4})
-        from cloud_api.db import make_engine, make_sessionmaker
-
-        engine = make_engine(url)
-        with make_sessionmaker(engine).begin() as s:
-            fields = {**current_policy(s, world.lot_id).to_wire(), "drive_up": True}
-            fields.update(drive_up_spaces=10, max_unpaid_holds=100)
-            set_policy(s, world.lot_id, fields, actor=None, now=T0)
-        engine.dispose()
-        _TEMPLATE.update(path=path, lot=world.lot_id)
+        _TEMPLATE.update(path=path, lot=_seed(f"sqlite:///{path}"))
     return _TEMPLATE["path"], _TEMPLATE["lot"]
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_PG["server"].dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _pg_database() -> tuple[str, str, int]:
+    """A fresh PostgreSQL database per example, copied from a migrated, seeded template
+    (``CREATE DATABASE ... TEMPLATE``): (its name, its URL, the drive-up lot's id)."""
+    server = _PG["server"]
+    if "lot" not in _PG:
+        server.create_database("ledger_template")
+        _PG["lot"] = _seed(server.url("ledger_template"))
+    name = f"ledger_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE ledger_template')
+    return name, server.url(name), _PG["lot"]
 
 
 def _note(what: str) -> None:
@@ -109,10 +143,14 @@ class DriveUpModel:
 class Ledger(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        template, self.lot = _template()
         self.dir = Path(tempfile.mkdtemp(prefix="pg-ledger-"))
-        shutil.copy(template, self.dir / "db.sqlite")
-        url = f"sqlite:///{self.dir / 'db.sqlite'}"
+        self.pg_name: str | None = None
+        if _PG:
+            self.pg_name, url, self.lot = _pg_database()
+        else:
+            template, self.lot = _template()
+            shutil.copy(template, self.dir / "db.sqlite")
+            url = f"sqlite:///{self.dir / 'db.sqlite'}"
         self.clock = Clock(T0)
         self.provider = LocalProvider(webhook_secret=SECRET, webhook_url="/payments/webhook")
         app = create_app(
@@ -128,6 +166,7 @@ class Ledger(RuleBasedStateMachine):
         self.hooks = httpx.Client(transport=InProcessTransport(app), base_url="http://cloud.test")
         self.provider.use_http_client(self.hooks)
         self.sessions = app.state.sessions
+        self.engine = app.state.engine
         self.worker = OutboxWorker(
             self.sessions, payment_handlers(self.provider, app.state.pay_links)
         )
@@ -150,7 +189,10 @@ class Ledger(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.hooks.close()
+        self.engine.dispose()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.pg_name is not None:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     # -- helpers -------------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -601,6 +643,24 @@ TestLedger.settings = settings(
     phases=[Phase.explicit, Phase.reuse, Phase.generate]
     + ([Phase.shrink] if os.environ.get("LEDGER_SHRINK", "1") == "1" else []),
 )
+
+
+@pytest.mark.integration
+def test_the_ledger_adds_up_on_postgresql(postgres_server: PostgresInstance) -> None:
+    """The same state machine on PostgreSQL, the production path (a database per example from
+    a template): ``LEDGER_PG_EXAMPLES`` (default 10) examples of ``LEDGER_STEPS`` steps."""
+    _PG["server"] = postgres_server
+    try:
+        run_state_machine_as_test(
+            Ledger,
+            settings=settings(
+                TestLedger.settings,
+                max_examples=int(os.environ.get("LEDGER_PG_EXAMPLES", "10")),
+                database=None,
+            ),
+        )
+    finally:
+        _PG.clear()
 
 
 # -- the bugs the state machine found, and the suspects it was pointed at ------------------------
