@@ -9,7 +9,8 @@ the transaction that records the event id).
   different capture of the same payment (two checkouts both paid) is refunded in full.
 - ``checkout.session.expired``: the payment's checkout is forgotten; the pay page opens a new one.
 - ``payment_intent.payment_failed``: a declined attempt. Inside a Stripe Checkout the customer can
-  retry, so nothing changes; otherwise the payment failed and a pending booking is released.
+  retry, so nothing changes; otherwise the payment failed and a pending booking is released. A
+  payment we voided stays voided.
 - ``charge.refunded``: our refund rows are marked refunded.
 
 Payments are found by our id in the object's metadata (we put it there), else by the provider's
@@ -256,6 +257,8 @@ def _intent_failed(session: Session, obj: dict[str, Any], now: datetime) -> str:
         return "ignored_unknown_payment"
     if payment.captured_cents:
         return "already_applied"
+    if payment.status == "cancelled":
+        return "already_voided"  # a decline on its open checkout does not make it payable
     if (payment.checkout_ref or "").startswith("cs_"):
         return "attempt_failed"  # the customer is still on the checkout page and can retry
     booking_id: str | None = payment.booking_id

@@ -812,3 +812,21 @@ def test_a_closed_stay_settled_by_the_booking_payment_cannot_be_paid_by_plate() 
         assert local.refunded == local.amount
     finally:
         machine.teardown()
+
+
+def test_a_declined_attempt_on_a_voided_payment_leaves_it_voided() -> None:
+    """Found (on PostgreSQL, 60 x 60): a decline on the open checkout of a payment we had
+    voided made it ``failed`` again, payable and blocking, on a stay that owed nothing."""
+    machine = Ledger()
+    try:
+        bid = _book_paid(machine, 1)
+        _extend(machine, bid, 2)
+        [extension] = _payments(machine, bid, "requires_payment")
+        with machine.sessions.begin() as s:
+            svc.cancel_booking(s, s.get_one(Booking, bid), now=machine.clock.now)
+        machine._drain()
+        machine._complete(extension.id, succeed=False)  # the customer's open checkout
+        assert _payments(machine, bid, "requires_payment", "failed") == []
+        _check(machine)
+    finally:
+        machine.teardown()
