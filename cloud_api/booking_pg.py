@@ -12,8 +12,11 @@ The statement is a transaction of its own (autocommit). The function locks the l
 that row orders the lot's change feed, and taking it first also keeps concurrent bookings from
 piling foreign-key share locks on it (multixacts: 64 clients on one lot ran at 88 bookings/s).
 Committed inside the statement, the lock is never held across a round trip to a busy Python
-process. After the commit, the session's after-commit hooks run as if the ORM had written the
-rows (availability cache, MQTT relay, metrics; see ``cloud_api.changes.note_sql_change``).
+process. Before it, a priced booking locks the customer's ``users`` row and counts their unpaid
+holds at the lot (``LotPolicy.max_unpaid_holds``, migration lg01): concurrent requests of one
+customer cannot all pass the limit together. After the commit, the session's after-commit
+hooks run as if the ORM had written the rows (availability cache, MQTT relay, metrics; see
+``cloud_api.changes.note_sql_change``).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ __all__ = ["Created", "PgBooker", "libpq_url"]
 _CALL = (
     "SELECT outcome, space_id, space_label, status, price_cents, currency, hold_expires_at, "
     "payment_id, detail FROM parkgate_create_booking($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-    "$11, $12, $13, $14, $15, $16)"
+    "$11, $12, $13, $14, $15, $16, $17)"
 )
 # The lot's policy in one round trip: the newest stored version, else what derive_policy needs.
 _POLICY = (
@@ -56,10 +59,6 @@ _POLICY = (
     + ", (SELECT json_agg(json_build_array(lp.vehicle_type, lp.hourly_cents, "
     "lp.daily_cap_cents)) FROM lot_prices lp WHERE lp.lot_id = l.id) AS prices "
     "FROM lots l WHERE l.id = $1"
-)
-_HOLDS = (
-    "SELECT count(*) FROM bookings WHERE user_id = $1 AND lot_id = $2 AND status = 'pending' "
-    "AND hold_expires_at > $3"
 )
 _CLAIMED = "SELECT 1 FROM idempotency_keys WHERE user_id = $1 AND key = $2"
 _STORE = "UPDATE idempotency_keys SET response = $3::json WHERE user_id = $1 AND key = $2"
@@ -131,9 +130,6 @@ class PgBooker:
         plate = normalise_plate(req.plate)
         policy = await self.policy(req.lot_id)
         price = price_booking(policy, req.vehicle_type, req.start, req.end)
-        if price:  # checked before the statement: concurrent requests may pass it together
-            held = await self.pool.fetchval(_HOLDS, user_id, req.lot_id, now)
-            check_unpaid_holds(int(held or 0), policy.max_unpaid_holds)
         booking_id = new_booking_id()
         key, digest = idempotency or (None, None)
         row = await self.pool.fetchrow(
@@ -154,10 +150,13 @@ class PgBooker:
             digest,
             price,
             policy.version,
+            policy.max_unpaid_holds,  # checked inside, under the customer's row lock (lg01)
         )
         assert row is not None
         if row["outcome"] == "stale_hold":
             return None
+        if row["outcome"] == "too_many_unpaid_holds":
+            check_unpaid_holds(int(row["detail"]), policy.max_unpaid_holds)
         if row["outcome"] != "created":
             raise _refusal(row["outcome"], req, row["detail"])
         if self._hooks_do_io:  # before the answer: a later read must see the cache bumped

@@ -122,6 +122,10 @@ def check_unpaid_holds(held: int, limit: int) -> None:
 
 
 def _unpaid_holds(session: Session, user_id: int, lot_id: int, now: datetime) -> int:
+    """The customer's live holds at the lot, counted under their ``users`` row lock (held to
+    the commit; ``FOR NO KEY UPDATE``, before the lot's row, as ``parkgate_create_booking``
+    takes them): a concurrent booking of theirs waits and then counts this one's hold."""
+    session.execute(select(User.id).where(User.id == user_id).with_for_update(key_share=True))
     return (
         session.scalar(
             select(func.count())

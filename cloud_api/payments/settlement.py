@@ -9,7 +9,8 @@ the transaction that records the event id).
   different capture of the same payment (two checkouts both paid) is refunded in full.
 - ``checkout.session.expired``: the payment's checkout is forgotten; the pay page opens a new one.
 - ``payment_intent.payment_failed``: a declined attempt. Inside a Stripe Checkout the customer can
-  retry, so nothing changes; otherwise the payment failed and a pending booking is released.
+  retry, so nothing changes; otherwise the payment failed and a pending booking is released. A
+  payment we voided stays voided.
 - ``charge.refunded``: our refund rows are marked refunded.
 
 Payments are found by our id in the object's metadata (we put it there), else by the provider's
@@ -30,7 +31,7 @@ from cloud_api.changes import log_event
 from cloud_api.errors import Conflict, NotFound
 from cloud_api.models import Payment, PaymentKind
 from cloud_api.payments.refunds import refund_payment
-from cloud_api.stays import record_stay_payment
+from cloud_api.stays import record_stay_payment, void_unpaid_booking_stay_payments
 from cloud_api.visits import record_payment_received
 
 __all__ = ["apply_captured", "record_capture", "settle_event"]
@@ -194,7 +195,8 @@ def apply_captured(session: Session, payment: Payment, now: datetime) -> str:
 def _reduce_owed(session: Session, payment: Payment, booking_id: str, now: datetime) -> str:
     """An extension or overstay payment: what the booking still owes goes down by it; what it
     took beyond that (the debt was settled another way meanwhile: pay by plate, an early-exit
-    credit, a cancellation) is refunded against this capture at once."""
+    credit, a cancellation) is refunded against this capture at once. A booking that owes
+    nothing after it voids its closed stay's unpaid pay-by-plate payments too."""
     try:
         booking = get_booking(session, booking_id, for_update=True)
     except NotFound:
@@ -202,6 +204,8 @@ def _reduce_owed(session: Session, payment: Payment, booking_id: str, now: datet
     applied = min(payment.amount_cents, booking.amount_owed_cents)
     if applied:
         record_payment_received(session, booking_id, applied, now=now)
+    if not booking.amount_owed_cents:  # settled: pay by plate cannot take it again either
+        void_unpaid_booking_stay_payments(session, booking_id, now)
     excess = payment.amount_cents - applied
     if not excess:
         return "owed_reduced"
@@ -253,6 +257,8 @@ def _intent_failed(session: Session, obj: dict[str, Any], now: datetime) -> str:
         return "ignored_unknown_payment"
     if payment.captured_cents:
         return "already_applied"
+    if payment.status == "cancelled":
+        return "already_voided"  # a decline on its open checkout does not make it payable
     if (payment.checkout_ref or "").startswith("cs_"):
         return "attempt_failed"  # the customer is still on the checkout page and can retry
     booking_id: str | None = payment.booking_id

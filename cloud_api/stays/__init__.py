@@ -7,7 +7,13 @@ serve pay by plate; the payment webhook applies a captured stay payment with
 :func:`record_stay_payment`.
 """
 
-from cloud_api.stays._ledger import Owed, find_stay, new_session_id, owed_now
+from cloud_api.stays._ledger import (
+    Owed,
+    find_stay,
+    new_session_id,
+    owed_now,
+    void_unpaid_booking_stay_payments,
+)
 from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import StayTerms, gross_price, outstanding
 from cloud_api.stays._pay import (
@@ -17,6 +23,7 @@ from cloud_api.stays._pay import (
     paid_stays_inside,
     push_stay_paid,
     record_stay_payment,
+    refuse_extension_paid_by_plate,
     start_stay_payment,
 )
 from cloud_api.stays._rate import RateLimit
@@ -52,6 +59,8 @@ __all__ = [
     "paid_stays_inside",
     "push_stay_paid",
     "record_stay_payment",
+    "refuse_extension_paid_by_plate",
     "start_stay_payment",
     "stay_for_exit",
+    "void_unpaid_booking_stay_payments",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "new_session_id",
     "owed_now",
     "stay_terms",
+    "void_unpaid_booking_stay_payments",
     "void_unpaid_stay_payments",
 ]
 
@@ -93,3 +94,12 @@ def void_unpaid_stay_payments(session: Session, stay: Stay, now: datetime) -> in
         payment.status = "cancelled"
         payment.updated_at = now
     return len(unpaid)
+
+
+def void_unpaid_booking_stay_payments(session: Session, booking_id: str, now: datetime) -> int:
+    """A booking whose debt was settled another way (its extension or overstay payment): the
+    pay-by-plate payments of its closed stay can no longer be paid either. Returns how many."""
+    closed = session.scalars(
+        select(Stay).where(Stay.booking_id == booking_id, Stay.status == StayStatus.CLOSED.value)
+    ).all()
+    return sum(void_unpaid_stay_payments(session, stay, now) for stay in closed)

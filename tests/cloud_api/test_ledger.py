@@ -13,7 +13,8 @@ twice), and checks after every step, from the provider's own books:
 
 CI runs ``LEDGER_EXAMPLES`` (default 25) examples of up to ``LEDGER_STEPS`` (default 40) steps
 (well under a minute); ``LEDGER_EXAMPLES=2000 pytest tests/cloud_api/test_ledger.py`` runs
-thousands of stays locally.
+thousands of stays locally. The same machine runs on PostgreSQL (integration, a database per
+example: ``LEDGER_PG_EXAMPLES``, default 10, about 40 s).
 """
 
 from __future__ import annotations
@@ -28,10 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -47,8 +55,14 @@ from cloud_api.payments.handlers import payment_handlers
 from cloud_api.policies import current_policy, set_policy
 from cloud_api.pricing import early_exit_credit, overstay_charge
 from cloud_api.settings import Settings
-from cloud_api.stays import Stay, get_stay, owed_now, start_stay_payment
-from devservices import seed_world
+from cloud_api.stays import (
+    Stay,
+    get_stay,
+    owed_now,
+    refuse_extension_paid_by_plate,
+    start_stay_payment,
+)
+from devservices import PostgresInstance, seed_world
 from parkgate_protocol import GateEvent, GateEventKind, LotPolicy, encode, price_stay, topic
 from tests.support.cloud import T0, Clock
 
@@ -57,23 +71,49 @@ SLOT = timedelta(minutes=30)
 _TEMPLATE: dict[str, Any] = {}
 
 
+_PG: dict[str, Any] = {}  # "server": the PostgresInstance while the PostgreSQL run is on
+
+
+def _seed(url: str) -> int:
+    """Migrate and seed ``url``; its first lot admits drive-ups. Returns that lot's id."""
+    upgrade(url)
+    world = seed_world(url, {"car": 4})
+    from cloud_api.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url)
+    with make_sessionmaker(engine).begin() as s:
+        fields = {**current_policy(s, world.lot_id).to_wire(), "drive_up": True}
+        fields.update(drive_up_spaces=10, max_unpaid_holds=100)
+        set_policy(s, world.lot_id, fields, actor=None, now=T0)
+    engine.dispose()
+    return world.lot_id
+
+
 def _template() -> tuple[Path, int]:
-    """A migrated, seeded database whose first lot admits drive-ups (copied per example)."""
+    """A migrated, seeded SQLite database (copied per example)."""
     if not _TEMPLATE:
         path = Path(tempfile.mkdtemp(prefix="pg-ledger-")) / "template.db"
-        url = f"sqlite:///{path}"
-        upgrade(url)
-        world = seed_world(url, {"car": 4})
-        from cloud_api.db import make_engine, make_sessionmaker
-
-        engine = make_engine(url)
-        with make_sessionmaker(engine).begin() as s:
-            fields = {**current_policy(s, world.lot_id).to_wire(), "drive_up": True}
-            fields.update(drive_up_spaces=10, max_unpaid_holds=100)
-            set_policy(s, world.lot_id, fields, actor=None, now=T0)
-        engine.dispose()
-        _TEMPLATE.update(path=path, lot=world.lot_id)
+        _TEMPLATE.update(path=path, lot=_seed(f"sqlite:///{path}"))
     return _TEMPLATE["path"], _TEMPLATE["lot"]
+
+
+def _pg_admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_PG["server"].dsn("postgres"), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _pg_database() -> tuple[str, str, int]:
+    """A fresh PostgreSQL database per example, copied from a migrated, seeded template
+    (``CREATE DATABASE ... TEMPLATE``): (its name, its URL, the drive-up lot's id)."""
+    server = _PG["server"]
+    if "lot" not in _PG:
+        server.create_database("ledger_template")
+        _PG["lot"] = _seed(server.url("ledger_template"))
+    name = f"ledger_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE ledger_template')
+    return name, server.url(name), _PG["lot"]
 
 
 def _note(what: str) -> None:
@@ -103,10 +143,14 @@ class DriveUpModel:
 class Ledger(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        template, self.lot = _template()
         self.dir = Path(tempfile.mkdtemp(prefix="pg-ledger-"))
-        shutil.copy(template, self.dir / "db.sqlite")
-        url = f"sqlite:///{self.dir / 'db.sqlite'}"
+        self.pg_name: str | None = None
+        if _PG:
+            self.pg_name, url, self.lot = _pg_database()
+        else:
+            template, self.lot = _template()
+            shutil.copy(template, self.dir / "db.sqlite")
+            url = f"sqlite:///{self.dir / 'db.sqlite'}"
         self.clock = Clock(T0)
         self.provider = LocalProvider(webhook_secret=SECRET, webhook_url="/payments/webhook")
         app = create_app(
@@ -122,6 +166,7 @@ class Ledger(RuleBasedStateMachine):
         self.hooks = httpx.Client(transport=InProcessTransport(app), base_url="http://cloud.test")
         self.provider.use_http_client(self.hooks)
         self.sessions = app.state.sessions
+        self.engine = app.state.engine
         self.worker = OutboxWorker(
             self.sessions, payment_handlers(self.provider, app.state.pay_links)
         )
@@ -144,7 +189,10 @@ class Ledger(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.hooks.close()
+        self.engine.dispose()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.pg_name is not None:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 
     # -- helpers -------------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -231,6 +279,7 @@ class Ledger(RuleBasedStateMachine):
         try:
             with self.sessions.begin() as s:
                 booking = self._booking(s, bid)
+                refuse_extension_paid_by_plate(s, bid)  # as POST /bookings/{id}/extend does
                 svc.extend_booking(s, booking, booking.end_time + by * SLOT, now=self.clock.now)
         except (Conflict, InvalidRequest):
             return
@@ -596,6 +645,24 @@ TestLedger.settings = settings(
 )
 
 
+@pytest.mark.integration
+def test_the_ledger_adds_up_on_postgresql(postgres_server: PostgresInstance) -> None:
+    """The same state machine on PostgreSQL, the production path (a database per example from
+    a template): ``LEDGER_PG_EXAMPLES`` (default 10) examples of ``LEDGER_STEPS`` steps."""
+    _PG["server"] = postgres_server
+    try:
+        run_state_machine_as_test(
+            Ledger,
+            settings=settings(
+                TestLedger.settings,
+                max_examples=int(os.environ.get("LEDGER_PG_EXAMPLES", "10")),
+                database=None,
+            ),
+        )
+    finally:
+        _PG.clear()
+
+
 # -- the bugs the state machine found, and the suspects it was pointed at ------------------------
 
 
@@ -712,5 +779,54 @@ def test_an_overstay_settled_by_plate_cannot_be_paid_again() -> None:
         _check(machine)
         local = machine.provider.payments[overstay.provider_ref or ""]
         assert local.refunded == local.amount
+    finally:
+        machine.teardown()
+
+
+def test_a_closed_stay_settled_by_the_booking_payment_cannot_be_paid_by_plate() -> None:
+    """Found (300 examples x 60 steps): out early with an extension unpaid, pay by plate was
+    started for what the booking owed, then the booking's own payment settled it; the pay-by-
+    plate checkout stayed payable (its money would only have been refunded)."""
+    machine = Ledger()
+    try:
+        bid = _book_paid(machine, 1)
+        _extend(machine, bid, 3)
+        assert _arrive_and_leave(machine, bid, timedelta(minutes=1)) == "stored:exited:credit"
+        [booking_payment] = _payments(machine, bid, "requires_payment")
+        with machine.sessions.begin() as s:
+            stay = machine._stay_of(s, f"s_{bid}")
+            assert stay is not None
+            by_plate = start_stay_payment(s, stay, machine.clock.now)
+            by_plate_id, stay_id = by_plate.id, stay.id
+        machine._drain()
+        machine._complete(booking_payment.id, succeed=True)
+        _check(machine)
+        with machine.sessions() as s:
+            assert s.get_one(Payment, by_plate_id).status == "cancelled"
+            assert owed_now(s, s.get_one(Stay, stay_id), machine.clock.now).cents == 0
+        machine._complete(by_plate_id, succeed=True)  # its checkout was still open
+        _check(machine)
+        with machine.sessions() as s:
+            ref = s.get_one(Payment, by_plate_id).provider_ref or ""
+        local = machine.provider.payments[ref]
+        assert local.refunded == local.amount
+    finally:
+        machine.teardown()
+
+
+def test_a_declined_attempt_on_a_voided_payment_leaves_it_voided() -> None:
+    """Found (on PostgreSQL, 60 x 60): a decline on the open checkout of a payment we had
+    voided made it ``failed`` again, payable and blocking, on a stay that owed nothing."""
+    machine = Ledger()
+    try:
+        bid = _book_paid(machine, 1)
+        _extend(machine, bid, 2)
+        [extension] = _payments(machine, bid, "requires_payment")
+        with machine.sessions.begin() as s:
+            svc.cancel_booking(s, s.get_one(Booking, bid), now=machine.clock.now)
+        machine._drain()
+        machine._complete(extension.id, succeed=False)  # the customer's open checkout
+        assert _payments(machine, bid, "requires_payment", "failed") == []
+        _check(machine)
     finally:
         machine.teardown()

@@ -6,6 +6,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -100,3 +101,43 @@ def test_concurrent_retries_with_one_key_book_once(
     assert len({r.json()["booking_id"] for r in answers}) == 1
     assert all(r.json() == answers[-1].json() for r in answers)  # the stored answer, replayed
     assert [b["vehicle_plate"] for b in mine.json()] == ["RETRY1"]
+
+
+async def _hold_storm(base: str, world: World, n: int) -> tuple[list[httpx.Response], Any]:
+    """``n`` concurrent unpaid bookings of one customer, each in its own window (a space is
+    free for every one): only the lot's ``max_unpaid_holds`` may be held."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+
+    def body(i: int) -> dict[str, object]:
+        begins = start + timedelta(hours=2 * i)
+        return {
+            "parking_lot_id": world.lot_id,
+            "vehicle_plate": f"HOLD{i}",
+            "vehicle_type": "car",
+            "start_time": begins.isoformat(),
+            "end_time": (begins + timedelta(hours=1)).isoformat(),
+        }
+
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        answers = await asyncio.gather(
+            *(client.post("/bookings", json=body(i), headers=world.auth("alice")) for i in range(n))
+        )
+        mine = (await client.get("/bookings", headers=world.auth("alice"))).json()
+    return list(answers), mine
+
+
+@pytest.mark.integration
+def test_concurrent_unpaid_holds_of_one_customer_stop_at_the_limit(postgres_db: str) -> None:
+    """The 429 check runs inside the booking statement under the customer's row lock (lg01):
+    20 concurrent requests of one customer hold exactly ``max_unpaid_holds`` (3) spaces."""
+    upgrade(postgres_db)
+    world = seed_world(postgres_db)
+    with running_server(postgres_db, workers=2) as base:
+        answers, mine = asyncio.run(_hold_storm(base, world, 20))
+    counts = Counter(r.status_code for r in answers)
+    assert counts == Counter({201: 3, 429: 17}), counts
+    assert {r.json()["reason"] for r in answers if r.status_code == 429} == {
+        "too_many_unpaid_holds"
+    }
+    assert sorted(b["status"] for b in mine) == ["pending"] * 3

@@ -558,6 +558,44 @@ def test_a_held_overstay_owes_pay_by_plate_and_emails_once(cloud: Cloud) -> None
         assert not s.scalars(select(Payment).where(Payment.kind == "overstay")).all()
 
 
+def test_an_overstay_paid_by_plate_is_not_sold_again_as_an_extension(cloud: Cloud) -> None:
+    """Found by the ledger state machine: pay by plate paid the overstay, then an extension
+    over the same time was owed in full, and the exit (priced on the new end) gave nothing
+    back: the same hour paid twice. The extension is refused and nothing changes."""
+    lot = cloud.world.lot_id
+    booking_id = _arrived_booking(cloud, hours=2)
+    cloud.event(
+        lot,
+        GateEventKind.ENTRY,
+        reason="reservation_valid",
+        reservation_id=booking_id,
+        stay_id="v_b",
+        plate=PLATE,
+    )
+    with cloud.sessions() as s:
+        end = s.get_one(Booking, booking_id).end_time
+    cloud.clock.now = end + timedelta(hours=1)
+    [row] = cloud.client.get(f"/lots/{lot}/sessions", params={"plate": PLATE}).json()
+    paid = cloud.pay(row["session_id"])
+    assert cloud.provider.complete(cloud.provider_ref(paid["payment_id"])).json()["result"] == (
+        "stay_paid"
+    )
+    before = cloud.money_rows()
+    with cloud.sessions() as s:
+        booking = s.get_one(Booking, booking_id)
+        terms = (booking.end_time, booking.price_cents, booking.amount_owed_cents)
+    answer = cloud.client.post(
+        f"/bookings/{booking_id}/extend",
+        json={"end_time": (end + timedelta(hours=3)).isoformat()},
+        headers=cloud.world.auth("alice"),
+    )
+    assert (answer.status_code, answer.json()["reason"]) == (409, "paid_by_plate")
+    assert cloud.money_rows() == before
+    with cloud.sessions() as s:
+        booking = s.get_one(Booking, booking_id)
+        assert (booking.end_time, booking.price_cents, booking.amount_owed_cents) == terms
+
+
 # -- occupancy -----------------------------------------------------------------------------------
 
 
