@@ -12,7 +12,7 @@ order the ORM path (``cloud_api.bookings.create_booking``) takes them in too. Ov
 function answers ``too_many_unpaid_holds`` with the count in ``detail`` and writes nothing.
 
 Revision ID: lg01
-Revises: qr01
+Revises: cf01
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from alembic import op
 from cloud_api.migrations.versions import po01_policies_access_lists as po01
 
 revision: str = "lg01"
-down_revision: str | None = "qr01"
+down_revision: str | None = "cf01"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
