@@ -31,6 +31,9 @@ def _entry() -> dict[str, Any]:
 
 # (method, path template) → the request an attacker sends against the victim's lot (``i``)
 LOT_ATTACKS: dict[tuple[str, str], Attack] = {
+    ("POST", "/admin/lots/{lot_id}/access-keys/rotate"): lambda w, k, i: {
+        "json": {"retire_old_after_minutes": 60}
+    },
     ("GET", "/lots/{lot_id}/changes"): lambda w, k, i: {},
     ("GET", "/analytics/lots/{lot_id}"): lambda w, k, i: {"params": _window(k)},
     ("GET", "/analytics/lots/{lot_id}/export.csv"): lambda w, k, i: {"params": _window(k)},
@@ -80,6 +83,7 @@ BOOKING_ATTACKS: dict[tuple[str, str], Attack] = {
         "json": {"end_time": (k.now + 5 * H).isoformat()}
     },
     ("PUT", "/bookings/{booking_id}/plate"): lambda w, k, i: {"json": {"vehicle_plate": "EVIL3"}},
+    ("GET", "/bookings/{booking_id}/access-code"): lambda w, k, i: {},
 }
 
 
