@@ -54,6 +54,9 @@ def test_remote_open_runs_once_audited_and_an_expired_one_is_never_sent(
 
         live = issue("open", {"lane_id": lane.lane_id, "reason": "pay station broken"})
         wait_for(lambda: live in handled(), what="agent handled the open")
+        # the id is remembered before the lane opens (a redelivery never opens twice): wait for
+        # the open itself, not only its bookkeeping
+        wait_for(lambda: lane.opened, what="the lane opened")
         assert lane.opened == [("remote:op@example.test", "pay station broken")]
 
         with stack.sessions() as s:  # make the relay publish the same command again
