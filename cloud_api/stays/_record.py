@@ -195,7 +195,8 @@ def close_stay(
 
 def _drive_up_owed(session: Session, stay: Stay, gate_pass: GatePass, exited_at: datetime) -> int:
     """The cloud's price on the stay's tariff; for ``bill_later`` the gate's journaled amount
-    (what the driver was shown), the cloud's own price logged when they differ."""
+    (what the driver was shown) when it is lower (a difference is logged): never more than the
+    cloud's own price."""
     terms = stay_terms(session, stay)
     window = None
     if stay.paid_through is not None:
@@ -218,7 +219,9 @@ def _drive_up_owed(session: Session, stay: Stay, gate_pass: GatePass, exited_at:
             gate_cents=gate_pass.amount_owed_cents,
             cloud_cents=ours,
         )
-        return gate_pass.amount_owed_cents
+        # the driver was told the gate's amount; a lot device never bills more than the cloud's
+        # own price of the stay (a wrong or tampered gate cannot overcharge), nor more than it said
+        return min(gate_pass.amount_owed_cents, ours)
     return ours
 
 

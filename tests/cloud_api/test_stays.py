@@ -216,6 +216,26 @@ def test_a_bill_later_exit_closes_the_stay_owing_the_gates_amount(cloud: Cloud) 
     ]
 
 
+@pytest.mark.parametrize("gate_off_by", [-100, 100_000], ids=["gate_less", "gate_more"])
+def test_a_bill_later_exit_never_bills_more_than_the_clouds_price(
+    cloud: Cloud, gate_off_by: int
+) -> None:
+    lot = cloud.world.lot_id
+    _drive_up(cloud, lot)
+    cloud.clock.advance(timedelta(hours=1))
+    ours = _tariff_price(cloud, lot, T0, cloud.clock.now)
+    gate_said = ours + gate_off_by
+    cloud.event(
+        lot,
+        GateEventKind.EXIT,
+        reason="bill_later",
+        stay_id="v_1",
+        plate=PLATE,
+        amount_owed_cents=gate_said,
+    )
+    assert cloud.stay("v_1").amount_due_cents == min(gate_said, ours)
+
+
 def test_a_permit_stay_owes_nothing_and_is_not_listed(cloud: Cloud) -> None:
     lot = cloud.world.lot_id
     cloud.event(lot, GateEventKind.ENTRY, reason="allowlisted", stay_id="v_9", plate=PLATE)
