@@ -27,10 +27,9 @@ import numpy as np
 import qrcode
 
 from bench.dataset import load_samples
+from bench.lane import make_lane
 from gate_agent.code_reader import CodeReader
-from gate_agent.domain import Direction, LotRules, Reason, Reservation, ReservationStatus
-from gate_agent.lane import Lane
-from gate_agent.passes import PassTracker
+from gate_agent.domain import Reason, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer, load_image, models_dir_from_env
 from gate_agent.store import Store
 from hardware.barrier import DryRunBarrier
@@ -121,17 +120,7 @@ def _lane_latency(recognizer: Recognizer, photos: list[np.ndarray], tmp: Path) -
                     ReservationStatus.CONFIRMED,
                 )
             )
-            lane = Lane(
-                lot_id="bench",
-                lane_id="entry",
-                direction=Direction.ENTRY,
-                recognizer=recognizer,
-                tracker=PassTracker(),
-                store=store,
-                barrier=barrier,
-                rules=LotRules(),
-                code_reader=CodeReader(),
-            )
+            lane = make_lane(recognizer, store, barrier)
             image = _pasted(photo, _qr(_code(booking), 6))
             frame = Frame(image=image, seq=index, captured_at=time.monotonic(), wall_time=0.0)
             outcome = lane.process_frame(frame)

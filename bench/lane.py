@@ -156,20 +156,33 @@ def _display_config(tmp: Path) -> AgentConfig:
     )
 
 
-def _bench_lane(
-    recognizer: Recognizer, store: Store, barrier: DryRunBarrier, tmp: Path, display: bool
-) -> tuple[Lane, DisplayHub | None]:
-    lane = Lane(
+def make_lane(
+    recognizer: Recognizer,
+    store: Store,
+    barrier: DryRunBarrier,
+    direction: Direction = Direction.ENTRY,
+    *,
+    read_codes: bool = True,
+) -> Lane:
+    """The bench's lane: a fresh pass tracker, the default rules, and (as the agent's lanes with
+    ``read_codes``) the QR code reader, which looks only on frames that did not open."""
+    return Lane(
         lot_id="bench",
-        lane_id="entry",
-        direction=Direction.ENTRY,
+        lane_id=direction.value,
+        direction=direction,
         recognizer=recognizer,
         tracker=PassTracker(),
         store=store,
         barrier=barrier,
         rules=LotRules(),
-        code_reader=CodeReader(),  # as the agent's lanes (read_codes): looks on frames not opened
+        code_reader=CodeReader() if read_codes else None,
     )
+
+
+def _bench_lane(
+    recognizer: Recognizer, store: Store, barrier: DryRunBarrier, tmp: Path, display: bool
+) -> tuple[Lane, DisplayHub | None]:
+    lane = make_lane(recognizer, store, barrier)
     if not display:
         return lane, None
     hub = DisplayHub(_display_config(tmp), {lane.lane_id: lane}, store).start()
@@ -245,16 +258,7 @@ def _run_exit(
     store.upsert_reservations(list(bookings))
     store.apply_policy(parse_policy(DRIVE_UP_POLICY), DRIVE_UP_POLICY)
     barrier = DryRunBarrier(pulse_seconds=0.05)
-    lane = Lane(
-        lot_id="bench",
-        lane_id="exit",
-        direction=Direction.EXIT,
-        recognizer=recognizer,
-        tracker=PassTracker(),
-        store=store,
-        barrier=barrier,
-        rules=LotRules(),
-    )
+    lane = make_lane(recognizer, store, barrier, Direction.EXIT, read_codes=False)
     outcomes: list[LaneOutcome | None] = []
     try:
         for seq, sample in enumerate(samples):
