@@ -532,20 +532,26 @@ def test_the_pay_page_lists_the_plates_stays_and_pays_by_redirect(cloud: Cloud) 
 # -- overstay on a booking -----------------------------------------------------------------------
 
 
-def test_a_held_overstay_owes_pay_by_plate_and_emails_once(cloud: Cloud) -> None:
-    lot = cloud.world.lot_id
+def _booking_inside(cloud: Cloud, stay_id: str) -> tuple[str, datetime]:
+    """A paid 2-hour booking whose car entered (the gate's entry event, stay ``stay_id``); its
+    id and its end."""
     booking_id = _arrived_booking(cloud, hours=2)
-    with cloud.sessions() as s:
-        end = s.get_one(Booking, booking_id).end_time
-    cloud.clock.now = T0
     cloud.event(
-        lot,
+        cloud.world.lot_id,
         GateEventKind.ENTRY,
         reason="reservation_valid",
         reservation_id=booking_id,
-        stay_id="v_b",
+        stay_id=stay_id,
         plate=PLATE,
     )
+    with cloud.sessions() as s:
+        return booking_id, s.get_one(Booking, booking_id).end_time
+
+
+def test_a_held_overstay_owes_pay_by_plate_and_emails_once(cloud: Cloud) -> None:
+    lot = cloud.world.lot_id
+    cloud.clock.now = T0
+    booking_id, end = _booking_inside(cloud, "v_b")
     assert cloud.stay("v_b").kind == "booking"
     cloud.clock.now = end + timedelta(hours=1)
     for _ in range(2):  # held twice: one email
@@ -583,17 +589,7 @@ def test_an_overstay_paid_by_plate_is_not_sold_again_as_an_extension(cloud: Clou
     over the same time was owed in full, and the exit (priced on the new end) gave nothing
     back: the same hour paid twice. The extension is refused and nothing changes."""
     lot = cloud.world.lot_id
-    booking_id = _arrived_booking(cloud, hours=2)
-    cloud.event(
-        lot,
-        GateEventKind.ENTRY,
-        reason="reservation_valid",
-        reservation_id=booking_id,
-        stay_id="v_b",
-        plate=PLATE,
-    )
-    with cloud.sessions() as s:
-        end = s.get_one(Booking, booking_id).end_time
+    booking_id, end = _booking_inside(cloud, "v_b")
     cloud.clock.now = end + timedelta(hours=1)
     [row] = cloud.client.get(f"/lots/{lot}/sessions", params={"plate": PLATE}).json()
     paid = cloud.pay(row["session_id"])
@@ -691,17 +687,7 @@ def test_a_device_reporting_times_out_of_bounds_gets_no_credit(cloud: Cloud) -> 
 
 def test_an_exit_past_end_and_grace_leaves_the_booking_stay_owing(cloud: Cloud) -> None:
     lot = cloud.world.lot_id
-    booking_id = _arrived_booking(cloud, hours=2)
-    cloud.event(
-        lot,
-        GateEventKind.ENTRY,
-        reason="reservation_valid",
-        reservation_id=booking_id,
-        stay_id="v_late",
-        plate=PLATE,
-    )
-    with cloud.sessions() as s:
-        end = s.get_one(Booking, booking_id).end_time
+    booking_id, end = _booking_inside(cloud, "v_late")
     cloud.clock.now = end + timedelta(hours=2)
     outcome = cloud.event(
         lot,
