@@ -78,6 +78,10 @@ class SyncStatus:
 
     connected: bool = False
     connected_at: datetime | None = None  # of the current (or last) connection
+    # the broker granted this connection's subscriptions: pushed changes and commands arrive
+    # (a change published between the CONNACK and the SUBACK of a new session is not delivered;
+    # the next one's gap, or the catch-up after connecting, fetches it)
+    subscribed: bool = False
     last_applied_seq: int = 0
     outbox_depth: int = 0
     inflight: int = 0
@@ -144,6 +148,7 @@ class SyncClient:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._connected = False
+        self._subscribed = False
         self._status = SyncStatus(last_applied_seq=self.feed.last_seq)
         self._status_lock = threading.Lock()
         self._started = False
@@ -200,6 +205,7 @@ class SyncClient:
         return replace(
             self._status,
             connected=self._connected,
+            subscribed=self._connected and self._subscribed,
             last_applied_seq=self.feed.last_seq,
             outbox_depth=self.store.outbox_depth(),
             inflight=self.outbox.inflight,
@@ -220,6 +226,7 @@ class SyncClient:
             self._note_error(f"broker refused the connection: {rc}")
             return
         self._connected = True
+        self._subscribed = False
         self._update_status(connected_at=datetime.now(UTC))
         present = flags.session_present
         log.info("sync for lot %s connected (session present: %s)", self.lot_id, present)
@@ -231,13 +238,15 @@ class SyncClient:
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, rc: Any, _p: Any) -> None:
         self._connected = False
+        self._subscribed = False
         if not self._stopping.is_set():
             log.warning("sync for lot %s disconnected (%s); reconnecting", self.lot_id, rc)
 
     def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, codes: Any, _p: Any) -> None:
-        for code in codes:
-            if code.is_failure:
-                self._note_error(f"subscription refused: {code}")
+        refused = [code for code in codes if code.is_failure]
+        for code in refused:
+            self._note_error(f"subscription refused: {code}")
+        self._subscribed = not refused
 
     def _on_publish(self, _c: mqtt.Client, _ud: Any, mid: int, rc: Any, _p: Any) -> None:
         self.outbox.acknowledged(mid, not rc.is_failure, delivered=session.delivered(rc))

@@ -73,7 +73,7 @@ def test_a_broker_restart_drops_shared_subscriptions_and_nothing_is_lost(
     wait_for(lambda: store.outbox_depth() == 0, what="confirmed by the cloud")
     peer.close()  # the ingest goes away; its persistent session stays at the broker
     mosquitto.restart()  # SIGTERM: the session is saved, but Mosquitto 2.0 forgets $share subs
-    wait_for(lambda: sync.status.connected, timeout=15, what="agent reconnected")
+    wait_for(lambda: sync.status.subscribed, timeout=15, what="agent reconnected")
     after = journal(store, 3, "after")
     sync.notify()
     wait_for(lambda: sync.outbox.undelivered_total >= 3, timeout=15, what="PUBACKs with 0x10")

@@ -206,7 +206,7 @@ def test_a_deny_added_while_the_lot_is_cut_off_is_applied_on_reconnect_in_seq_or
         lot.broker.start()
         wait_for(lambda: peer.connects >= 2, timeout=10, what="the cloud reconnected")
         lot.push(policy)  # only the newest pushed: a gap before it
-        wait_for(lambda: sync.status.connected, timeout=10, what="reconnected")
+        wait_for(lambda: sync.status.subscribed, timeout=10, what="reconnected")
         wait_for(lambda: sync.status.last_applied_seq == 3, timeout=10, what="caught up")
         assert at_entry(store) is Reason.DENYLISTED
         assert store.policy is not None and store.policy.version == 9

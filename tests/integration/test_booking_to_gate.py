@@ -35,7 +35,7 @@ def test_booking_reaches_the_gate_and_the_entry_reaches_the_booking(
     store = Store(data_dir / "agent.sqlite3")
     client = SyncClient(sync, lot_id=str(lot_id), store=store, data_dir=data_dir).start()
     try:
-        wait_for(lambda: client.status.connected, timeout=10, what="agent connected")
+        wait_for(lambda: client.status.subscribed, timeout=10, what="agent connected")
         wait_for(lambda: client.feed.last_catch_up_at is not None, timeout=10, what="catch-up")
         booking_id = stack.book(lot_id, "K179658", soon(1))  # inside the early grace
         cached = wait_for(lambda: store.get_reservation(booking_id), timeout=5, what="push")

@@ -47,7 +47,7 @@ def start_agent(stack: CloudStack, store: Store, data_dir: Path) -> SyncClient:
     lot_id = stack.lot_ids[0]
     config = SyncConfig(**stack.agent_sync(lot_id))
     client = SyncClient(config, lot_id=str(lot_id), store=store, data_dir=data_dir).start()
-    wait_for(lambda: client.status.connected, timeout=10, what="agent connected")
+    wait_for(lambda: client.status.subscribed, timeout=10, what="agent connected")
     return client
 
 

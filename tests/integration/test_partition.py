@@ -75,7 +75,7 @@ def test_a_partitioned_lot_keeps_admitting_and_its_backlog_drains_once(
     image = cv2.imread(str(dataset_dir / BOOKED_PHOTO))
     assert image is not None
     try:
-        wait_for(lambda: sync.status.connected, timeout=10, what="agent connected")
+        wait_for(lambda: sync.status.subscribed, timeout=10, what="agent connected")
         booking_id = stack.book(lot_id, "K179658", soon(1))
         wait_for(lambda: store.get_reservation(booking_id), timeout=5, what="booking cached")
         lane.evaluate_image(image, act=False)  # warm the models up
@@ -99,7 +99,7 @@ def test_a_partitioned_lot_keeps_admitting_and_its_backlog_drains_once(
 
         stack.broker.start()
         started = time.perf_counter()
-        wait_for(lambda: sync.status.connected, timeout=40, what="agent reconnected")
+        wait_for(lambda: sync.status.subscribed, timeout=40, what="agent reconnected")
         connected = time.perf_counter()
         wait_for(
             lambda: stack.event_count() >= BACKLOG,

@@ -93,7 +93,9 @@ def test_a_drive_up_pays_and_the_held_exit_opens_without_a_new_read(
     cloud = CloudPeer(mosquitto, LOT)
     try:
         assert agent.sync is not None
-        wait_for(lambda: agent.sync is not None and agent.sync.connected, what="agent online")
+        wait_for(
+            lambda: agent.sync is not None and agent.sync.status.subscribed, what="agent online"
+        )
         cloud.send("reservations", change(1, p.ChangeKind.POLICY, policy=POLICY))
         wait_for(lambda: agent.store.policy is not None, what="policy in force")
 

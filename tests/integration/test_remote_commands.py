@@ -43,7 +43,7 @@ def test_remote_open_runs_once_audited_and_an_expired_one_is_never_sent(
         return str(r.json()["command_id"])
 
     try:
-        wait_for(lambda: sync.status.connected, timeout=10, what="agent connected")
+        wait_for(lambda: sync.status.subscribed, timeout=10, what="agent connected")
         with stack.sessions() as s:  # issued two minutes ago with a 60 s life: already expired
             late = utcnow() - timedelta(minutes=2)
             stale = issue_open(

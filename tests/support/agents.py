@@ -75,7 +75,7 @@ def start_client(stack: CloudStack, lot_id: int, store: Store, data_dir: Path) -
     """A lot's sync client on ``store``, connected and caught up."""
     sync = SyncConfig(**stack.agent_sync(lot_id))
     client = SyncClient(sync, lot_id=str(lot_id), store=store, data_dir=data_dir).start()
-    wait_for(lambda: client.status.connected, timeout=10, what="agent connected")
+    wait_for(lambda: client.status.subscribed, timeout=10, what="agent connected")
     wait_for(lambda: client.feed.last_catch_up_at is not None, timeout=10, what="catch-up")
     return client
 

@@ -167,7 +167,7 @@ def start_sync(
         transport=cloud.transport,
     )
     client.start()
-    wait_for(lambda: client.status.connected, what="sync connected")
+    wait_for(lambda: client.status.subscribed, what="sync connected")
 
     def caught_up_since_connect() -> bool:
         status = client.status
