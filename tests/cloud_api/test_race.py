@@ -127,13 +127,10 @@ async def _hold_storm(base: str, world: World, n: int) -> tuple[list[httpx.Respo
     return list(answers), mine
 
 
-@pytest.mark.integration
-def test_concurrent_unpaid_holds_of_one_customer_stop_at_the_limit(postgres_db: str) -> None:
-    """The 429 check runs inside the booking statement under the customer's row lock (lg01):
-    20 concurrent requests of one customer hold exactly ``max_unpaid_holds`` (3) spaces."""
-    upgrade(postgres_db)
-    world = seed_world(postgres_db)
-    with running_server(postgres_db, workers=2) as base:
+def _assert_holds_stop_at_the_limit(url: str) -> None:
+    upgrade(url)
+    world = seed_world(url)
+    with running_server(url, workers=2) as base:
         answers, mine = asyncio.run(_hold_storm(base, world, 20))
     counts = Counter(r.status_code for r in answers)
     assert counts == Counter({201: 3, 429: 17}), counts
@@ -141,3 +138,17 @@ def test_concurrent_unpaid_holds_of_one_customer_stop_at_the_limit(postgres_db: 
         "too_many_unpaid_holds"
     }
     assert sorted(b["status"] for b in mine) == ["pending"] * 3
+
+
+@pytest.mark.integration
+def test_concurrent_unpaid_holds_of_one_customer_stop_at_the_limit(postgres_db: str) -> None:
+    """The 429 check runs inside the booking statement under the customer's row lock (lg01):
+    20 concurrent requests of one customer hold exactly ``max_unpaid_holds`` (3) spaces."""
+    _assert_holds_stop_at_the_limit(postgres_db)
+
+
+@pytest.mark.integration
+def test_concurrent_unpaid_holds_stop_at_the_limit_on_sqlite(tmp_path: Path) -> None:
+    """On SQLite every transaction is ``BEGIN IMMEDIATE``: the count and the insert of two
+    requests (two worker processes) cannot interleave, so the limit holds there too."""
+    _assert_holds_stop_at_the_limit(f"sqlite:///{tmp_path / 'holds.db'}")
