@@ -40,6 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,6 +79,10 @@ __all__ = ["Ingest", "IngestStats", "store_message", "subscription_filters"]
 log = logging.getLogger(__name__)
 
 KEEP_PAYLOAD_CHARS = 4096
+
+
+class _Unstorable(Exception):
+    """An event the database refused for another reason than being stored already."""
 
 
 @dataclass
@@ -139,8 +144,11 @@ def _store(
                 session.flush()
             return "status", None
         return _store_event(session, lot_id, message, now, skew), (lot_text, message.event_id)
-    except DataError as exc:  # valid to the protocol, not to the database (a NUL in a string)
-        why = f"the database refused a value ({type(exc.orig).__name__})"
+    except (DataError, _Unstorable) as exc:  # valid to the protocol, not to the database
+        if isinstance(exc, DataError):  # e.g. a NUL in a string
+            why = f"the database refused a value ({type(exc.orig).__name__})"
+        else:
+            why = str(exc)
         refused = ProtocolError("unstorable", why)
         _dead_letter(session, topic, refused, payload, now)
         return "dead:unstorable", None
@@ -202,16 +210,29 @@ def _store_event(
         outcome="stored",
         payload=event.model_dump(mode="json", exclude_none=True),
     )
+    if _already_stored(session, event.event_id):  # a redelivery: no failed INSERT in the log
+        log.debug("ingest: event %s already stored", event.event_id)
+        return "duplicate"
     try:
         with session.begin_nested():
             session.add(record)
             session.flush()
             record.outcome = _apply_visit(session, lot_id, event, now, skew)
             session.flush()
-    except IntegrityError:
-        log.debug("ingest: event %s already stored", event.event_id)
-        return "duplicate"
+    except IntegrityError as exc:
+        if _already_stored(session, event.event_id):  # a concurrent ingest stored it first
+            log.debug("ingest: event %s stored concurrently", event.event_id)
+            return "duplicate"
+        # another constraint refused the event's effect: never ack it away as a duplicate
+        raise _Unstorable(f"a constraint refused it ({type(exc.orig).__name__})") from exc
     return f"stored:{record.outcome}"
+
+
+def _already_stored(session: Session, event_id: str) -> bool:
+    found = session.scalar(
+        select(GateEventRecord.event_id).where(GateEventRecord.event_id == event_id)
+    )
+    return found is not None
 
 
 def _apply_visit(

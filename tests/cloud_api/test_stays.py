@@ -15,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud_api import bookings as svc
 from cloud_api.app import create_app
-from cloud_api.lot_sync import LotStatus, store_message
+from cloud_api.lot_sync import GateEventRecord, IngestDeadLetter, LotStatus, store_message
+from cloud_api.lot_sync import _ingest as ingest_module
 from cloud_api.lots import availability, free_now
 from cloud_api.migrate import upgrade
 from cloud_api.models import Booking, LotChange, OutboxMessage, Payment, User
@@ -193,6 +195,42 @@ def test_an_entry_sent_twice_opens_one_stay(cloud: Cloud) -> None:
     )
     with cloud.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Stay)) == 1
+
+
+def test_a_redelivered_event_is_a_duplicate_another_refusal_is_dead_lettered(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redelivery is answered ``duplicate`` before any INSERT; a constraint that refuses an
+    event's effect for another reason is never mistaken for a duplicate (which would be acked
+    and forgotten): the event is dead-lettered, kept for an operator."""
+    lot = cloud.world.lot_id
+    event = GateEvent(
+        event_id=uuid.uuid4().hex,
+        lot_id=str(lot),
+        kind=GateEventKind.ENTRY,
+        reason="drive_up",
+        stay_id="v_1",
+        plate=PLATE,
+        occurred_at=cloud.clock.now,
+    )
+    payload = encode(event)
+    where = topic(str(lot), "events")
+    with cloud.sessions.begin() as s:
+        assert store_message(s, where, payload, cloud.clock.now).startswith("stored:")
+    with cloud.sessions.begin() as s:
+        assert store_message(s, where, payload, cloud.clock.now) == "duplicate"
+
+    def refuse(*_: object) -> str:
+        raise IntegrityError("INSERT INTO stays", {}, Exception("another constraint"))
+
+    monkeypatch.setattr(ingest_module, "_apply_visit", refuse)
+    other = event.model_copy(update={"event_id": uuid.uuid4().hex, "stay_id": "v_2"})
+    with cloud.sessions.begin() as s:
+        assert store_message(s, where, encode(other), cloud.clock.now) == "dead:unstorable"
+    with cloud.sessions() as s:
+        assert s.get(GateEventRecord, other.event_id) is None
+        letters = s.scalars(select(IngestDeadLetter)).all()
+        assert [(d.reason, other.event_id in d.payload) for d in letters] == [("unstorable", True)]
 
 
 def test_a_bill_later_exit_closes_the_stay_owing_the_gates_amount(cloud: Cloud) -> None:
