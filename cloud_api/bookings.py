@@ -33,6 +33,8 @@ from cloud_api.models import (
     Payment,
     PaymentKind,
     Space,
+    Stay,
+    StayStatus,
     User,
 )
 from cloud_api.payments.refunds import refund_booking
@@ -362,6 +364,26 @@ def cancel_booking(session: Session, booking: Booking, *, now: datetime) -> Book
     return booking
 
 
+def _refuse_after_plate_payment(session: Session, booking_id: str) -> None:
+    """A booking whose car is inside and paid its overstay by plate cannot be extended: the
+    extension would sell again the time pay by plate already paid for, and the exit, priced on
+    the new end, would never give that money back. The car leaves within the paid window, or
+    pays by plate again for the time after it."""
+    paid = session.scalar(
+        select(
+            exists().where(
+                Stay.booking_id == booking_id,
+                Stay.status == StayStatus.OPEN.value,
+                Stay.paid_cents > 0,
+            )
+        )
+    )
+    if paid:
+        raise Conflict(
+            "paid_by_plate", "the overstay was paid by plate: leave, or pay by plate again"
+        )
+
+
 def extend_booking(
     session: Session, booking: Booking, new_end: datetime, *, now: datetime
 ) -> Booking:
@@ -370,10 +392,12 @@ def extend_booking(
 
     Refused (409 ``payment_pending``) while the booking or an earlier extension is unpaid: a
     pending booking's first payment would otherwise confirm the longer stay for the price of
-    the shorter one."""
+    the shorter one. Refused (409 ``paid_by_plate``) once the car inside paid its overstay by
+    plate."""
     if booking.status not in ACTIVE:
         raise Conflict("not_active", f"booking is {booking.status}")
     _refuse_while_unpaid(session, booking)
+    _refuse_after_plate_payment(session, booking.id)
     if new_end <= booking.end_time:
         raise InvalidRequest("not_later", "new end_time must be after the current end")
     if new_end - booking.start_time > MAX_STAY:

@@ -7,6 +7,7 @@ serve pay by plate; the payment webhook applies a captured stay payment with
 :func:`record_stay_payment`.
 """
 
+from cloud_api.models import Stay, StayKind, StayStatus
 from cloud_api.stays._ledger import (
     Owed,
     find_stay,
@@ -14,7 +15,6 @@ from cloud_api.stays._ledger import (
     owed_now,
     void_unpaid_booking_stay_payments,
 )
-from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import StayTerms, gross_price, outstanding
 from cloud_api.stays._pay import (
     OwingStay,
@@ -23,7 +23,6 @@ from cloud_api.stays._pay import (
     paid_stays_inside,
     push_stay_paid,
     record_stay_payment,
-    refuse_extension_paid_by_plate,
     start_stay_payment,
 )
 from cloud_api.stays._rate import RateLimit
@@ -59,7 +58,6 @@ __all__ = [
     "paid_stays_inside",
     "push_stay_paid",
     "record_stay_payment",
-    "refuse_extension_paid_by_plate",
     "start_stay_payment",
     "stay_for_exit",
     "void_unpaid_booking_stay_payments",

@@ -10,9 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud_api.models import Booking, Payment, PaymentKind
+from cloud_api.models import Booking, Payment, PaymentKind, Stay, StayKind, StayStatus
 from cloud_api.policies import current_policy, policy_at
-from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import StayTerms, outstanding
 
 __all__ = [

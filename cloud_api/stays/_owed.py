@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cloud_api.models import StayKind
 from cloud_api.pricing import overstay_charge
-from cloud_api.stays._models import StayKind
 from parkgate_protocol import LotPolicy, price_stay
 
 __all__ = ["StayTerms", "gross_price", "outstanding"]

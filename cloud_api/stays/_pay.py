@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session
 from cloud_api import outbox
 from cloud_api.changes import append_change, log_event
 from cloud_api.errors import Conflict, NotFound
-from cloud_api.models import Payment, PaymentKind
+from cloud_api.models import Payment, PaymentKind, Stay, StayKind, StayStatus
 from cloud_api.payments.refunds import refund_payment
 from cloud_api.stays._ledger import Owed, owed_now, stay_terms, void_unpaid_stay_payments
-from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import outstanding
 from cloud_api.visits import record_payment_received
 from parkgate_protocol import ChangeKind, StayPayment
@@ -35,7 +34,6 @@ __all__ = [
     "paid_stays_inside",
     "push_stay_paid",
     "record_stay_payment",
-    "refuse_extension_paid_by_plate",
     "start_stay_payment",
 ]
 
@@ -126,26 +124,6 @@ def start_stay_payment(session: Session, stay: Stay, now: datetime) -> Payment:
     )
     log_event(session, "stay.payment_started", now, lot_id=stay.lot_id, payment_id=payment.id)
     return payment
-
-
-def refuse_extension_paid_by_plate(session: Session, booking_id: str) -> None:
-    """A booking whose car is inside and paid its overstay by plate cannot be extended
-    (``Conflict("paid_by_plate")``): the extension would sell again the time pay by plate
-    already paid for, and the exit, priced on the new end, would never give that money back.
-    The car leaves within the paid window, or pays by plate again for the time after it."""
-    paid = session.scalar(
-        select(func.count())
-        .select_from(Stay)
-        .where(
-            Stay.booking_id == booking_id,
-            Stay.status == StayStatus.OPEN.value,
-            Stay.paid_cents > 0,
-        )
-    )
-    if paid:
-        raise Conflict(
-            "paid_by_plate", "the overstay was paid by plate: leave, or pay by plate again"
-        )
 
 
 def _owed_through(session: Session, stay: Stay, through: datetime) -> int:

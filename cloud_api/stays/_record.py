@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from cloud_api.bookings import notify
 from cloud_api.changes import log_event
-from cloud_api.models import Booking
+from cloud_api.models import Booking, Stay, StayKind, StayStatus
 from cloud_api.policies import current_policy
 from cloud_api.reported_times import bound_reported_time
 from cloud_api.stays._ledger import (
@@ -27,7 +27,6 @@ from cloud_api.stays._ledger import (
     stay_terms,
     void_unpaid_stay_payments,
 )
-from cloud_api.stays._models import Stay, StayKind, StayStatus
 from cloud_api.stays._owed import gross_price
 from cloud_api.visits import StayPaid
 

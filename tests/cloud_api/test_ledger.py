@@ -59,7 +59,6 @@ from cloud_api.stays import (
     Stay,
     get_stay,
     owed_now,
-    refuse_extension_paid_by_plate,
     start_stay_payment,
 )
 from devservices import PostgresInstance, seed_world
@@ -279,7 +278,6 @@ class Ledger(RuleBasedStateMachine):
         try:
             with self.sessions.begin() as s:
                 booking = self._booking(s, bid)
-                refuse_extension_paid_by_plate(s, bid)  # as POST /bookings/{id}/extend does
                 svc.extend_booking(s, booking, booking.end_time + by * SLOT, now=self.clock.now)
         except (Conflict, InvalidRequest):
             return

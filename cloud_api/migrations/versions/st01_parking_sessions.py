@@ -1,6 +1,6 @@
 """parking sessions (stays): one row per stay at a lot; stay payments; occupancy in lot_status
 
-Tables owned by ``cloud_api.stays`` (models in ``cloud_api.stays._models``). A payment may now be
+Tables owned by ``cloud_api.stays`` (models in ``cloud_api.models``). A payment may now be
 for a stay instead of a booking: ``payments.stay_id`` (nullable) and ``payments.paid_through``
 (the moment a stay payment was priced through) are added and ``payments.booking_id`` becomes
 nullable. ``lot_status`` keeps what the lot counts inside and its clock offset.
