@@ -175,6 +175,7 @@ class Agent:
             self.store,
             retention_days=privacy.retention_days,
             history_days=privacy.event_history_days,
+            audit_days=privacy.audit_history_days,
             image_dir=privacy.image_dir or data_dir,
             evidence_dir=data_dir / EVIDENCE_SUBDIR,
             dead_letters=letters,

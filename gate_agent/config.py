@@ -230,6 +230,13 @@ class PrivacyConfig(_Model):
         description="Days after which journal events the cloud confirmed are deleted (bounds the "
         "database on the SD card); an unconfirmed event is kept until confirmed.",
     )
+    audit_history_days: int = Field(
+        400,
+        ge=1,
+        le=3650,
+        description="Days after which operator audit entries (manual opens, presence resets, "
+        "logins) are deleted; their plates go after retention_days already.",
+    )
     hash_plates: bool = Field(False, description="Store plates hashed at the edge.")
 
 

@@ -13,7 +13,9 @@ start) it
    period;
 3. deletes journal events the cloud confirmed that are older than ``privacy.event_history_days``
    (an unconfirmed event is never deleted), a bounded batch per commit;
-4. drops dead letters older than the retention period (they can hold plates).
+4. drops dead letters older than the retention period (they can hold plates);
+5. deletes operator audit entries older than ``privacy.audit_history_days`` (their plates went at
+   step 1), a bounded batch per commit.
 
 A failing run (a locked or corrupt database, a full disk, a bug) is logged with its traceback,
 counted in :attr:`RetentionJob.health` (and ``/metrics``), and retried at the next interval: the
@@ -124,6 +126,7 @@ class RetentionRun:
     images_deleted: int = 0  # kept event images and manual-open frames deleted
     events_trimmed: int = 0  # confirmed events deleted past the history period
     dead_letters_trimmed: int = 0
+    audit_trimmed: int = 0  # operator audit entries deleted past their history period
 
 
 @dataclass(slots=True)
@@ -146,6 +149,7 @@ class RetentionJob:
         *,
         retention_days: int,
         history_days: int | None = None,
+        audit_days: int | None = None,
         image_dir: Path | None = None,
         evidence_dir: Path | None = None,
         dead_letters: Trimmable | None = None,
@@ -155,6 +159,7 @@ class RetentionJob:
         self.store = store
         self.retention = timedelta(days=retention_days)
         self.history = None if history_days is None else timedelta(days=history_days)
+        self.audit_history = None if audit_days is None else timedelta(days=audit_days)
         self.image_dir = image_dir
         self.evidence_dir = evidence_dir
         self.dead_letters = dead_letters
@@ -212,16 +217,21 @@ class RetentionJob:
         deleted = self._delete_images(doomed, cutoff)
         trimmed = 0 if self.history is None else self.store.trim_events(now - self.history)
         letters = 0 if self.dead_letters is None else self.dead_letters.trim(cutoff)
-        done = RetentionRun(blanked, deleted, trimmed, letters)
-        if blanked or deleted or trimmed or letters:
+        audits = (
+            0 if self.audit_history is None else self.store.trim_audit(now - self.audit_history)
+        )
+        done = RetentionRun(blanked, deleted, trimmed, letters, audits)
+        if blanked or deleted or trimmed or letters or audits:
             log.info(
                 "retention: blanked %d event(s), deleted %d image(s) older than %s; "
-                "deleted %d confirmed event(s) past history; dropped %d dead letter(s)",
+                "deleted %d confirmed event(s) past history; dropped %d dead letter(s) "
+                "and %d audit entr(ies)",
                 blanked,
                 deleted,
                 cutoff.isoformat(timespec="seconds"),
                 trimmed,
                 letters,
+                audits,
             )
         return done
 

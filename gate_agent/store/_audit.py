@@ -13,7 +13,7 @@ from typing import Any
 from gate_agent.domain import AuditEntry
 from gate_agent.store._rows import audit_from_row, to_text
 
-__all__ = ["audit", "audit_log", "forget_plates"]
+__all__ = ["audit", "audit_log", "forget_plates", "trim_before"]
 
 
 def audit(
@@ -48,5 +48,14 @@ def forget_plates(conn: sqlite3.Connection, older_than: datetime) -> int:
         """UPDATE audit SET detail = json_remove(detail, '$.plate')
            WHERE at < ? AND json_extract(detail, '$.plate') IS NOT NULL""",
         (to_text(older_than),),
+    )
+    return cursor.rowcount
+
+
+def trim_before(conn: sqlite3.Connection, older_than: datetime, batch: int) -> int:
+    """Delete up to ``batch`` audit entries older than ``older_than``, oldest first."""
+    cursor = conn.execute(
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY id LIMIT ?)",
+        (to_text(older_than), batch),
     )
     return cursor.rowcount

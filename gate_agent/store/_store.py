@@ -532,6 +532,17 @@ class Store:
         with self._write() as conn:
             return audit_sql.audit(conn, self._clock(), actor, action, reason, lane_id, detail)
 
+    def trim_audit(self, older_than: datetime, *, batch: int = TRIM_BATCH) -> int:
+        """Delete audit entries older than ``older_than`` (``batch`` per commit, so a lane's
+        journal commit never waits behind a long delete); returns how many."""
+        total = 0
+        while True:
+            with self._write() as conn:
+                deleted = audit_sql.trim_before(conn, older_than, batch)
+            total += deleted
+            if deleted < batch:
+                return total
+
     def audit_log(self, limit: int = 100) -> list[AuditEntry]:
         """Audit entries newest first."""
         with self._db.read() as conn:

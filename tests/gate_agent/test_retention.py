@@ -159,6 +159,24 @@ def test_plates_in_audit_details_go_after_retention() -> None:
         assert new.detail["plate"] == "CD456"
 
 
+def test_audit_entries_past_their_history_are_deleted_in_bounded_batches() -> None:
+    clock = Clock(NOW - timedelta(days=500))
+    with Store(":memory:", clock=clock) as store:
+        for i in range(5):
+            store.audit("op", "manual_open", f"old {i}", lane_id="entry-1")
+        clock.now = NOW - timedelta(days=10)
+        store.audit("op", "manual_open", "recent", lane_id="entry-1")
+        assert store.trim_audit(NOW - timedelta(days=400), batch=2) == 5  # three commits
+        assert [a.reason for a in store.audit_log()] == ["recent"]
+        clock.now = NOW
+        store.audit("op", "manual_open", "now", lane_id="entry-1")
+        job = RetentionJob(store, retention_days=30, audit_days=400, clock=clock)
+        assert job.run_once().audit_trimmed == 0
+        clock.now = NOW + timedelta(days=395)  # "recent" is now 405 days old, "now" 395
+        assert job.run_once().audit_trimmed == 1
+        assert [a.reason for a in store.audit_log()] == ["now"]
+
+
 def test_manual_open_frames_are_deleted_after_retention(tmp_path: Path) -> None:
     evidence = tmp_path / "evidence"
     evidence.mkdir()
