@@ -6,7 +6,9 @@ contract lands here, as does a journal row that cannot be encoded.
 
 The file is bounded twice: by size (rotated to ``.1`` past ``max_bytes``) and by age: the
 retention job calls :meth:`DeadLetters.trim` to drop entries older than the retention period (a
-dead-lettered reservation change carries a plate).
+dead-lettered reservation change carries a plate). Secrets never land in it: the value of any
+``"secret"`` field (a booking-code key in an ``access_keys`` change) is redacted from the payload
+text before it is written, whether or not the payload parses.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +26,14 @@ __all__ = ["DEAD_LETTERS_FILE", "DeadLetters"]
 log = logging.getLogger(__name__)
 
 DEAD_LETTERS_FILE = "sync-dead-letters.jsonl"  # in the data directory
+# a "secret" field's string value, closed or cut off by truncation, escapes included
+_SECRET_VALUE = re.compile(r'("secret"\s*:\s*)"(?:[^"\\]|\\.)*"?')
+REDACTED = '"[redacted]"'
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every ``"secret"`` field replaced by ``"[redacted]"``."""
+    return _SECRET_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 class DeadLetters:
@@ -37,6 +48,7 @@ class DeadLetters:
 
     def add(self, source: str, reason: str, payload: bytes | str) -> None:
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        text = redact(text)
         line = json.dumps(
             {
                 "at": datetime.now(UTC).isoformat(),

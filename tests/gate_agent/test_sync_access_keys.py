@@ -103,3 +103,20 @@ def test_a_pushed_key_lets_the_lot_verify_codes_offline(
         client.stop()
         peer.close()
     assert verifies(store, code(k1)) == "ok"  # sync stopped: the lot verifies on its own
+
+
+def test_a_malformed_keys_change_is_dead_lettered_without_its_secret(tmp_path: Path) -> None:
+    """The dead-letter file is for an operator to read: a booking-code key in it would let anyone
+    with the SD card forge codes, so the value of every ``secret`` field is redacted, even from
+    a payload that does not parse or is cut off."""
+    secret = base64.urlsafe_b64encode(b"\x07" * 32).decode().rstrip("=")
+    letters = DeadLetters(tmp_path / "dead.jsonl")
+    bad_kid = f'{{"v":1,"lot_id":"{LOT}","seq":4,"kind":"access_keys","access_keys":'
+    bad_kid += f'[{{"kid":"not a kid!","secret":"{secret}"}}]}}'
+    letters.add("mqtt:reservations", "invalid", bad_kid.encode())
+    letters.add("mqtt:reservations", "bad_json", f'{{"secret" : "{secret}'.encode())
+    letters.add("mqtt:reservations", "bad_json", f'{{"kid":"k1","secret":"{secret}"}}')
+    written = (tmp_path / "dead.jsonl").read_text()
+    assert secret not in written and secret[:20] not in written
+    assert [e["payload"].count("[redacted]") for e in letters.read()] == [1, 1, 1]
+    assert "not a kid!" in letters.read()[0]["payload"]  # the rest is kept for the operator
