@@ -32,6 +32,8 @@ from cloud_api.payments.checkout import PayLinks
 from cloud_api.payments.configured import build_provider, resolve_webhook_secret
 from cloud_api.payments.provider import PaymentProvider
 from cloud_api.periodic import PeriodicJob
+from cloud_api.rate_limits import RATE_WINDOW
+from cloud_api.rate_limits import prune as prune_rate_hits
 from cloud_api.retention import RetentionRules, run_retention
 from cloud_api.routes import (
     access,
@@ -62,6 +64,11 @@ def _sweep_holds(sessions: sessionmaker[Session], clock: Callable[[], datetime])
         log.info("expired %d unpaid holds", len(expired))
 
 
+def _prune_rate_hits(sessions: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+    with sessions.begin() as session:
+        prune_rate_hits(session, clock(), RATE_WINDOW)
+
+
 def periodic_jobs(
     settings: Settings, sessions: sessionmaker[Session], clock: Callable[[], datetime]
 ) -> list[PeriodicJob]:
@@ -75,6 +82,12 @@ def periodic_jobs(
             "hold-sweep",
             settings.hold_sweep_seconds,
             lambda: _sweep_holds(sessions, clock),
+            clock=clock,
+        ),
+        PeriodicJob(
+            "rate-limit-prune",
+            settings.hold_sweep_seconds,
+            lambda: _prune_rate_hits(sessions, clock),
             clock=clock,
         ),
         PeriodicJob(

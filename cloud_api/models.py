@@ -47,6 +47,7 @@ __all__ = [
     "OutboxMessage",
     "Payment",
     "PaymentKind",
+    "RateHit",
     "Role",
     "Space",
     "Stay",
@@ -411,3 +412,15 @@ class Stay(Base):
     overstay_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateHit(Base):
+    """Hits of one rate-limit key in one time bucket (``cloud_api.rate_limits``): shared by
+    every API worker and process, so a limit is the same however many serve."""
+
+    __tablename__ = "rate_hits"
+    __table_args__ = (Index("ix_rate_hits_bucket", "bucket"),)
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)  # start, seconds since epoch
+    hits: Mapped[int] = mapped_column(Integer, default=0)

@@ -3,8 +3,9 @@ the server-rendered page ``GET /lots/{lot_id}/pay`` (no build step) a lane displ
 links to (``?plate=`` prefills it).
 
 Enumeration: every call counts against a per-client-address and a per-lot limit (429
-``rate_limited``); an unknown plate answers an empty list through the same queries as a known
-one; the answers carry nothing but a session id, the entry time and the amount.
+``rate_limited``), counted in the database so that they hold across workers
+(:mod:`cloud_api.rate_limits`); an unknown plate answers an empty list through the same queries
+as a known one; the answers carry nothing but a session id, the entry time and the amount.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from cloud_api.errors import InvalidRequest, NotFound
 from cloud_api.models import Lot, Payment
 from cloud_api.payments.checkout import try_open_checkout
 from cloud_api.plates import normalise_plate
+from cloud_api.rate_limits import SharedRateLimit
 from cloud_api.schemas import Problem
 from cloud_api.settings import Settings
-from cloud_api.stays import OwingStay, RateLimit, get_stay, owing_stays, start_stay_payment
+from cloud_api.stays import OwingStay, get_stay, owing_stays, start_stay_payment
 
 __all__ = ["router"]
 
@@ -49,17 +51,23 @@ class StayPaymentOut(BaseModel):
 
 
 class _Limits:
+    """Counted in the database: the same limits for every worker and process."""
+
     def __init__(self, settings: Settings) -> None:
-        self.client = RateLimit(settings.pay_by_plate_per_client_per_minute)
-        self.lot = RateLimit(settings.pay_by_plate_per_lot_per_minute)
+        per_client = settings.pay_by_plate_per_client_per_minute
+        per_lot = settings.pay_by_plate_per_lot_per_minute
+        self.client = SharedRateLimit("pay-by-plate:client", per_client)
+        self.lot = SharedRateLimit("pay-by-plate:lot", per_lot)
 
 
-def _check_rate(request: Request, lot_id: int, now: datetime) -> None:
-    limits: _Limits | None = getattr(request.app.state, "pay_by_plate_limits", None)
+def _check_rate(db: Session, request: Request, lot_id: int, now: datetime) -> None:
+    """Count the call against both limits; commits ``db`` (call before writing anything)."""
+    state = request.app.state
+    limits: _Limits | None = getattr(state, "pay_by_plate_limits", None)
     if limits is None:
-        limits = request.app.state.pay_by_plate_limits = _Limits(request.app.state.settings)
+        limits = state.pay_by_plate_limits = _Limits(state.settings)
     address = request.client.host if request.client else "unknown"
-    if not limits.client.allow(address, now) or not limits.lot.allow(str(lot_id), now):
+    if not limits.client.allow(db, address, now) or not limits.lot.allow(db, str(lot_id), now):
         raise ApiError(429, "rate_limited", "too many pay-by-plate requests; try again soon")
 
 
@@ -86,7 +94,7 @@ def _view(item: OwingStay, base: str, lot_id: int, plate: str) -> StayOut:
 
 
 def _owing(db: Session, request: Request, lot_id: int, raw: str, now: datetime) -> list[StayOut]:
-    _check_rate(request, lot_id, now)
+    _check_rate(db, request, lot_id, now)
     _lot(db, lot_id)
     try:
         plate = normalise_plate(raw)
@@ -116,12 +124,13 @@ def _pay(
     db: Session, request: Request, session_id: str, lot_id: int | None, now: datetime
 ) -> Payment:
     try:
-        stay = get_stay(db, session_id, for_update=True)
+        found = get_stay(db, session_id)
     except NotFound:
-        stay = None
-    if stay is None or (lot_id is not None and stay.lot_id != lot_id):
+        found = None
+    if found is None or (lot_id is not None and found.lot_id != lot_id):
         raise ApiError(404, "session_not_found", "no such parking session at this lot")
-    _check_rate(request, stay.lot_id, now)
+    _check_rate(db, request, found.lot_id, now)  # commits: before the stay's row lock
+    stay = get_stay(db, session_id, for_update=True)
     payment = start_stay_payment(db, stay, now)
     db.commit()
     return payment

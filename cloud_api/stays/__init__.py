@@ -25,7 +25,6 @@ from cloud_api.stays._pay import (
     record_stay_payment,
     start_stay_payment,
 )
-from cloud_api.stays._rate import RateLimit
 from cloud_api.stays._record import (
     GatePass,
     close_stay,
@@ -39,7 +38,6 @@ __all__ = [
     "GatePass",
     "Owed",
     "OwingStay",
-    "RateLimit",
     "Stay",
     "StayKind",
     "StayStatus",

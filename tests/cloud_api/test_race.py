@@ -152,3 +152,41 @@ def test_concurrent_unpaid_holds_stop_at_the_limit_on_sqlite(tmp_path: Path) -> 
     """On SQLite every transaction is ``BEGIN IMMEDIATE``: the count and the insert of two
     requests (two worker processes) cannot interleave, so the limit holds there too."""
     _assert_holds_stop_at_the_limit(f"sqlite:///{tmp_path / 'holds.db'}")
+
+
+async def _plate_storm(base: str, lot_id: int, n: int) -> Counter[int]:
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        answers = await asyncio.gather(
+            *(
+                client.get(f"/lots/{lot_id}/sessions", params={"plate": f"XX{i:03d}"})
+                for i in range(n)
+            )
+        )
+    return Counter(r.status_code for r in answers)
+
+
+def _assert_pay_by_plate_limit_is_shared(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pay by plate's per-client limit (5 a minute here) is counted in the database: 30
+    concurrent lookups from one address through two worker processes get exactly 5 answers,
+    not 5 per worker."""
+    monkeypatch.setenv("PARKGATE_PAY_BY_PLATE_PER_CLIENT_PER_MINUTE", "5")
+    upgrade(url)
+    world = seed_world(url)
+    with running_server(url, workers=2) as base:
+        counts = asyncio.run(_plate_storm(base, world.lot_id, 30))
+    assert counts == Counter({200: 5, 429: 25}), counts
+
+
+@pytest.mark.integration
+def test_the_pay_by_plate_limit_holds_across_workers_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _assert_pay_by_plate_limit_is_shared(f"sqlite:///{tmp_path / 'plates.db'}", monkeypatch)
+
+
+@pytest.mark.integration
+def test_the_pay_by_plate_limit_holds_across_workers_on_postgres(
+    postgres_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _assert_pay_by_plate_limit_is_shared(postgres_db, monkeypatch)
