@@ -49,6 +49,7 @@ from cloud_api.routes import (
     stays,
     tokens,
 )
+from cloud_api.security_headers import SecurityHeaders
 from cloud_api.settings import Settings
 
 __all__ = ["create_app"]
@@ -177,6 +178,7 @@ def create_app(
     app.add_middleware(lots.NearCacheHits, near=near_cache)  # inside RequestMetrics
     app.add_middleware(BodyLimit, limits=_body_limits(settings))  # inside RequestMetrics
     install_metrics(app, sessions, token=settings.secret("metrics_token"))  # GET /metrics
+    app.add_middleware(SecurityHeaders, public_url=settings.public_url)  # outermost
     for module in (
         lots,
         bookings,

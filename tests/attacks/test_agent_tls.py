@@ -74,8 +74,9 @@ def test_https_with_a_made_certificate_and_a_secure_cookie(
             assert response.status_code == 303
             cookie = response.headers["set-cookie"].lower()
             assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
-            assert client.get("/").status_code == 200
-            assert csrf_of(client.get("/").text)
+            page = client.get("/")
+            assert page.status_code == 200 and csrf_of(page.text)
+            assert page.headers["strict-transport-security"].startswith("max-age=")
     finally:
         agent.stop()
 
