@@ -36,6 +36,13 @@ __all__ = [
 
 PlateHasher = Callable[[str], str]
 
+# A booking is used up by its exit, here as in the cloud (which completes it on the exit event and
+# pushes that back): without this, a car could leave early, earn the early-exit credit, and come
+# back in on the same booking while the lot is offline or before the push arrives.
+_COMPLETE_RESERVATION = (
+    "UPDATE reservations SET status = 'completed' WHERE id = ? AND status = 'confirmed'"
+)
+
 _INSERT_EVENT = f"""
 INSERT INTO events ({EVENT_COLUMNS.removesuffix(", sent_at, confirmed_at")})
 VALUES ({", ".join("?" * 18)})
@@ -66,6 +73,8 @@ def insert_event(
         return False
     if presence != "none":
         apply_presence(conn, event, presence, now, stay_kind)
+    if event.kind is EventKind.EXIT and event.reservation_id:
+        conn.execute(_COMPLETE_RESERVATION, (event.reservation_id,))
     return True
 
 

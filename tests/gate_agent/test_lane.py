@@ -364,3 +364,35 @@ def test_a_new_policy_counts_from_the_next_decision_without_a_restart(
     assert third is not None and third.decision.reason is Reason.RESERVATION_VALID
     assert lane.current_rules().anti_passback.value == "off"
     assert lane.current_rules() is lane.current_rules()  # built once per policy
+
+
+def test_a_booking_is_used_up_by_its_exit_even_before_the_cloud_says_so(
+    store: Store, barrier: DryRunBarrier
+) -> None:
+    """Leave early (the cloud credits the unused time) and come back in on the same booking
+    while the lot is offline: the gate completes the booking with the exit's own commit, as the
+    cloud does when the exit reaches it, so the second entry is refused."""
+    clock = Clock()
+    entry = make_lane(store, barrier, ScriptedRecognizer([read("ABC123")]), clock)
+    assert entry.process_frame(frame(1, clock)).decision.open  # type: ignore[union-attr]
+    clock.t += 60
+    exit_lane = make_lane(
+        store, barrier, ScriptedRecognizer([read("ABC123")]), clock, Direction.EXIT
+    )
+    left = exit_lane.process_frame(frame(2, clock))
+    assert left is not None and left.decision.open and left.decision.reservation_id == "bk1"
+    cached = store.get_reservation("bk1")
+    assert cached is not None and cached.status is ReservationStatus.COMPLETED
+    clock.t += 60
+    again = make_lane(store, barrier, ScriptedRecognizer([read("ABC123")]), clock)
+    assert again.process_frame(frame(3, clock)) is None  # a denial waits out the pass budget
+    clock.t += 1.6
+    back = again.tick()
+    assert back is not None and not back.decision.open
+    assert back.decision.reason is Reason.EXPIRED
+    journaled = [(e.kind, e.reason) for e in reversed(store.events())]
+    assert journaled == [
+        (EventKind.ENTRY, "reservation_valid"),
+        (EventKind.EXIT, "exit_paid"),
+        (EventKind.DENIED, "expired"),
+    ]
