@@ -24,6 +24,7 @@ from gate_agent.store._rows import EVENT_COLUMNS, event_from_row, event_row, to_
 __all__ = [
     "confirmed_before",
     "events",
+    "exited_confirmed_reservations",
     "insert_event",
     "outbox_depth",
     "purge_reads",
@@ -35,13 +36,6 @@ __all__ = [
 ]
 
 PlateHasher = Callable[[str], str]
-
-# A booking is used up by its exit, here as in the cloud (which completes it on the exit event and
-# pushes that back): without this, a car could leave early, earn the early-exit credit, and come
-# back in on the same booking while the lot is offline or before the push arrives.
-_COMPLETE_RESERVATION = (
-    "UPDATE reservations SET status = 'completed' WHERE id = ? AND status = 'confirmed'"
-)
 
 _INSERT_EVENT = f"""
 INSERT INTO events ({EVENT_COLUMNS.removesuffix(", sent_at, confirmed_at")})
@@ -73,8 +67,6 @@ def insert_event(
         return False
     if presence != "none":
         apply_presence(conn, event, presence, now, stay_kind)
-    if event.kind is EventKind.EXIT and event.reservation_id:
-        conn.execute(_COMPLETE_RESERVATION, (event.reservation_id,))
     return True
 
 
@@ -178,3 +170,13 @@ def trim_confirmed(conn: sqlite3.Connection, seqs: Iterable[int]) -> int:
     """Delete the events ``seqs``; an unconfirmed event is never deleted, whatever its age."""
     sql = "DELETE FROM events WHERE seq = ? AND confirmed_at IS NOT NULL"
     return sum(conn.execute(sql, (seq,)).rowcount for seq in seqs)
+
+
+def exited_confirmed_reservations(conn: sqlite3.Connection) -> set[str]:
+    """Ids of reservations this gate journaled an exit for that the cache still holds as
+    confirmed (the cloud's completion has not arrived yet): used up all the same. One scan of
+    the journal at start; usually none, as the cloud's push follows an exit within seconds."""
+    sql = """SELECT DISTINCT e.reservation_id FROM events AS e
+             JOIN reservations AS r ON r.id = e.reservation_id
+             WHERE e.kind = 'exit' AND r.status = 'confirmed'"""
+    return {row[0] for row in conn.execute(sql)}

@@ -61,11 +61,13 @@ from gate_agent.domain import (
     AuditEntry,
     CandidateFacts,
     CharOdds,
+    EventKind,
     JournalEvent,
     ListEntry,
     ListKind,
     Presence,
     Reservation,
+    ReservationStatus,
     StayKind,
     StayPayment,
 )
@@ -143,6 +145,7 @@ class Store:
             self._keys = _load_filter(conn)
             self._policy = policy_sql.load(conn)
             self._access_keys = keys_sql.load(conn)
+            self._used_up = journal_sql.exited_confirmed_reservations(conn)
         if applied:
             log.info("store %s: applied migrations %s", self._db.path, ", ".join(applied))
 
@@ -192,6 +195,9 @@ class Store:
             with self._write() as conn:
                 self._keys.add_all(_keys_of(r.plate for r in chunk))  # before the rows commit
                 count += cache.upsert_reservations(conn, chunk, self._stamp())
+            if self._used_up:  # the cloud's word has come: no longer ours to remember
+                done = {r.id for r in chunk if r.status is not ReservationStatus.CONFIRMED}
+                self._used_up -= done
         if count > BULK_CHUNK:
             self._db.checkpoint()
         if self._keys.overfull:
@@ -211,6 +217,7 @@ class Store:
             count = cache.replace_reservations(
                 conn, _chunks(noting_keys(reservations), BULK_CHUNK), self._stamp()
             )
+            self._used_up = journal_sql.exited_confirmed_reservations(conn)
         self._db.checkpoint()
         self._rebuild_filter()  # drop the replaced plates' keys, size it for the new cache
         log.info("reservation snapshot applied: %d reservations", count)
@@ -218,11 +225,15 @@ class Store:
 
     def remove_reservation(self, reservation_id: str) -> bool:
         with self._write() as conn:
-            return cache.remove_reservation(conn, reservation_id)
+            removed = cache.remove_reservation(conn, reservation_id)
+        self._used_up.discard(reservation_id)
+        return removed
 
     def get_reservation(self, reservation_id: str) -> Reservation | None:
+        """The cached reservation (completed if this gate journaled its exit: see facts_for)."""
         with self._db.read() as conn:
-            return cache.get_reservation(conn, reservation_id)
+            found = cache.get_reservation(conn, reservation_id)
+        return None if found is None else self._as_used(found)
 
     def reservations_for_plate(self, plate: str) -> list[Reservation]:
         with self._db.read() as conn:
@@ -328,9 +339,21 @@ class Store:
 
         The read's evidence (per-character confidences, the OCR's odds) decides fuzzy matches;
         without it every character counts as sure: exact matches only."""
-        return lookup_sql.lookup(
+        facts = lookup_sql.lookup(
             self._db.fetch, read_text, confidence, self._keys, char_confidences, char_odds
         )
+        if self._used_up and any(r.id in self._used_up for r in facts.reservations):
+            facts = replace(facts, reservations=tuple(map(self._as_used, facts.reservations)))
+        return facts
+
+    def _as_used(self, reservation: Reservation) -> Reservation:
+        """``reservation`` as completed when this gate journaled its exit and the cache still
+        says confirmed (the cloud completes a booking on its exit and pushes that back, but a
+        lot offline, or a push still on its way, must not let the car in again on a booking
+        whose unused time the exit credits)."""
+        if reservation.id in self._used_up and reservation.status is ReservationStatus.CONFIRMED:
+            return replace(reservation, status=ReservationStatus.COMPLETED)
+        return reservation
 
     # -- presence -------------------------------------------------------------------------------
 
@@ -381,6 +404,8 @@ class Store:
             self._keys.add_all(_keys_of([event.plate]))  # a plate inside is looked up too
         with self._write() as conn:
             journal_sql.insert_event(conn, event, presence, self._clock(), self._hash, stay_kind)
+        if event.kind is EventKind.EXIT and event.reservation_id:
+            self._used_up.add(event.reservation_id)  # the journal row is its durable record
         return event.event_id
 
     # -- stay payments --------------------------------------------------------------------------

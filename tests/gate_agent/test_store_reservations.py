@@ -3,11 +3,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from gate_agent import plates
-from gate_agent.domain import MatchKind, Reservation, ReservationStatus
+from gate_agent.domain import EventKind, JournalEvent, MatchKind, Reservation, ReservationStatus
 from gate_agent.plates import normalise
 from gate_agent.store import Store
 
@@ -138,3 +139,44 @@ def test_lookup_agrees_with_matching_the_whole_cache(store: Store) -> None:
     ]
     for read in reads:
         assert store.facts_for(read, 0.9).match == plates.match(read, cached), read
+
+
+def status(store: Store, rid: str) -> ReservationStatus:
+    found = store.get_reservation(rid)
+    assert found is not None
+    return found.status
+
+
+def _exit(store: Store, rid: str, plate: str) -> None:
+    entry = JournalEvent(
+        lot_id="lot-1", kind=EventKind.ENTRY, lane_id="in", plate=plate, reservation_id=rid
+    )
+    store.record_pass(entry, presence="enter")
+    left = JournalEvent(
+        lot_id="lot-1", kind=EventKind.EXIT, lane_id="out", plate=plate, reservation_id=rid
+    )
+    store.record_pass(left, presence="leave")
+
+
+def test_a_journaled_exit_uses_the_booking_up_across_a_restart_until_the_cloud_agrees(
+    tmp_path: Path,
+) -> None:
+    """The gate's exit completes the booking at once (the cloud's push follows); the journal
+    is its record, so a restart in between keeps it; a stale confirmed push does not undo it,
+    and the cloud's own completion (or a removal) ends the need to remember."""
+    path = tmp_path / "agent.sqlite3"
+    with Store(path, clock=lambda: NOW) as store:
+        store.upsert_reservations([res("r1", "AB123CD"), res("r2", "CD456EF")])
+        _exit(store, "r1", "AB123CD")
+        assert status(store, "r1") is ReservationStatus.COMPLETED
+        assert status(store, "r2") is ReservationStatus.CONFIRMED
+        [facts] = [store.facts_for("AB123CD", 0.99)]
+        assert [r.status for r in facts.reservations] == [ReservationStatus.COMPLETED]
+    with Store(path, clock=lambda: NOW) as store:  # restarted before the cloud's push
+        assert status(store, "r1") is ReservationStatus.COMPLETED
+        store.upsert_reservation(res("r1", "AB123CD"))  # a push made before the exit reached it
+        assert status(store, "r1") is ReservationStatus.COMPLETED
+        store.replace_all_reservations([res("r1", "AB123CD"), res("r2", "CD456EF")])
+        assert status(store, "r1") is ReservationStatus.COMPLETED
+        store.upsert_reservation(res("r1", "AB123CD", ReservationStatus.COMPLETED))
+        assert store._used_up == set()  # the cloud agrees: nothing left to remember
