@@ -449,8 +449,13 @@ def _refuse_while_unpaid(session: Session, booking: Booking) -> None:
 
 
 def change_plate(session: Session, booking: Booking, plate: str, *, now: datetime) -> Booking:
+    """A new plate for the booking (a rental, a second car), before the car arrives or after it
+    left. Refused (409 ``car_inside``) while its car is inside: the gate would let a second car
+    in on the same booking under the new plate while the first is still parked."""
     if booking.status not in ACTIVE:
         raise Conflict("not_active", f"booking is {booking.status}")
+    if booking.arrived_at is not None and booking.exited_at is None:
+        raise Conflict("car_inside", "the booked car is inside: change the plate once it has left")
     old, booking.plate = booking.plate, normalise_plate(plate)
     booking.updated_at = now
     record_change(session, booking, "plate_changed", now)

@@ -260,7 +260,7 @@ def extend_booking(
     "/bookings/{booking_id}/plate",
     response_model=BookingOut,
     responses=ERRORS,
-    summary="Change the plate (temporary or rental car)",
+    summary="Change the plate (temporary or rental car); 409 car_inside while the car is parked",
 )
 def change_plate(
     request: Request, booking_id: BookingId, body: PlateChange, db: Db, user: Caller, now: Now

@@ -161,6 +161,19 @@ def test_change_plate(session: Session, lot: Lot, customer) -> None:  # type: ig
         svc.change_plate(session, a, "!", now=NOW)
 
 
+def test_no_plate_change_while_the_car_is_inside(session: Session, lot: Lot, customer) -> None:  # type: ignore[no-untyped-def]
+    """One booking, two cars: with the plate changed while the first car is parked, the gate
+    would admit a second car under the new plate. Refused; nothing is pushed to the lot."""
+    a = book(session, lot, customer)
+    pay_booking(session, a.id, NOW)
+    record_arrival(session, a, at=NOW + H, now=NOW + H)
+    pushed = len(changes(session, lot))
+    with pytest.raises(Conflict) as refused:
+        svc.change_plate(session, a, "SECOND1", now=NOW + H)
+    assert refused.value.reason == "car_inside"
+    assert a.plate != "SECOND1" and len(changes(session, lot)) == pushed
+
+
 def test_early_exit_credit_and_overstay(session: Session, lot: Lot, customer) -> None:  # type: ignore[no-untyped-def]
     a = book(session, lot, customer)  # 2 h, 500
     b = book(session, lot, customer)
