@@ -66,8 +66,12 @@ def owing_stays(session: Session, lot_id: int, plate: str, now: datetime) -> lis
 
 
 def get_stay(session: Session, session_id: str, *, for_update: bool = False) -> Stay:
+    """The stay of pay-by-plate id ``session_id``; ``for_update`` locks its row and reloads it
+    (an object the session loaded before the lock may be stale)."""
     stmt = select(Stay).where(Stay.session_id == session_id)
-    stay = session.scalars(stmt.with_for_update() if for_update else stmt).first()
+    if for_update:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    stay = session.scalars(stmt).first()
     if stay is None:
         raise NotFound("session_not_found", "no such parking session")
     return stay
