@@ -37,7 +37,7 @@ from gate_agent.web import (
 from gate_agent.web.auth import LoginRequired, OperatorBook, bearer_refusal
 from gate_agent.web.context import AgentParts, SyncStatus, SyncStatusSource, WebContext
 from gate_agent.web.deps import WebState, render, web_state
-from gate_agent.web.headers import SecurityHeaders, security_headers
+from gate_agent.web.headers import security_headers, with_security_headers
 from gate_agent.web.limits import RequestGate
 from gate_agent.web.render import esc
 from gate_agent.web.sessions import COOKIE, OperatorSessions, SessionSigner
@@ -77,7 +77,7 @@ def create_web_app(
     app.middleware("http")(_sessions)
     app.middleware("http")(_access_log)
     # outermost: refusals (413, 429) carry the headers too
-    app.add_middleware(SecurityHeaders, headers=security_headers(https=ctx.web.tls))
+    app.middleware("http")(with_security_headers(security_headers(https=ctx.web.tls)))
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]

@@ -1,5 +1,5 @@
-"""Security headers on every answer of the agent's web app (pure ASGI, so the display's
-server-sent events stream through untouched).
+"""Security headers on every answer of the agent's web app (an HTTP middleware, outermost, so
+refusals carry them too).
 
 - ``X-Frame-Options: DENY`` and CSP ``frame-ancestors 'none'``: no other site can frame the
   status page and trick an operator into pressing *Open barrier* (clickjacking gets past CSRF
@@ -15,44 +15,40 @@ A header the route already set is left as it is.
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Awaitable, Callable
 
-__all__ = ["SecurityHeaders", "security_headers"]
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = ["security_headers", "with_security_headers"]
 
 HSTS_SECONDS = 365 * 24 * 3600
+Next = Callable[[Request], Awaitable[Response]]
+Middleware = Callable[[Request, Next], Awaitable[Response]]
 
 
-def security_headers(*, https: bool) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"x-frame-options", b"DENY"),
-        (b"content-security-policy", b"frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
-        (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"same-origin"),
-        (b"cache-control", b"no-store"),
-    ]
+def security_headers(*, https: bool) -> dict[str, str]:
+    headers = {
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    }
     if https:
-        headers.append((b"strict-transport-security", f"max-age={HSTS_SECONDS}".encode()))
+        headers["Strict-Transport-Security"] = f"max-age={HSTS_SECONDS}"
     return headers
 
 
-class SecurityHeaders:
-    """Adds ``headers`` to every HTTP response that does not set them itself."""
+def with_security_headers(
+    headers: dict[str, str],
+) -> Callable[[Request, Next], Awaitable[Response]]:
+    """An HTTP middleware adding ``headers`` where the route did not set its own."""
 
-    def __init__(self, app: ASGIApp, *, headers: list[tuple[bytes, bytes]]) -> None:
-        self.app = app
-        self.headers = headers
+    async def add_headers(request: Request, call_next: Next) -> Response:
+        response = await call_next(request)
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = list(message.get("headers", []))
-                names = {name.lower() for name, _ in present}
-                present.extend((k, v) for k, v in self.headers if k not in names)
-                message["headers"] = present
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+    return add_headers
