@@ -97,9 +97,11 @@ class PostgresInstance:
         return self
 
     def _spawn(self, server_log: IO[bytes]) -> subprocess.Popen[bytes]:
+        # as root the server runs as the postgres user straight from Popen, not under runuser:
+        # runuser does not pass SIGINT on, so every stop waited out its timeout (20 s)
+        user = "postgres" if self._as_user else None
         return subprocess.Popen(
             [
-                *self._as_user,
                 self.postgres,
                 "-D",
                 str(self.datadir),
@@ -113,6 +115,8 @@ class PostgresInstance:
             ],
             stdout=subprocess.DEVNULL,
             stderr=server_log,
+            user=user,
+            group=user,
         )
 
     def log_text(self) -> str:
