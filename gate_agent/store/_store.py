@@ -237,7 +237,7 @@ class Store:
 
     def reservations_for_plate(self, plate: str) -> list[Reservation]:
         with self._db.read() as conn:
-            return cache.reservations_for_plate(conn, plate)
+            return [self._as_used(r) for r in cache.reservations_for_plate(conn, plate)]
 
     # -- allow/deny lists -----------------------------------------------------------------------
 

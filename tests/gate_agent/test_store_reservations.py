@@ -170,8 +170,10 @@ def test_a_journaled_exit_uses_the_booking_up_across_a_restart_until_the_cloud_a
         _exit(store, "r1", "AB123CD")
         assert status(store, "r1") is ReservationStatus.COMPLETED
         assert status(store, "r2") is ReservationStatus.CONFIRMED
-        [facts] = [store.facts_for("AB123CD", 0.99)]
+        facts = store.facts_for("AB123CD", 0.99)
         assert [r.status for r in facts.reservations] == [ReservationStatus.COMPLETED]
+        [listed] = store.reservations_for_plate("AB123CD")  # the status page's lookup agrees
+        assert listed.status is ReservationStatus.COMPLETED
     with Store(path, clock=lambda: NOW) as store:  # restarted before the cloud's push
         assert status(store, "r1") is ReservationStatus.COMPLETED
         store.upsert_reservation(res("r1", "AB123CD"))  # a push made before the exit reached it
