@@ -5,8 +5,9 @@ code held up is read, and the frame → barrier command time of a code that open
    calls it (grey copy at most 960 px wide; Aruco QR detector). The lane looks only on frames
    whose plates did not open, at most every 0.3 s, so this is added to those frames only; an
    opening by plate never waits for it.
-2. **Read rate**: every photo wide enough with a code pasted flat (6 px a module) and shown on a
-   phone screen turned 15° and blurred (5 px): how many are read.
+2. **Read rate**: every photo wide enough for the phone with a code pasted flat (6 px a module)
+   and shown on a phone screen turned 15°, with glare, blurred (5 px): how many are read. The
+   drawing is :mod:`bench.qr_photos`, the same the lane tests use.
 3. **Lane**: an entry lane (real recognizer, on-disk store with the lot's key, dry-run barrier)
    given each photo with a valid code for a confirmed booking of another plate, as one fresh
    car's only frame: frame → barrier command (recognition, the look, verify, decide, fsync'd
@@ -22,12 +23,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import cv2
 import numpy as np
-import qrcode
 
 from bench.dataset import load_samples
 from bench.lane import make_lane
+from bench.qr_photos import on_phone, pasted, phone_side, qr_image
 from gate_agent.code_reader import CodeReader
 from gate_agent.domain import Reason, Reservation, ReservationStatus
 from gate_agent.recognition import Recognizer, load_image, models_dir_from_env
@@ -44,33 +44,6 @@ _REPO = Path(__file__).resolve().parent.parent
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _qr(text: str, module_px: int) -> np.ndarray:
-    code = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
-    code.add_data(text)
-    code.make()
-    grey = np.where(np.array(code.get_matrix(), dtype=bool), 0, 255).astype(np.uint8)
-    size = grey.shape[0] * module_px
-    grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_NEAREST)
-    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-
-
-def _pasted(photo: np.ndarray, qr: np.ndarray) -> np.ndarray:
-    out = photo.copy()
-    out[10 : 10 + qr.shape[0], 10 : 10 + qr.shape[1]] = qr
-    return out
-
-
-def _on_phone(photo: np.ndarray, qr: np.ndarray) -> np.ndarray:
-    side = qr.shape[0] + 40
-    phone = np.full((side, side, 3), 25, dtype=np.uint8)
-    phone[20:-20, 20:-20] = cv2.convertScaleAbs(qr, alpha=0.85, beta=30)
-    turn = cv2.getRotationMatrix2D((side / 2, side / 2), 15, 1.0)
-    phone = cv2.warpAffine(phone, turn, (side, side), borderValue=(90, 90, 90))
-    out = photo.copy()
-    out[10 : 10 + side, 10 : 10 + side] = phone
-    return cv2.GaussianBlur(out, (5, 5), 0)
 
 
 def _code(booking: str) -> str:
@@ -92,10 +65,10 @@ def _looks(reader: CodeReader, photos: list[np.ndarray]) -> list[str]:
 
 def _reads(reader: CodeReader, photos: list[np.ndarray]) -> list[str]:
     code = _code("bk_read")
-    qr = _qr(code, 6)
-    wide = [p for p in photos if min(p.shape[:2]) > qr.shape[0] * 1.3 + 20]
-    flat = sum(reader.read(_pasted(p, qr)) == code for p in wide)
-    phone = sum(reader.read(_on_phone(p, qr)) == code for p in wide)
+    qr = qr_image(code, 6)
+    wide = [p for p in photos if min(p.shape[:2]) > phone_side(qr) + 10]
+    flat = sum(reader.read(pasted(p, qr, 10, 10)) == code for p in wide)
+    phone = sum(reader.read(on_phone(p, qr, angle=15, blur=5, x=10, y=10)) == code for p in wide)
     return [
         f"codes read: flat {flat} of {len(wide)}, on a phone turned 15° and blurred "
         f"{phone} of {len(wide)}"
@@ -121,7 +94,7 @@ def _lane_latency(recognizer: Recognizer, photos: list[np.ndarray], tmp: Path) -
                 )
             )
             lane = make_lane(recognizer, store, barrier)
-            image = _pasted(photo, _qr(_code(booking), 6))
+            image = pasted(photo, qr_image(_code(booking), 6), 10, 10)
             frame = Frame(image=image, seq=index, captured_at=time.monotonic(), wall_time=0.0)
             outcome = lane.process_frame(frame)
             if outcome is not None and outcome.decision.reason is Reason.BOOKING_CODE:
