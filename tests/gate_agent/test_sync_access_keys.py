@@ -16,7 +16,7 @@ from devservices import MosquittoInstance, wait_for
 from gate_agent.store import Store
 from gate_agent.sync._dead_letters import DeadLetters
 from gate_agent.sync._feed import ReservationFeed
-from tests.support.sync import CloudPeer, FakeCloud, start_sync
+from tests.support.sync import CloudPeer, FakeCloud, feed_for, start_sync
 
 LOT = "lot-k"
 NOW = datetime.now(UTC)
@@ -49,14 +49,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def feed(store: Store, cloud: FakeCloud, tmp_path: Path) -> ReservationFeed:
-    return ReservationFeed(
-        store,
-        LOT,
-        DeadLetters(tmp_path / "dead.jsonl"),
-        cloud_url="http://cloud.test/api",
-        device_token=cloud.token,
-        transport=cloud.transport,
-    )
+    return feed_for(store, cloud, tmp_path)
 
 
 def test_catch_up_brings_the_keys_and_a_rotation_keeps_the_old_one_until_it_retires(

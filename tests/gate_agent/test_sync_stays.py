@@ -13,12 +13,11 @@ import pytest
 
 import parkgate_protocol as p
 from devservices import MosquittoInstance, wait_for
-from gate_agent.domain import Direction, EventKind, JournalEvent, StayKind
+from gate_agent.domain import StayKind
 from gate_agent.store import Store
 from gate_agent.sync._clock import ClockOffset
-from gate_agent.sync._dead_letters import DeadLetters
 from gate_agent.sync._feed import ReservationFeed
-from tests.support.sync import CloudPeer, FakeCloud, start_sync
+from tests.support.sync import CloudPeer, FakeCloud, car_inside, feed_for, start_sync
 
 LOT = "lot-a"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -31,17 +30,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def drive_up(store: Store, plate: str, stay: str) -> None:
-    event = JournalEvent(
-        lot_id=LOT,
-        kind=EventKind.ENTRY,
-        direction=Direction.ENTRY,
-        lane_id="entry-1",
-        visit_id=stay,
-        stay_id=stay,
-        plate=plate,
-        occurred_at=T0,
-    )
-    store.record_pass(event, presence="enter", stay_kind=StayKind.DRIVE_UP)
+    car_inside(store, plate, stay, at=T0, kind=StayKind.DRIVE_UP, lot_id=LOT)
 
 
 def payment(stay: str, plate: str = "AB123CD", cents: int = 500) -> p.StayPayment:
@@ -51,15 +40,7 @@ def payment(stay: str, plate: str = "AB123CD", cents: int = 500) -> p.StayPaymen
 
 
 def feed(store: Store, cloud: FakeCloud, tmp_path: Path, told: list[str]) -> ReservationFeed:
-    return ReservationFeed(
-        store,
-        LOT,
-        DeadLetters(tmp_path / "dead.jsonl"),
-        cloud_url="http://cloud.test/api",
-        device_token=cloud.token,
-        transport=cloud.transport,
-        on_stay_paid=told.append,
-    )
+    return feed_for(store, cloud, tmp_path, on_stay_paid=told.append)
 
 
 def test_catch_up_keeps_stay_payments_and_tells_the_lanes_then_a_snapshot_keeps_them(

@@ -11,11 +11,12 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from gate_agent.app import Agent
-from gate_agent.domain import Direction, EventKind, JournalEvent, StayKind, StayPayment
+from gate_agent.domain import StayKind, StayPayment
 from gate_agent.recognition import Recognizer
 from gate_agent.web import create_web_app, hash_password
 from parkgate_protocol import parse_policy, price_stay
 from tests.gate_agent.test_web_api import PASSWORD, TestClient, build_web_agent, login
+from tests.support.sync import car_inside
 
 POLICY = {"version": 3, "drive_up": True, "drive_up_spaces": 4, "pay_before_exit": True}
 
@@ -32,17 +33,7 @@ def agent(
 
 def inside(agent: Agent, plate: str, stay: str, kind: StayKind, hours: float) -> datetime:
     entered = datetime.now(UTC) - timedelta(hours=hours)
-    event = JournalEvent(
-        lot_id="lot-web",
-        kind=EventKind.ENTRY,
-        direction=Direction.ENTRY,
-        lane_id="entry-1",
-        visit_id=stay,
-        stay_id=stay,
-        plate=plate,
-        occurred_at=entered,
-    )
-    agent.store.record_pass(event, presence="enter", stay_kind=kind)
+    car_inside(agent.store, plate, stay, at=entered, kind=kind, lot_id="lot-web")
     return entered
 
 

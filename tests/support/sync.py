@@ -20,9 +20,11 @@ from paho.mqtt.properties import Properties
 import parkgate_protocol as p
 from devservices import MosquittoInstance, wait_for
 from gate_agent.config import SyncConfig
-from gate_agent.domain import Direction, ReservationStatus
+from gate_agent.domain import Direction, EventKind, JournalEvent, ReservationStatus, StayKind
 from gate_agent.store import Store
 from gate_agent.sync import SyncClient
+from gate_agent.sync._dead_letters import DeadLetters
+from gate_agent.sync._feed import ReservationFeed
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -150,6 +152,37 @@ def sync_config(broker: MosquittoInstance, **overrides: object) -> SyncConfig:
     }
     values.update(overrides)
     return SyncConfig.model_validate(values)
+
+
+def feed_for(store: Store, cloud: FakeCloud, tmp_path: Path, **kw: Any) -> ReservationFeed:
+    """A reservation feed for ``cloud``'s lot that catches up from it over HTTP (no MQTT);
+    ``kw``: more :class:`ReservationFeed` arguments (``on_stay_paid``)."""
+    return ReservationFeed(
+        store,
+        cloud.lot_id,
+        DeadLetters(tmp_path / "dead.jsonl"),
+        cloud_url="http://cloud.test/api",
+        device_token=cloud.token,
+        transport=cloud.transport,
+        **kw,
+    )
+
+
+def car_inside(
+    store: Store, plate: str, stay: str, *, at: datetime, kind: StayKind, lot_id: str = "lot-1"
+) -> None:
+    """``plate`` entered at ``at`` on stay ``stay`` of ``kind``, as an entry lane journals it."""
+    event = JournalEvent(
+        lot_id=lot_id,
+        kind=EventKind.ENTRY,
+        direction=Direction.ENTRY,
+        lane_id="entry-1",
+        visit_id=stay,
+        stay_id=stay,
+        plate=plate,
+        occurred_at=at,
+    )
+    store.record_pass(event, presence="enter", stay_kind=kind)
 
 
 def start_sync(
