@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.dataset import load_samples
-from bench.lane import _booking, _filler
-from gate_agent.domain import Direction, EventKind, JournalEvent, LotRules, Reservation
+from bench.lane import _booking, _filler, make_lane
+from gate_agent.domain import Direction, EventKind, JournalEvent, Reservation
 from gate_agent.lane import Lane
 from gate_agent.passes import PassTracker
 from gate_agent.plates import normalise
@@ -92,19 +92,6 @@ def _checkpoint(db: Path) -> None:
     """A full checkpoint from this process (counted: it is the agent's own periodic work)."""
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-
-
-def _lane(store: Store, recognizer: Recognizer, direction: Direction) -> Lane:
-    return Lane(
-        lot_id="bench",
-        lane_id=direction.value,
-        direction=direction,
-        recognizer=recognizer,
-        tracker=PassTracker(),
-        store=store,
-        barrier=DryRunBarrier(pulse_seconds=0.05),
-        rules=LotRules(),
-    )
 
 
 STEPS = ("journal", "sent", "ack", "checkpoint")
@@ -209,7 +196,11 @@ def measure(
             store.upsert_reservations([*_filler(10_000), *bookings])
             if history:
                 _seed_history(store, history, CARS_INSIDE)
-            lanes = [_lane(store, recognizer, d) for d in (Direction.ENTRY, Direction.EXIT)]
+            barrier = DryRunBarrier(pulse_seconds=0.05)
+            lanes = [  # what the journal writes, not the code reader (it writes nothing)
+                make_lane(recognizer, store, barrier, d, read_codes=False)
+                for d in (Direction.ENTRY, Direction.EXIT)
+            ]
             _checkpoint(db)
             tally = Tally()
             size_before = db.stat().st_size
