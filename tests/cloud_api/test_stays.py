@@ -34,7 +34,14 @@ from cloud_api.settings import Settings
 from cloud_api.stays import Stay
 from cloud_api.visits import record_arrival, record_exit
 from devservices import World
-from parkgate_protocol import GateEvent, GateEventKind, encode, price_stay, topic
+from parkgate_protocol import (
+    MAX_PRICED_DAYS,
+    GateEvent,
+    GateEventKind,
+    encode,
+    price_stay,
+    topic,
+)
 from tests.support.cloud import T0, Clock, TestClient
 from tests.support.payments import pay_booking
 
@@ -272,6 +279,28 @@ def test_a_bill_later_exit_never_bills_more_than_the_clouds_price(
         amount_owed_cents=gate_said,
     )
     assert cloud.stay("v_1").amount_due_cents == min(gate_said, ours)
+
+
+def test_a_stay_the_cloud_cannot_price_is_flagged_and_owes_what_the_driver_was_told(
+    cloud: Cloud,
+) -> None:
+    """Over ten years (a clock or data error) the tariff refuses to price: the cloud cannot cap
+    the gate's amount, so the stay owes what the gate showed the driver, no more, and is flagged
+    for an operator; it is neither free nor priced by a guess."""
+    lot = cloud.world.lot_id
+    _drive_up(cloud, lot)
+    cloud.clock.advance(timedelta(days=MAX_PRICED_DAYS + 1))
+    outcome = cloud.event(
+        lot,
+        GateEventKind.EXIT,
+        reason="bill_later",
+        stay_id="v_1",
+        plate=PLATE,
+        amount_owed_cents=1234,
+    )
+    stay = cloud.stay("v_1")
+    assert outcome == "stored:stay_closed:owes:1234"
+    assert (stay.status, stay.amount_due_cents, stay.time_flag) == ("closed", 1234, "unpriceable")
 
 
 def test_a_permit_stay_owes_nothing_and_is_not_listed(cloud: Cloud) -> None:
